@@ -1,0 +1,60 @@
+# replyassets — `make demo`, `make test`, `make ui`. Everything runs from .venv, created on demand.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PYTHONUNBUFFERED := 1
+PYTEST_ARGS ?=
+
+.PHONY: demo test ui install bench sample clean-data chromium validate-defs
+
+install: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+
+# torch is pinned to 2.13.0 in pyproject.toml: pip takes the local CPU build.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+## Materialize the whole graph offline on the bundled sample and print where the report is.
+demo: install
+	$(PY) -m replyassets.demo
+
+## The Dagster UI (webserver + daemon) on 127.0.0.1:3000.
+ui: install
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+## Debian's chromium for the browser test (never a downloaded browser); skipped when it cannot be installed.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
+	      || echo "chromium could not be installed: the browser test will skip"; \
+	  else echo "chromium not installed and cannot install it: the browser test will skip"; fi; }
+
+## The whole test suite (what CI runs).
+test: install chromium
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+validate-defs: install
+	$(VENV)/bin/dagster definitions validate -m replyassets.definitions
+
+bench: install
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+sample: install
+	$(PY) scripts/make_sample.py
+
+## Remove generated data (the DuckDB file, models, adapters, reports) and the Dagster instance.
+clean-data:
+	rm -rf data/replyassets.duckdb data/replyassets.duckdb.wal data/models data/adapters data/reports data/runs data/exports $(DAGSTER_HOME)

@@ -1,0 +1,1 @@
+"""replyassets: Dagster platform for curated tweet-reply LoRA fine-tuning."""

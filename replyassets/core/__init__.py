@@ -1,0 +1,1 @@
+"""Pure logic. Nothing in this package imports Dagster."""

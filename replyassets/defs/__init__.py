@@ -1,0 +1,1 @@
+"""Dagster wiring, one module per stage."""

@@ -1,0 +1,172 @@
+"""Resources, chosen by profile (``REPLYASSETS_PROFILE=local|production``).
+
+Each resource is a thin configurable wrapper that builds a plain object from ``sources/``,
+``scorers/`` or ``judges/``; secrets come from environment variables through ``dg.EnvVar``
+and are never logged or stored.
+"""
+
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from replyassets.settings import Settings, get_settings
+
+
+class TweetSourceResource(dg.ConfigurableResource):
+    """Where tweets come from: ``replay`` (exports under the sample dir) or ``apify``."""
+
+    kind: str = "replay"
+    sample_dir: str = "data/sample"
+    apify_token: str | None = None
+    actor_id: str = "apidojo/tweet-scraper"
+    reply_actor_id: str | None = None
+    api_url: str | None = None
+    max_retries: int = 4
+    backoff_s: float = 2.0
+
+    def build(self):
+        if self.kind == "replay":
+            from replyassets.sources.replay import ReplaySource
+
+            return ReplaySource(Path(get_settings().paths.resolve(self.sample_dir)))
+        if self.kind == "apify":
+            from replyassets.sources.apify import ApifySource
+
+            if not self.apify_token:
+                raise dg.Failure(
+                    "The apify tweet source needs APIFY_API_TOKEN in the environment "
+                    "(export APIFY_API_TOKEN=... before starting Dagster)."
+                )
+            return ApifySource(
+                token=self.apify_token,
+                actor_id=self.actor_id,
+                reply_actor_id=self.reply_actor_id,
+                api_url=self.api_url,
+                max_retries=self.max_retries,
+                backoff_s=self.backoff_s,
+            )
+        raise dg.Failure(f"unknown tweet source kind {self.kind!r} (replay | apify)")
+
+
+@lru_cache(maxsize=1)
+def _language_scorer():
+    from replyassets.scorers.language import LanguageScorer
+
+    return LanguageScorer()
+
+
+class LanguageResource(dg.ConfigurableResource):
+    """English confidence with lingua (same in every profile)."""
+
+    def build(self):
+        return _language_scorer()
+
+
+class ToxicityResource(dg.ConfigurableResource):
+    """``profanity`` (alt-profanity-check, offline) or ``detoxify`` (production)."""
+
+    kind: str = "profanity"
+    detoxify_model_type: str = "original"
+    detoxify_checkpoint: str | None = None
+    detoxify_config_path: str | None = None
+    device: str = "cpu"
+
+    def build(self):
+        from replyassets.scorers.toxicity import make_toxicity_scorer
+
+        if self.kind == "detoxify":
+            return make_toxicity_scorer(
+                "detoxify",
+                model_type=self.detoxify_model_type,
+                checkpoint=self.detoxify_checkpoint,
+                huggingface_config_path=self.detoxify_config_path,
+                device=self.device,
+            )
+        return make_toxicity_scorer(self.kind)
+
+
+class EmbedderResource(dg.ConfigurableResource):
+    """Sentence-transformers embeddings; ``packaged:all-MiniLM-L6-v2`` needs no download."""
+
+    model: str = "packaged:all-MiniLM-L6-v2"
+    batch_size: int = 128
+    device: str = "cpu"
+
+    def build(self):
+        from replyassets.scorers.embeddings import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(self.model, batch_size=self.batch_size, device=self.device)
+
+
+class JudgeResource(dg.ConfigurableResource):
+    """``offline`` (deterministic, reference-based) or ``anthropic`` (Claude)."""
+
+    kind: str = "offline"
+    model: str = "claude-sonnet-4-5"
+    api_key: str | None = None
+    base_url: str | None = None
+    max_retries: int = 4
+    timeout_s: float = 60.0
+
+    def build(self, embedder=None):
+        if self.kind == "offline":
+            from replyassets.judges.offline import OfflineJudge
+
+            return OfflineJudge()
+        if self.kind == "anthropic":
+            from replyassets.judges.anthropic_judge import AnthropicJudge
+
+            if not self.api_key:
+                raise dg.Failure("The anthropic judge needs ANTHROPIC_API_KEY in the environment.")
+            return AnthropicJudge(
+                model=self.model,
+                api_key=self.api_key,
+                base_url=self.base_url,
+                max_retries=self.max_retries,
+                timeout=self.timeout_s,
+            )
+        raise dg.Failure(f"unknown judge kind {self.kind!r} (offline | anthropic)")
+
+
+def _io_manager(s: Settings):
+    from replyassets.defs.storage import ReplyAssetsDuckDBIOManager
+
+    return ReplyAssetsDuckDBIOManager(database=str(s.database_path), schema=s.paths.schema_name)
+
+
+def resources_for_profile(profile: str | None = None) -> dict[str, Any]:
+    s = get_settings(profile)
+    try:
+        from replyassets.defs.launchers import TrainingLauncher
+    except ImportError:  # pragma: no cover - during bootstrap only
+        TrainingLauncher = None
+    common = {
+        "io_manager": _io_manager(s),
+        "language": LanguageResource(),
+        "embedder": EmbedderResource(model=_packaged_or(s.dedup.embedding_model), batch_size=s.dedup.batch_size),
+    }
+    if s.profile == "production":
+        return {
+            **common,
+            "tweet_source": TweetSourceResource(kind="apify", apify_token=dg.EnvVar("APIFY_API_TOKEN")),
+            "toxicity": ToxicityResource(kind="detoxify"),
+            "judge": JudgeResource(
+                kind=s.evaluation.judge, model=s.evaluation.judge_model, api_key=dg.EnvVar("ANTHROPIC_API_KEY")
+            ),
+            **({"launcher": TrainingLauncher(kind=s.training.launcher)} if TrainingLauncher else {}),
+        }
+    return {
+        **common,
+        "tweet_source": TweetSourceResource(kind="replay", sample_dir=s.paths.sample_dir),
+        "toxicity": ToxicityResource(kind="profanity"),
+        "judge": JudgeResource(kind=s.evaluation.judge),
+        **({"launcher": TrainingLauncher(kind=s.training.launcher)} if TrainingLauncher else {}),
+    }
+
+
+def _packaged_or(model: str) -> str:
+    return model

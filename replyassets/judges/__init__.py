@@ -1,0 +1,1 @@
+"""Judges: anthropic and offline (no Dagster)."""

