@@ -143,6 +143,13 @@ class EvaluationSettings(_Model):
     min_improvement: float = 0.15
     perplexity_warn: float = 20.0
     forgetting_warn_ratio: float = 1.5
+    # evaluation (issue 6): the test behind the p < alpha criterion ("wilcoxon": paired scores)
+    primary_test: Literal["wilcoxon", "mannwhitney"] = "wilcoxon"
+    generation_batch_size: int = 8
+    judge_timeout_s: float = 60.0
+    judge_max_retries: int = 4
+    offline_tie_margin: float = 0.02
+    max_judge_error_fraction: float = 0.5
 
 
 class PathSettings(_Model):

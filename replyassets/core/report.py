@@ -1,0 +1,354 @@
+"""The evaluation report a person reads: report.md, report.html, report.json and PNG plots.
+
+``write_report(out_dir, stats, items, sanity, meta)`` writes every file atomically (a temporary
+file in the same folder, then ``os.replace``), plots first so a report never points at a missing
+image. All text under evaluation is escaped (HTML) or neutralised (markdown table cells), so a
+tweet cannot inject markup into the report.
+
+``stats`` is ``compute_stats(...)`` plus ``"verdict": verdict(...)`` (``summarize`` in
+core/stats.py builds both). ``meta`` is free-form and shown as the header table; the keys this
+module looks for: ``run_id``, ``base_model``, ``adapter_dir``, ``adapter_sha256``, ``judge_name``,
+``judge_model``, ``judge_prompt_version``, ``judge_offline`` (bool: the report then says the judge
+is offline and not an LLM), ``decoding`` (dict), ``human_agreement`` (dict from
+``human_eval.judge_human_agreement``), ``perplexity`` (dict), ``forgetting`` (dict).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+Block = tuple  # ("h1"|"h2"|"p"|"table"|"img"|"examples", ...)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if v != v:
+            return "n/a"
+        return f"{v:.{digits}f}" if abs(v) < 1e6 else f"{v:.3g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(fmt(x, digits) for x in v) + "]"
+    return str(v)
+
+
+def _ci(lo: Any, hi: Any) -> str:
+    return "n/a" if lo is None or hi is None else f"[{fmt(lo)}, {fmt(hi)}]"
+
+
+def _pass(p: Any) -> str:
+    return "n/a" if p is None else ("PASS" if p else "FAIL")
+
+
+# --------------------------------------------------------------------------- plots
+
+def _plots(out_dir: Path, stats: dict[str, Any], items: pd.DataFrame) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths: dict[str, Path] = {}
+
+    def save(fig: Any, name: str) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".png", dir=out_dir)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
+            os.replace(tmp, out_dir / name)
+        finally:
+            plt.close(fig)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        paths[name] = out_dir / name
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    vals = [stats.get("wins", 0), stats.get("ties", 0), stats.get("losses", 0)]
+    ax.bar(["adapter wins", "ties", "adapter loses"], vals, color=["#2a9d8f", "#adb5bd", "#e76f51"])
+    ax.set_ylabel("items")
+    ax.set_title("Pairwise outcomes (both orders)")
+    save(fig, "outcomes.png")
+
+    if len(items):
+        fig, ax = plt.subplots(figsize=(5, 3))
+        bins = [x + 0.5 for x in range(0, 11)]
+        for col, label, color in (("base_score", "base", "#264653"), ("adapter_score", "adapter", "#e9c46a")):
+            v = pd.to_numeric(items.get(col), errors="coerce").dropna()
+            if len(v):
+                ax.hist(v, bins=bins, alpha=0.6, label=label, color=color)
+        ax.set_xlabel("judge score (1-10)")
+        ax.set_ylabel("replies")
+        ax.legend()
+        ax.set_title("Score distributions")
+        save(fig, "scores.png")
+
+        fig, ax = plt.subplots(figsize=(5, 3))
+        for col, label, color in (("base_reply", "base", "#264653"), ("adapter_reply", "adapter", "#e9c46a"),
+                                  ("reference", "real reply", "#8d99ae")):
+            if col in items:
+                lens = items[col].fillna("").astype(str).str.len()
+                if len(lens) and (col != "reference" or lens.sum() > 0):
+                    ax.hist(lens, bins=20, alpha=0.5, label=label, color=color)
+        ax.set_xlabel("characters")
+        ax.set_ylabel("replies")
+        ax.legend()
+        ax.set_title("Reply lengths")
+        save(fig, "lengths.png")
+    return paths
+
+
+# --------------------------------------------------------------------------- content
+
+def _examples(items: pd.DataFrame, k: int) -> pd.DataFrame:
+    if not len(items):
+        return items
+    parts = []
+    for outcome, n in (("win", (k + 2) // 3), ("loss", (k + 2) // 3), ("tie", k), ("invalid", k)):
+        parts.append(items[items["outcome"] == outcome].head(n))
+    return pd.concat(parts).head(k)
+
+
+def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], meta: dict[str, Any],
+            plots: dict[str, Path], n_examples: int) -> list[Block]:
+    v = stats.get("verdict") or {}
+    offline = bool(meta.get("judge_offline"))
+    judge_label = (
+        f"{meta.get('judge_name', 'judge')} / {meta.get('judge_model', '?')} (prompt {meta.get('judge_prompt_version', '?')})"
+    )
+    b: list[Block] = [("h1", "Evaluation report: adapter vs base model")]
+    b.append(("p", f"Judge: {judge_label}, " + (
+        "OFFLINE: a deterministic reference-based similarity judge, not an LLM. Its numbers say how close "
+        "replies come to the real high-engagement replies; they are not a quality judgement by a model."
+        if offline else "online: an LLM judge through the Anthropic API, temperature 0, both orders.")))
+    head = [(k, fmt(meta[k]) if not isinstance(meta[k], dict) else json.dumps(meta[k], sort_keys=True))
+            for k in ("run_id", "base_model", "adapter_dir", "adapter_sha256", "judge_name", "judge_model",
+                      "judge_prompt_version", "judge_offline", "decoding", "generated_at") if k in meta]
+    if head:
+        b.append(("table", ["field", "value"], head))
+
+    b.append(("h2", f"Verdict: {v.get('label', 'n/a')}"))
+    b.append(("p", v.get("summary", "No verdict computed.")))
+    crit = v.get("criteria", {})
+    if crit:
+        b.append(("table", ["criterion", "value", "threshold", "result", "note"],
+                  [(k, fmt(c.get("value")), c.get("threshold", ""), _pass(c.get("passed")), c.get("note", ""))
+                   for k, c in crit.items()]))
+
+    b.append(("h2", "Pairwise judgement (position-swapped)"))
+    b.append(("table", ["measure", "value"], [
+        ("items judged (valid / invalid)", f"{stats.get('n_valid', 0)} / {stats.get('n_invalid', 0)}"),
+        ("adapter wins / ties / losses", f"{stats.get('wins', 0)} / {stats.get('ties', 0)} / {stats.get('losses', 0)}"),
+        ("win rate (ties count half)", fmt(stats.get("win_rate"))),
+        ("95 % bootstrap interval", _ci(stats.get("win_rate_ci_low"), stats.get("win_rate_ci_high"))),
+        ("length-controlled win rate", fmt(stats.get("lc_win_rate"))),
+        ("length coefficient (>0: longer preferred)", fmt(stats.get("lc_length_coef"))),
+        ("position-bias rate (verdict flipped with order)", fmt(stats.get("position_bias_rate"))),
+        ("flags", ", ".join(stats.get("flags", [])) or "none"),
+    ]))
+    if "outcomes.png" in plots:
+        b.append(("img", "outcomes.png", "pairwise outcomes"))
+
+    b.append(("h2", "Per-reply scores (1-10)"))
+    b.append(("table", ["measure", "base", "adapter"], [
+        ("mean", fmt(stats.get("base_score_mean")), fmt(stats.get("adapter_score_mean"))),
+        ("standard deviation", fmt(stats.get("base_score_std")), fmt(stats.get("adapter_score_std"))),
+    ]))
+    b.append(("table", ["test", "value"], [
+        ("scored pairs", fmt(stats.get("n_scored"))),
+        ("mean difference (adapter - base), 95 % CI",
+         f"{fmt(stats.get('score_diff_mean'))} {_ci(stats.get('score_diff_ci_low'), stats.get('score_diff_ci_high'))}"),
+        ("relative improvement", fmt(stats.get("relative_improvement"))),
+        ("Wilcoxon signed-rank: W, p", f"{fmt(stats.get('wilcoxon_stat'))}, {fmt(stats.get('wilcoxon_p'), 4)}"),
+        ("Mann-Whitney U: U, p", f"{fmt(stats.get('mannwhitney_u'))}, {fmt(stats.get('mannwhitney_p'), 4)}"),
+        ("Cohen's d, 95 % CI", f"{fmt(stats.get('cohens_d'))} {_ci(stats.get('cohens_d_ci_low'), stats.get('cohens_d_ci_high'))}"),
+        ("Cohen's dz (paired)", fmt(stats.get("cohens_dz"))),
+    ]))
+    if "scores.png" in plots:
+        b.append(("img", "scores.png", "score distributions"))
+
+    b.append(("h2", "Sanity tier"))
+    models = [m for m in ("base", "adapter", "reference") if isinstance(sanity.get(m), dict)]
+    if models:
+        keys = list(sanity[models[0]].keys())
+        b.append(("table", ["measure", *models], [(k, *[fmt(sanity[m].get(k)) for m in models]) for k in keys]))
+    for key in ("perplexity", "forgetting"):
+        d = sanity.get(key) or meta.get(key)
+        if isinstance(d, dict) and d:
+            b.append(("p", f"{key}:"))
+            b.append(("table", ["measure", "value"], [(k, fmt(x)) for k, x in d.items()]))
+    if "lengths.png" in plots:
+        b.append(("img", "lengths.png", "reply lengths"))
+
+    ha = meta.get("human_agreement")
+    b.append(("h2", "Human raters"))
+    if isinstance(ha, dict) and ha.get("n"):
+        b.append(("table", ["measure", "value"], [(k, fmt(x)) for k, x in ha.items() if not isinstance(x, dict)]))
+    else:
+        b.append(("p", "No human ratings imported yet (export a blinded sheet with human_eval.export_sheet)."))
+
+    b.append(("h2", "Cost"))
+    b.append(("table", ["measure", "value"], [
+        ("tokens (this run, cache hits excluded)", fmt(stats.get("total_tokens"))),
+        ("estimated cost, USD", fmt(stats.get("total_cost_usd"), 4)),
+    ]))
+
+    b.append(("h2", "Example replies"))
+    b.append(("examples", _examples(items, n_examples)))
+    return b
+
+
+def _md_cell(x: Any) -> str:
+    s = str(x).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", "<br>")
+    return html.escape(s, quote=False).replace("&lt;br&gt;", "<br>")
+
+
+def _render_md(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for blk in blocks:
+        kind = blk[0]
+        if kind == "h1":
+            out.append(f"# {_md_cell(blk[1])}\n")
+        elif kind == "h2":
+            out.append(f"## {_md_cell(blk[1])}\n")
+        elif kind == "p":
+            out.append(_md_cell(blk[1]) + "\n")
+        elif kind == "table":
+            headers, rows = blk[1], blk[2]
+            out.append("| " + " | ".join(_md_cell(h) for h in headers) + " |")
+            out.append("|" + "---|" * len(headers))
+            out.extend("| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows)
+            out.append("")
+        elif kind == "img":
+            out.append(f"![{blk[2]}]({blk[1]})\n")
+        elif kind == "examples":
+            ex = blk[1]
+            if not len(ex):
+                out.append("No items.\n")
+            for _, r in ex.iterrows():
+                out.append(f"### Item {_md_cell(r['item_id'])}: adapter {r['outcome']}\n")
+                out.append("| | text | score |\n|---|---|---|")
+                out.append(f"| tweet | {_md_cell(r.get('tweet', ''))} | |")
+                out.append(f"| base | {_md_cell(r.get('base_reply', ''))} | {fmt(r.get('base_score'), 2)} |")
+                out.append(f"| adapter | {_md_cell(r.get('adapter_reply', ''))} | {fmt(r.get('adapter_score'), 2)} |")
+                if r.get("reference"):
+                    out.append(f"| real reply | {_md_cell(r.get('reference', ''))} | |")
+                out.append("")
+    return "\n".join(out) + "\n"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:0.8em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.ex td{max-width:420px;white-space:pre-wrap;word-break:break-word}img{max-width:100%}"""
+
+
+def _render_html(blocks: list[Block]) -> str:
+    e = html.escape
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>Evaluation report</title>",
+           f"<style>{_CSS}</style></head><body>"]
+    for blk in blocks:
+        kind = blk[0]
+        if kind in ("h1", "h2"):
+            out.append(f"<{kind}>{e(str(blk[1]))}</{kind}>")
+        elif kind == "p":
+            out.append(f"<p>{e(str(blk[1]))}</p>")
+        elif kind == "table":
+            out.append("<table><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in blk[1]) + "</tr>")
+            out.extend("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in r) + "</tr>" for r in blk[2])
+            out.append("</table>")
+        elif kind == "img":
+            out.append(f"<p><img src='{e(blk[1])}' alt='{e(blk[2])}'></p>")
+        elif kind == "examples":
+            ex = blk[1]
+            if not len(ex):
+                out.append("<p>No items.</p>")
+            out.append("<table class='ex'><tr><th>item</th><th>tweet</th><th>base</th><th>adapter</th>"
+                       "<th>real reply</th><th>outcome</th><th>scores (base / adapter)</th></tr>")
+            for _, r in ex.iterrows():
+                out.append("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in (
+                    r["item_id"], r.get("tweet", ""), r.get("base_reply", ""), r.get("adapter_reply", ""),
+                    r.get("reference", ""), r["outcome"], f"{fmt(r.get('base_score'), 2)} / {fmt(r.get('adapter_score'), 2)}",
+                )) + "</tr>")
+            out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and x != x:
+        return None
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        try:
+            return _jsonable(x.item())
+        except (ValueError, AttributeError):
+            return str(x)
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)
+
+
+def write_report(out_dir: Path, stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any],
+                 meta: dict[str, Any], *, n_examples: int = 10) -> dict[str, Any]:
+    """Write report.md, report.html, report.json and plots under ``out_dir``; return their paths.
+
+    Returns ``{"dir", "markdown", "html", "json", "plots": {name: path}}`` (paths as str)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = {**meta, "generated_at": meta.get("generated_at") or datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")}
+    items = items if items is not None else pd.DataFrame(columns=["item_id", "outcome"])
+    plots = _plots(out_dir, stats, items)
+    blocks = _blocks(stats, items, sanity or {}, meta, plots, n_examples)
+    md, htm, js = out_dir / "report.md", out_dir / "report.html", out_dir / "report.json"
+    _atomic_write(js, json.dumps(_jsonable({"stats": stats, "sanity": sanity, "meta": meta}), indent=2,
+                                 sort_keys=True, allow_nan=False).encode())
+    _atomic_write(md, _render_md(blocks).encode("utf-8", "replace"))
+    _atomic_write(htm, _render_html(blocks).encode("utf-8", "replace"))
+    return {"dir": str(out_dir), "markdown": str(md), "html": str(htm), "json": str(js),
+            "plots": {k: str(v) for k, v in plots.items()}}
+
+
+def ui_metadata(stats: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Flat key numbers for the Dagster UI (plain str/int/float/bool; None where not computable)."""
+    v = stats.get("verdict") or {}
+    meta = meta or {}
+    keys = ("n_items", "n_valid", "n_invalid", "wins", "ties", "losses", "win_rate", "win_rate_ci_low",
+            "win_rate_ci_high", "lc_win_rate", "position_bias_rate", "base_score_mean", "adapter_score_mean",
+            "relative_improvement", "wilcoxon_p", "mannwhitney_p", "cohens_d", "cohens_d_ci_low",
+            "cohens_d_ci_high", "total_tokens", "total_cost_usd", "insufficient_data")
+    out: dict[str, Any] = {k: stats.get(k) for k in keys}
+    out["verdict"] = v.get("label")
+    out["verdict_passed"] = bool(v.get("passed", False))
+    out["verdict_summary"] = v.get("summary")
+    out["criteria_passed"] = f"{v.get('criteria_passed', 0)}/{v.get('criteria_total', 0)}"
+    out["flags"] = ", ".join(stats.get("flags", []))
+    judge_offline = bool(meta.get("judge_offline"))
+    out["judge"] = f"{meta.get('judge_name', '?')} ({'offline' if judge_offline else 'online'}) {meta.get('judge_model', '')}".strip()
+    return out
