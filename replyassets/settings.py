@@ -65,6 +65,13 @@ class ValidationSettings(_Model):
     handle_placeholder: str = "@user"
     contact_policy: Literal["reject", "mask"] = "reject"
     rejection_rate_alarm: float = 0.9
+    # Language scorer (scorers/language.py): prior odds that a reply under an English
+    # tweet is English, and the fewest letters lingua needs before a score is trusted.
+    english_prior: float = 0.9
+    min_lang_letters: int = 10
+    # Added to the built-in lists in core/validate.py (whole words / phrases, case-insensitive).
+    extra_spam_keywords: tuple[str, ...] = ()
+    extra_generic_phrases: tuple[str, ...] = ()
 
 
 class DedupSettings(_Model):

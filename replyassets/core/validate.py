@@ -1,0 +1,374 @@
+"""The validation rule engine for normalized pairs (pure pandas, no Dagster).
+
+``validate_pairs`` keeps every input row and records each rule's verdict, so rejected rows
+stay queryable with all their reasons. Rule codes (``rule_<code>`` columns, True = passed,
+and the comma-separated ``reasons``, in this order):
+
+- ``missing_fields``  reply_id, reply, tweet and reply_likes are present (not null/empty)
+- ``length``          min_chars <= len(reply_clean) <= max_chars (Unicode code points)
+- ``url``             no URL in the raw reply and ``has_urls`` is not True
+- ``engagement``      reply_likes >= min_likes
+- ``language``        lang_confidence > min_lang_confidence (scorers/language.py)
+- ``toxicity``        toxicity < max_toxicity (the toxicity scorer given)
+- ``spam``            no spam/crypto keyword (SPAM_KEYWORDS + settings.extra_spam_keywords),
+                      matched case-insensitively as whole words/phrases on the cleaned reply:
+                      "gm" trips, "algorithm", "gmail", "series", "serious" never do
+- ``meaningful_words`` at least min_meaningful_words unique words that are not stop words
+                      (scikit-learn's English list + informal fillers), 2+ letters,
+                      placeholders (@user, [email], [phone]) excluded
+- ``generic``         generic_ratio < max_generic_ratio, where generic_ratio = words inside
+                      generic phrases (GENERIC_PHRASES + extra) / all words of reply_clean
+- ``personal_data``   no e-mail address or phone number in the raw reply; fails only when
+                      contact_policy == "reject" (with "mask" the masked text is kept)
+
+Decisions: lingua and the toxicity model score every row (unique cleaned replies only), so
+every row stores both scores and the distributions cover the whole partition. The
+seed's single keyword "revolution" is replaced by the phrase "revolution is the power of
+change" (the bot text it came from): "the AI revolution" is ordinary tech talk. "100x" and
+"1000x" trip only when not followed by a comparison ("100x faster" is ordinary tech talk).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from replyassets.core import clean as _clean
+from replyassets.core.columns import PAIR_COLUMNS
+
+RULES: tuple[str, ...] = (
+    "missing_fields", "length", "url", "engagement", "language", "toxicity", "spam",
+    "meaningful_words", "generic", "personal_data",
+)
+
+# Columns validate_pairs adds after PAIR_COLUMNS, with their dtypes.
+VALIDATION_COLUMNS: dict[str, str] = {
+    "tweet_clean": "string",
+    "reply_clean": "string",
+    "reply_chars": "int64",
+    "lang_confidence": "float64",
+    "toxicity": "float64",
+    "meaningful_words": "int64",
+    "generic_ratio": "float64",
+    **{f"rule_{code}": "bool" for code in RULES},
+    "valid": "bool",
+    "reasons": "string",
+}
+
+SPAM_KEYWORDS: tuple[str, ...] = (
+    # seed list (crypto engagement farming)
+    "gm", "gn", "ser", "fren", "frens", "wagmi", "ngmi", "gmi", "degen", "degens", "wen", "anon",
+    "stay locked in", "onchain", "on-chain", "revolution is the power of change",
+    # crypto / pump
+    "lfg", "hodl", "airdrop", "airdrops", "presale", "pre-sale", "whitelist spot", "mint now",
+    "to the moon", "wen moon", "wen lambo", "pump it", "next gem", "100x gem", "memecoin",
+    "memecoins", "shitcoin", "shitcoins", "bullish af", "not financial advice", "nfa", "dyor",
+    "crypto signals", "trading signals",
+    # engagement farming / solicitation
+    "giveaway", "giveaways", "dm me", "dm for", "check my bio", "link in bio", "check my profile",
+    "follow back", "follow for follow", "f4f", "follow me for more", "like and retweet", "rt and follow",
+    "join my telegram", "telegram group", "whatsapp me", "passive income", "make money online",
+    "earn daily", "send me a dm",
+)
+# "100x"/"1000x" as hype, not as a measured comparison ("100x faster").
+_HYPE_MULTIPLIER = (
+    r"\b(?:100|1000|10000)x\b(?!\s+(?:faster|slower|better|worse|cheaper|more|less|bigger|"
+    r"smaller|larger|speed|speedup|improvement|fewer|higher|lower|quicker|easier|harder))"
+)
+
+GENERIC_PHRASES: tuple[str, ...] = (
+    "congratulations", "congrats", "love this", "love it", "love that", "loved this",
+    "thanks for sharing", "thank you for sharing", "thanks for this", "thank you for this",
+    "great post", "great thread", "great read", "great point", "great job", "great work",
+    "great stuff", "great insight", "great insights", "nice post", "nice thread", "nice one",
+    "so true", "this is so true", "this is amazing", "this is awesome", "this is great",
+    "this is gold", "this is fire", "this is the way", "amazing", "awesome", "well said",
+    "well done", "well put", "spot on", "nailed it", "couldn't agree more", "could not agree more",
+    "totally agree", "i agree", "agreed", "absolutely", "exactly", "facts", "100%", "so good",
+    "keep it up", "keep up the great work", "keep up the good work", "good luck", "needed this",
+    "needed to hear this", "mind blown", "game changer", "interesting", "wow", "nice", "cool",
+    "incredible", "fantastic", "brilliant", "impressive", "inspiring", "thank you", "thanks",
+)
+
+_INFORMAL_STOP = frozenset(
+    """im ive id ill youre youve youll hes shes theyre weve dont doesnt didnt cant couldnt wont
+    wouldnt shouldnt isnt arent wasnt werent its thats theres whats lets u ur ya yeah yes yep ok
+    okay lol lmao haha just like really gonna wanna gotta got get gets also oh hey hi pls please
+    tbh imo ngl idk bc cuz thing things lot way""".split()
+)
+
+
+# scikit-learn's list holds content words that matter in tech replies: not stop words here.
+_CONTENT_WORDS = frozenset(
+    """system computer serious fire bill interest find thick thin cry call describe detail empty
+    fill front full give mill move name part put show side top found amount bottom sincere
+    hundred keep made see con de""".split()
+)
+
+
+def _stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return (frozenset(ENGLISH_STOP_WORDS) - _CONTENT_WORDS) | _INFORMAL_STOP
+
+
+STOP_WORDS = _stop_words()
+
+
+def _phrase_pattern(phrases: Iterable[str]) -> str:
+    parts = []
+    for p in sorted({p.strip().lower() for p in phrases if p and p.strip()}, key=len, reverse=True):
+        body = r"\s+".join(re.escape(w) for w in p.split())
+        left = r"(?<!\w)" if p[0].isalnum() or p[0] == "_" else ""
+        right = r"(?![\w])" if p[-1].isalnum() or p[-1] == "_" else ""
+        parts.append(left + body + right)
+    return "|".join(parts) if parts else r"(?!x)x"
+
+
+def spam_regex(extra: Iterable[str] = ()) -> re.Pattern:
+    return re.compile(
+        "(?:" + _phrase_pattern((*SPAM_KEYWORDS, *extra)) + "|" + _HYPE_MULTIPLIER + ")",
+        re.IGNORECASE,
+    )
+
+
+def generic_regex(extra: Iterable[str] = ()) -> re.Pattern:
+    return re.compile(_phrase_pattern((*GENERIC_PHRASES, *extra)), re.IGNORECASE)
+
+
+_WORD_RE = re.compile(r"[^\W_](?:[\w'’-]*[^\W_])?")   # words for counting (generic ratio)
+_TOKEN_RE = re.compile(r"[^\W\d_][^\W_]*(?:['’][^\W\d_]+)?")  # words starting with a letter
+_PLACEHOLDERS_RE = re.compile(r"\[(?:email|phone)\]")
+
+
+def _meaningful_count(texts: pd.Series, placeholder: str) -> np.ndarray:
+    stop = STOP_WORDS
+    out = np.zeros(len(texts), dtype=np.int64)
+    ph = placeholder.lower()
+    for i, text in enumerate(texts):
+        if not text:
+            continue
+        low = text.lower()
+        if ph and ph in low:
+            low = low.replace(ph, " ")
+        if "[" in low:
+            low = _PLACEHOLDERS_RE.sub(" ", low)
+        words = {w.replace("'", "").replace("’", "") for w in _TOKEN_RE.findall(low)}
+        out[i] = sum(1 for w in words if len(w) >= 2 and w not in stop)
+    return out
+
+
+def _as_str_series(s: pd.Series) -> pd.Series:
+    return s.astype(object).where(s.notna(), None)
+
+
+def coerce_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Every PAIR_COLUMN present, in order, with the contract's dtype (missing -> null).
+
+    Integer columns holding nulls become nullable ``Int64``; such rows fail
+    ``missing_fields`` when the field is required.
+    """
+    out = pd.DataFrame(index=pairs.index)
+    for col, dtype in PAIR_COLUMNS.items():
+        if col in pairs.columns:
+            s = pairs[col]
+        else:
+            s = pd.Series([None] * len(pairs), index=pairs.index, dtype=object)
+        if dtype == "string":
+            s = s.astype(object).where(s.notna(), None)
+            s = s.map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype("string")
+        elif dtype in ("int64", "Int64"):
+            s = pd.to_numeric(s, errors="coerce")
+            s = s.astype("Int64") if s.isna().any() or dtype == "Int64" else s.astype("int64")
+        elif dtype == "bool":
+            s = s.astype("boolean") if s.isna().any() else s.astype(bool)
+        elif dtype.startswith("datetime64"):
+            if not pd.api.types.is_datetime64_any_dtype(s):
+                s = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
+            if getattr(s.dt, "tz", None) is not None:
+                s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+            s = s.astype("datetime64[ns]")
+        out[col] = s
+    return out
+
+
+def clean_pairs(pairs: pd.DataFrame, settings) -> pd.DataFrame:
+    """``coerce_pairs`` plus ``tweet_clean`` and ``reply_clean`` (core/clean.py)."""
+    frame = coerce_pairs(pairs)
+    frame["tweet_clean"] = pd.Series(
+        [_clean.clean_text(t, settings) for t in _as_str_series(frame["tweet"])],
+        index=frame.index, dtype="string",
+    )
+    frame["reply_clean"] = pd.Series(
+        [_clean.clean_text(t, settings) for t in _as_str_series(frame["reply"])],
+        index=frame.index, dtype="string",
+    )
+    return frame
+
+
+def apply_rules(
+    frame: pd.DataFrame,
+    settings,
+    lang_confidence: np.ndarray | pd.Series,
+    toxicity: np.ndarray | pd.Series,
+) -> pd.DataFrame:
+    """Rule verdicts for a frame from ``clean_pairs`` given the model scores (no inference)."""
+    n = len(frame)
+    out = frame.copy()
+    out["lang_confidence"] = np.asarray(lang_confidence, dtype=np.float64).reshape(n)
+    out["toxicity"] = np.asarray(toxicity, dtype=np.float64).reshape(n)
+    raw = out["reply"].fillna("").astype(str)
+    text = out["reply_clean"].fillna("").astype(str)
+    chars = text.str.len().to_numpy(dtype=np.int64)
+    out["reply_chars"] = chars
+
+    likes = pd.to_numeric(out["reply_likes"], errors="coerce")
+    required_ok = (
+        out["reply_id"].notna() & out["reply_id"].fillna("").astype(str).str.strip().ne("")
+        & out["reply"].notna() & raw.str.strip().ne("")
+        & out["tweet"].notna()
+        & likes.notna()
+    ).to_numpy(dtype=bool)
+
+    has_urls = out["has_urls"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    email = raw.str.contains(_clean.EMAIL_RE, regex=True).to_numpy(dtype=bool)
+    url_found = raw.str.contains(_clean.URL_RE, regex=True).to_numpy(dtype=bool)
+    recheck = np.flatnonzero(url_found & email)  # "a@example.com" is contact data, not a URL
+    if len(recheck):
+        url_found[recheck] = [_clean.has_url(_clean.EMAIL_RE.sub(" ", t)) for t in raw.iloc[recheck]]
+    url_ok = ~(has_urls | url_found)
+    maybe_phone = raw.str.contains(_clean.PHONE_RE, regex=True).to_numpy(dtype=bool)
+    phone = np.zeros(n, dtype=bool)
+    if maybe_phone.any():
+        idx = np.flatnonzero(maybe_phone)
+        phone[idx] = [_clean.has_phone(t) for t in raw.iloc[idx]]
+    contact = email | phone
+    personal_ok = ~contact if settings.contact_policy == "reject" else np.ones(n, dtype=bool)
+
+    spam_ok = ~text.str.contains(spam_regex(settings.extra_spam_keywords), regex=True).to_numpy(dtype=bool)
+
+    total_words = text.str.count(_WORD_RE).to_numpy(dtype=np.int64)
+    gre = generic_regex(settings.extra_generic_phrases)
+    non_generic = text.str.replace(gre, " ", regex=True).str.count(_WORD_RE).to_numpy(dtype=np.int64)
+    generic_words = np.clip(total_words - non_generic, 0, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(total_words > 0, generic_words / np.maximum(total_words, 1), 0.0)
+    out["generic_ratio"] = ratio.astype(np.float64)
+    meaningful = _meaningful_count(text, settings.handle_placeholder)
+    out["meaningful_words"] = meaningful
+
+    verdicts = {
+        "missing_fields": required_ok,
+        "length": (chars >= settings.min_chars) & (chars <= settings.max_chars),
+        "url": url_ok,
+        "engagement": (likes >= settings.min_likes).fillna(False).to_numpy(dtype=bool),
+        "language": np.nan_to_num(out["lang_confidence"].to_numpy(), nan=0.0) > settings.min_lang_confidence,
+        "toxicity": np.nan_to_num(out["toxicity"].to_numpy(), nan=1.0) < settings.max_toxicity,
+        "spam": spam_ok,
+        "meaningful_words": meaningful >= settings.min_meaningful_words,
+        "generic": ratio < settings.max_generic_ratio,
+        "personal_data": personal_ok,
+    }
+    valid = np.ones(n, dtype=bool)
+    reasons = np.full(n, "", dtype=object)
+    for code in RULES:
+        ok = np.asarray(verdicts[code], dtype=bool)
+        out[f"rule_{code}"] = ok
+        valid &= ok
+        reasons = reasons + np.where(ok, "", code + ",").astype(object)
+    out["valid"] = valid
+    out["reasons"] = pd.Series(reasons, index=out.index, dtype="string").str.rstrip(",")
+    return out[list(PAIR_COLUMNS) + list(VALIDATION_COLUMNS)]
+
+
+def score_unique(texts: pd.Series, fn) -> np.ndarray:
+    """Call ``fn`` once per unique text and map the scores back to every row."""
+    values = texts.fillna("").astype(str)
+    codes, uniques = pd.factorize(values, sort=False)
+    if len(uniques) == 0:
+        return np.zeros(len(values), dtype=np.float64)
+    scores = np.asarray(fn(list(uniques)), dtype=np.float64)
+    if scores.shape != (len(uniques),):
+        raise ValueError(f"scorer returned shape {scores.shape} for {len(uniques)} texts")
+    return scores[codes]
+
+
+def validate_pairs(pairs: pd.DataFrame, settings, language, toxicity) -> pd.DataFrame:
+    """All input rows: PAIR_COLUMNS + VALIDATION_COLUMNS (see the module docstring).
+
+    ``settings``: ValidationSettings; ``language``: a LanguageScorer (``english_confidence``);
+    ``toxicity``: a ToxicityScorer (``score``). Both score the cleaned reply.
+    """
+    if not isinstance(pairs, pd.DataFrame):
+        raise TypeError(f"validate_pairs expects a pandas DataFrame, got {type(pairs).__name__}")
+    frame = clean_pairs(pairs.reset_index(drop=True), settings)
+    lang = score_unique(frame["reply_clean"], language.english_confidence)
+    tox = score_unique(frame["reply_clean"], toxicity.score)
+    return apply_rules(frame, settings, lang, tox)
+
+
+# ----------------------------------------------------------------------------- reporting
+
+
+def _funnel_of(df: pd.DataFrame) -> dict:
+    n = int(len(df))
+    valid = int(df["valid"].sum()) if n else 0
+    by_rule = {code: int((~df[f"rule_{code}"]).sum()) for code in RULES}
+    fails = np.column_stack([~df[f"rule_{c}"].to_numpy(dtype=bool) for c in RULES]) if n else np.zeros((0, len(RULES)), bool)
+    only = fails.sum(axis=1) == 1 if n else np.zeros(0, bool)
+    only_by_rule = {code: int((fails[:, i] & only).sum()) for i, code in enumerate(RULES)}
+    return {
+        "rows_in": n,
+        "valid": valid,
+        "rejected": n - valid,
+        "pass_rate": round(valid / n, 4) if n else 0.0,
+        "rejected_by_rule": by_rule,
+        "rejected_only_by_rule": only_by_rule,
+    }
+
+
+def validation_funnel(df: pd.DataFrame) -> dict:
+    """Rows in, valid, rejected (per rule: every failure, and rows failing that rule alone),
+    overall and per ``query`` partition; plain JSON-able numbers."""
+    result = _funnel_of(df)
+    per_query = {}
+    if len(df):
+        for q, part in df.groupby(df["query"].fillna("<none>").astype(str), sort=True):
+            per_query[q] = _funnel_of(part)
+    result["by_query"] = per_query
+    return result
+
+
+def _hist(values: np.ndarray, edges: np.ndarray) -> dict:
+    values = values[~np.isnan(values)]
+    counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)
+    summary = {}
+    if len(values):
+        q = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
+        summary = {"mean": float(values.mean()), "p05": float(q[0]), "p25": float(q[1]),
+                   "median": float(q[2]), "p75": float(q[3]), "p95": float(q[4])}
+    return {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts],
+            "n": int(len(values)), **summary}
+
+
+def distributions(df: pd.DataFrame) -> dict:
+    """Histograms (bin edges + counts + quantiles) of reply length (characters of the
+    cleaned reply, 10-char bins to 300, longer clipped into the last bin), toxicity and
+    language confidence (0.05 bins on [0, 1]), over all rows and over valid rows."""
+    chars = df["reply_chars"].to_numpy(dtype=np.float64) if len(df) else np.zeros(0)
+    tox = df["toxicity"].to_numpy(dtype=np.float64) if len(df) else np.zeros(0)
+    lang = df["lang_confidence"].to_numpy(dtype=np.float64) if len(df) else np.zeros(0)
+    valid = df["valid"].to_numpy(dtype=bool) if len(df) else np.zeros(0, bool)
+    len_edges = np.arange(0, 310, 10, dtype=np.float64)
+    unit = np.linspace(0.0, 1.0, 21)
+    return {
+        "length": _hist(chars, len_edges),
+        "toxicity": _hist(tox, unit),
+        "lang_confidence": _hist(lang, unit),
+        "valid_length": _hist(chars[valid], len_edges),
+        "valid_toxicity": _hist(tox[valid], unit),
+        "valid_lang_confidence": _hist(lang[valid], unit),
+    }
