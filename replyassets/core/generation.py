@@ -222,3 +222,8 @@ def general_texts() -> tuple[str, ...]:
     return tuple(r["text"] for r in rows)
 
 
+
+
+def load_general_texts() -> list[str]:
+    """The shipped general-English sentences (forgetting check), as a list."""
+    return list(general_texts())

@@ -135,10 +135,11 @@ def _examples(items: pd.DataFrame, k: int) -> pd.DataFrame:
 
 def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], meta: dict[str, Any],
             plots: dict[str, Path], n_examples: int) -> list[Block]:
-    v = stats.get("verdict") or {}
+    v = stats.get("verdict") or meta.get("verdict") or {}
     offline = bool(meta.get("judge_offline"))
     judge_label = (
-        f"{meta.get('judge_name', 'judge')} / {meta.get('judge_model', '?')} (prompt {meta.get('judge_prompt_version', '?')})"
+        f"{meta.get('judge_name', meta.get('judge', 'judge'))} / {meta.get('judge_model', '?')}"
+        f" (prompt {meta.get('judge_prompt_version', '?')})"
     )
     b: list[Block] = [("h1", "Evaluation report: adapter vs base model")]
     b.append(("p", f"Judge: {judge_label}, " + (
@@ -146,8 +147,9 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
         "replies come to the real high-engagement replies; they are not a quality judgement by a model."
         if offline else "online: an LLM judge through the Anthropic API, temperature 0, both orders.")))
     head = [(k, fmt(meta[k]) if not isinstance(meta[k], dict) else json.dumps(meta[k], sort_keys=True))
-            for k in ("run_id", "base_model", "adapter_dir", "adapter_sha256", "judge_name", "judge_model",
-                      "judge_prompt_version", "judge_offline", "decoding", "generated_at") if k in meta]
+            for k in ("run_id", "profile", "base_model", "adapter_dir", "adapter_path", "adapter_sha256",
+                      "curated_set_hash", "judge", "judge_name", "judge_model", "judge_prompt_version",
+                      "judge_offline", "decoding", "test_tweets", "generated_at") if k in meta]
     if head:
         b.append(("table", ["field", "value"], head))
 
@@ -196,7 +198,9 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
     if models:
         keys = list(sanity[models[0]].keys())
         b.append(("table", ["measure", *models], [(k, *[fmt(sanity[m].get(k)) for m in models]) for k in keys]))
-    for key in ("perplexity", "forgetting"):
+    extra = [k for k in sanity if k not in ("base", "adapter", "reference")]
+    extra += [k for k in ("perplexity", "forgetting") if k in meta and k not in extra]
+    for key in extra:
         d = sanity.get(key) or meta.get(key)
         if isinstance(d, dict) and d:
             b.append(("p", f"{key}:"))
@@ -319,7 +323,9 @@ def write_report(out_dir: Path, stats: dict[str, Any], items: pd.DataFrame, sani
                  meta: dict[str, Any], *, n_examples: int = 10) -> dict[str, Any]:
     """Write report.md, report.html, report.json and plots under ``out_dir``; return their paths.
 
-    Returns ``{"dir", "markdown", "html", "json", "plots": {name: path}}`` (paths as str)."""
+    Returns ``{"dir", "markdown"|"report_md", "html"|"report_html", "json"|"report_json",
+    "plots": {name: path}}`` (paths as str). The verdict is read from ``stats["verdict"]`` or
+    ``meta["verdict"]``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {**meta, "generated_at": meta.get("generated_at") or datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")}
@@ -332,13 +338,14 @@ def write_report(out_dir: Path, stats: dict[str, Any], items: pd.DataFrame, sani
     _atomic_write(md, _render_md(blocks).encode("utf-8", "replace"))
     _atomic_write(htm, _render_html(blocks).encode("utf-8", "replace"))
     return {"dir": str(out_dir), "markdown": str(md), "html": str(htm), "json": str(js),
+            "report_md": str(md), "report_html": str(htm), "report_json": str(js),
             "plots": {k: str(v) for k, v in plots.items()}}
 
 
 def ui_metadata(stats: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Flat key numbers for the Dagster UI (plain str/int/float/bool; None where not computable)."""
-    v = stats.get("verdict") or {}
     meta = meta or {}
+    v = stats.get("verdict") or meta.get("verdict") or {}
     keys = ("n_items", "n_valid", "n_invalid", "wins", "ties", "losses", "win_rate", "win_rate_ci_low",
             "win_rate_ci_high", "lc_win_rate", "position_bias_rate", "base_score_mean", "adapter_score_mean",
             "relative_improvement", "wilcoxon_p", "mannwhitney_p", "cohens_d", "cohens_d_ci_low",
@@ -350,5 +357,5 @@ def ui_metadata(stats: dict[str, Any], meta: dict[str, Any] | None = None) -> di
     out["criteria_passed"] = f"{v.get('criteria_passed', 0)}/{v.get('criteria_total', 0)}"
     out["flags"] = ", ".join(stats.get("flags", []))
     judge_offline = bool(meta.get("judge_offline"))
-    out["judge"] = f"{meta.get('judge_name', '?')} ({'offline' if judge_offline else 'online'}) {meta.get('judge_model', '')}".strip()
+    out["judge"] = f"{meta.get('judge_name', meta.get('judge', '?'))} ({'offline' if judge_offline else 'online'}) {meta.get('judge_model', '')}".strip()
     return out

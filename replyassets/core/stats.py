@@ -257,7 +257,7 @@ def verdict(stats: dict[str, Any], settings: EvaluationSettings | None = None) -
         failed = [k for k, c in criteria.items() if not c["passed"]]
         label = "not shown better"
         summary = f"No claim of improvement: {n_pass} of {len(results)} criteria pass (failed: {', '.join(failed)})."
-    return {"passed": passed, "label": label, "insufficient_data": insufficient,
+    return {"passed": passed, "success": passed, "label": label, "insufficient_data": insufficient,
             "criteria_passed": n_pass, "criteria_total": len(results), "criteria": criteria, "summary": summary}
 
 

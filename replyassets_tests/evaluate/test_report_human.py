@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import csv
+import json
+
+import pandas as pd
+import pytest
+
+from replyassets.core.human_eval import export_sheet, import_ratings, judge_human_agreement
+from replyassets.core.judging import judge_pairs
+from replyassets.core.report import ui_metadata, write_report
+from replyassets.core.stats import sanity_stats, summarize
+from replyassets.judges.offline import OfflineJudge
+from replyassets.settings import EvaluationSettings
+
+XSS = "<script>alert('x')</script> | pipes | and\nnewlines"
+
+
+def judged_items(n=8):
+    items = []
+    for i in range(n):
+        items.append({
+            "item_id": f"r{i}", "tweet": f"Tweet number {i} about shipping software on Fridays. {XSS if i == 0 else ''}",
+            "reference": "Ship on Fridays only with good tests and a rollback button.",
+            "base_reply": "ok" if i % 2 else "Fridays are fine with tests and rollback.",
+            "adapter_reply": "Ship on Fridays with good tests and a rollback button, sure." if i % 3 else "nah",
+        })
+    return judge_pairs(OfflineJudge(), items, cache=None, concurrency=2)
+
+
+def test_report_files(tmp_path):
+    df = judged_items()
+    s = EvaluationSettings(bootstrap_resamples=300)
+    stats = summarize(df, s)
+    sanity = sanity_stats(df["base_reply"].tolist(), df["adapter_reply"].tolist(), df["reference"].tolist())
+    sanity["perplexity_test"] = {"base": 12.5, "adapter": 9.1}
+    meta = {"run_id": "run-1", "base_model": "tiny", "judge_name": "offline-reference-judge",
+            "judge_model": "offline-lexical", "judge_offline": True, "decoding": {"temperature": 0.7}}
+    paths = write_report(tmp_path / "rep", stats, df, sanity, meta)
+    md = open(paths["markdown"], encoding="utf-8").read()
+    html = open(paths["report_html"], encoding="utf-8").read()
+    assert paths["report_md"] == paths["markdown"]
+    assert "OFFLINE" in md and "OFFLINE" in html
+    assert stats["verdict"]["label"] in md and stats["verdict"]["summary"] in html
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<script>" not in md
+    assert "perplexity_test" in md and "Example replies" in md
+    for name, p in paths["plots"].items():
+        assert open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n", name
+        assert name in md and name in html
+    data = json.load(open(paths["json"]))
+    assert data["stats"]["n_items"] == 8
+    assert not [p for p in (tmp_path / "rep").iterdir() if p.name.startswith(".")]  # no temp files left
+    md_meta = ui_metadata(stats, meta)
+    assert md_meta["verdict"] == stats["verdict"]["label"] and "offline" in md_meta["judge"]
+    # degenerate input still writes a report
+    empty = summarize(df.iloc[0:0], s)
+    p2 = write_report(tmp_path / "empty", empty, df.iloc[0:0], sanity_stats([], []), {"judge_offline": False})
+    assert "insufficient data" in open(p2["markdown"]).read()
+
+
+def test_human_eval_round_trip(tmp_path):
+    df = judged_items(10)
+    out = export_sheet(df, tmp_path, seed=3)
+    sheet = pd.read_csv(out["sheet"], dtype=str, keep_default_na=False)
+    key = pd.read_csv(out["key"], dtype=str)
+    assert list(sheet.columns) == ["pair_id", "tweet", "reply_1", "reply_2", "preferred", "rater_id", "comment"]
+    assert "item_id" not in sheet.columns and not sheet.apply(lambda c: c.str.contains("adapter")).any().any()
+    assert set(key["reply_1_source"]) == {"adapter", "base"}  # order randomised
+    assert export_sheet(df, tmp_path / "again", seed=3)["n"] == 10
+    assert pd.read_csv(tmp_path / "again" / "human_eval_sheet.csv", dtype=str).equals(pd.read_csv(out["sheet"], dtype=str))
+
+    # a rater who agrees with the judge everywhere
+    judge_by_item = dict(zip(df["item_id"], df["outcome"]))
+    k = key.set_index("pair_id")
+    rows = []
+    for _, r in sheet.iterrows():
+        o = judge_by_item[k.loc[r["pair_id"], "item_id"]]
+        adapter_pos = "1" if k.loc[r["pair_id"], "reply_1_source"] == "adapter" else "2"
+        base_pos = "2" if adapter_pos == "1" else "1"
+        rows.append({**r, "rater_id": "alice", "preferred": {"win": adapter_pos, "loss": base_pos, "tie": "tie"}[o]})
+    bad = [
+        {"pair_id": "p-unknown", "preferred": "1", "rater_id": "alice"},
+        {"pair_id": rows[0]["pair_id"], "preferred": "maybe", "rater_id": "bob"},
+        {"pair_id": rows[1]["pair_id"], "preferred": "", "rater_id": "bob"},
+        {**rows[2]},  # duplicate of alice's rating
+    ]
+    filled = tmp_path / "filled.csv"
+    pd.DataFrame(rows + bad).to_csv(filled, index=False, quoting=csv.QUOTE_ALL)
+    ratings, problems = import_ratings(filled, out["key"])
+    assert len(ratings) == 10
+    assert sorted(problems["reason"]) == sorted(["unknown_pair_id", "invalid_preferred:maybe", "missing_rating", "duplicate_rating"])
+    agree = judge_human_agreement(df, ratings)
+    assert agree["percent_agreement"] == 1.0 and agree["n"] == 10 and agree["n_raters"] == 1
+    assert agree["cohens_kappa"] in (1.0, None)
+
+    with pytest.raises(ValueError, match="pair_id"):
+        bad_file = tmp_path / "bad.csv"
+        bad_file.write_text("a,b\n1,2\n")
+        import_ratings(bad_file, out["key"])
+
+
+def test_kappa_matches_sklearn():
+    sklearn = pytest.importorskip("sklearn.metrics")
+    from replyassets.core.human_eval import cohens_kappa
+
+    a = ["win", "win", "tie", "loss", "loss", "win", "tie", "win"]
+    b = ["win", "tie", "tie", "loss", "win", "win", "loss", "win"]
+    assert cohens_kappa(a, b) == pytest.approx(sklearn.cohen_kappa_score(a, b))
+    assert cohens_kappa(["win"] * 3, ["win"] * 3) is None
+    judge = pd.DataFrame({"item_id": [str(i) for i in range(8)], "outcome": a})
+    ratings = pd.DataFrame({"item_id": [str(i) for i in range(8)], "human_outcome": b, "rater_id": "r"})
+    agree = judge_human_agreement(judge, ratings)
+    assert agree["percent_agreement"] == pytest.approx(5 / 8)
+    assert agree["cohens_kappa"] == pytest.approx(sklearn.cohen_kappa_score(a, b))
