@@ -382,8 +382,8 @@ def _card_markdown(card: dict[str, Any], files: dict[str, dict[str, Any]]) -> st
         "# replyassets curated set",
         "",
         f"- content hash: `{card['content_hash']}`",
-        f"- pairs: {card['rows']} (train {card['splits'].get('train', 0)}, eval {card['splits'].get('eval', 0)}, "
-        f"test {card['splits'].get('test', 0)})",
+        (f"- pairs: {card['rows']} (train {card['splits'].get('train', 0)}, eval {card['splits'].get('eval', 0)}, "
+        f"test {card['splits'].get('test', 0)})"),
         f"- unique tweets: {card['unique_tweets']}; unique reply authors: {card['unique_authors']}",
         "- review status: " + ", ".join(f"{k} {v}" for k, v in card["review_status"].items()),
         f"- review policy: {card['settings']['review_policy']}; seed: {card['settings']['seed']}",

@@ -10,6 +10,7 @@ blocking flag); :func:`run_curated_checks` runs them all. No Dagster import here
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, (np.floating,)):
         return None if np.isnan(v) else round(float(v), 6)
     if isinstance(v, float):
-        return None if v != v else round(v, 6)
+        return None if math.isnan(v) else round(v, 6)
     if isinstance(v, (np.bool_,)):
         return bool(v)
     if isinstance(v, pd.Timestamp):
@@ -375,7 +376,7 @@ def run_curated_checks(
                 results[name] = spec.fn(df, settings, embeddings=embeddings, embed=embed)
             else:
                 results[name] = spec.fn(df, settings)
-        except Exception as exc:  # a check must report, never crash the asset
+        except Exception as exc:  # noqa: BLE001  (a check must report, never crash the asset)
             results[name] = CheckOutcome(False, f"check raised {type(exc).__name__}: {exc}", {"error": str(exc)[:500]})
     return results
 

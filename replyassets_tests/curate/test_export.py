@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,7 @@ def test_export_files_hashes_and_card(tmp_path, curated):
     assert set(res["files"]) == names
     assert sorted(p.name for p in (tmp_path / "set").iterdir()) == sorted(names)  # no temp files left
     for f in res["files"].values():
-        assert hashlib.sha256(open(f["path"], "rb").read()).hexdigest() == f["sha256"]
+        assert hashlib.sha256(Path(f["path"]).read_bytes()).hexdigest() == f["sha256"]
     total = 0
     for split in ("train", "eval", "test"):
         lines = (tmp_path / "set" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
