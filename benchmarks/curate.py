@@ -18,10 +18,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from replyassets.core.curate import curate, export_training_files  # noqa: E402
-from replyassets.core.quality_checks import CURATED_CHECKS, check_no_semantic_duplicates, run_curated_checks  # noqa: E402
-from replyassets.settings import CurationSettings, Settings  # noqa: E402
-from replyassets_tests.curate.data import make_deduped  # noqa: E402
+from replyassets.core.curate import curate, export_training_files
+from replyassets.core.quality_checks import (
+    CURATED_CHECKS,
+    check_no_semantic_duplicates,
+    run_curated_checks,
+)
+from replyassets.settings import CurationSettings, Settings
+from replyassets_tests.curate.data import make_deduped
 
 
 def seed_loop_max_similarity(emb: np.ndarray, threshold: float) -> int:
