@@ -1,0 +1,478 @@
+"""One normalizer for every tweet export shape the project reads.
+
+Supported shapes (see NOTES.md, "Scraper export shapes"):
+
+* apidojo tweet-scraper: camelCase, nested ``author{userName, followers}``
+* legacy apify/twitter-scraper: snake_case (``full_text``, ``favorite_count``), nested
+  ``user{screen_name, followers_count}``, often no ``lang``
+* twitterapi.io items: the apidojo shape plus ``quoted_tweet`` / ``retweeted_tweet``;
+  webhook payloads wrap items as ``{"tweets": [...]}`` (see :func:`unwrap_items`)
+* twscrape ``Tweet.json()``: ``id`` (int), ``id_str``, ``rawContent``, ``date``,
+  ``user{username, followersCount}``, ``inReplyToTweetId``, ``links``, ``media{photos,...}``
+* the project's own normalized pair rows (``PAIR_COLUMNS``): :func:`unwrap_items` splits
+  each row into a tweet record and a reply record
+* the tweet record itself (the output of :func:`normalize_item`), so normalizing is idempotent
+
+:func:`normalize_item` never raises: whatever the input, it returns ``(record, [])`` or
+``(None, reasons)`` with rule codes such as ``missing_id``, ``bad_created_at``,
+``bad_like_count``, ``missing_text``, ``not_an_object``.
+
+The tweet record (:data:`RECORD_FIELDS`)::
+
+    id, text, author, author_followers, likes, retweets, created_at (naive UTC datetime),
+    conversation_id, in_reply_to_id, is_retweet, is_quote, is_reply, has_media, has_urls,
+    lang, format
+
+Dates accepted: Twitter's ``Thu Oct 02 07:11:55 +0000 2025``, RFC 2822
+(``Thu, 02 Oct 2025 07:11:55 +0000``), ISO 8601 with ``Z`` or an offset (with or without
+fractions; a naive ISO string is taken as UTC), twscrape's ``2024-03-16 10:51:31+00:00``,
+``datetime`` objects, and epoch seconds as int/float/numeric string (values above 1e11 are
+taken as epoch milliseconds). Dates before 2006 or after 2100 are ``bad_created_at``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Iterator
+
+RECORD_FIELDS: tuple[str, ...] = (
+    "id", "text", "author", "author_followers", "likes", "retweets", "created_at",
+    "conversation_id", "in_reply_to_id", "is_retweet", "is_quote", "is_reply",
+    "has_media", "has_urls", "lang", "format",
+)
+
+MAX_TEXT_CHARS = 50_000
+MAX_COUNT = 10**12
+_MIN_DATE = datetime(2006, 1, 1)
+_MAX_DATE = datetime(2100, 1, 1)
+_EPOCH = datetime(1970, 1, 1)
+
+_ID_RE = re.compile(r"^[A-Za-z0-9_:\-]{1,64}$")
+_DIGITS_RE = re.compile(r"^\s*\+?\d{1,19}\s*$")
+_NUMBER_RE = re.compile(r"^\s*\d{1,13}(?:\.\d+)?\s*$")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_URL_RE = re.compile(r"https?://|www\.[a-z0-9-]+\.[a-z]", re.IGNORECASE)
+_LANG_RE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})?$")
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+# Field-name variants, in order of preference.
+_ID_KEYS = ("id_str", "idStr", "rest_id", "id", "tweet_id", "tweetId")
+_TEXT_KEYS = ("fullText", "full_text", "rawContent", "text", "content")
+_DATE_KEYS = ("createdAt", "created_at", "date", "timestamp", "created")
+_LIKE_KEYS = ("likeCount", "favorite_count", "favoriteCount", "likes", "like_count", "favorites")
+_RT_KEYS = ("retweetCount", "retweet_count", "retweets")
+_CONV_KEYS = ("conversationIdStr", "conversationId", "conversation_id_str", "conversation_id")
+_REPLY_TO_KEYS = ("inReplyToTweetIdStr", "inReplyToTweetId", "inReplyToId", "inReplyToStatusId",
+                  "in_reply_to_status_id_str", "in_reply_to_status_id", "in_reply_to_id")
+_USER_KEYS = ("author", "user", "core_user")
+_HANDLE_KEYS = ("userName", "username", "screen_name", "screenName", "handle", "name")
+_FOLLOWER_KEYS = ("followers", "followersCount", "followers_count", "followerCount")
+_TOP_HANDLE_KEYS = ("username", "screen_name", "userName", "author_username")
+_TOP_FOLLOWER_KEYS = ("author_followers", "followers_count", "followersCount", "user_followers")
+
+_PAIR_MARK = ("tweet_id", "reply_id")
+
+
+def _get(item: dict, keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        v = item.get(k)
+        if v is not None:
+            return v
+    return None
+
+
+def parse_id(value: Any) -> str | None:
+    """An id as a string, or None when it is not a plausible id (bools/floats rejected:
+    a float cannot hold a tweet id exactly)."""
+    if isinstance(value, str):
+        v = value.strip()
+        return v if _ID_RE.match(v) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value) if value >= 0 else None
+    return None
+
+
+def parse_count(value: Any) -> int | None:
+    """A non-negative integer count (ints, integral floats, numeric strings); else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value <= MAX_COUNT else None
+    if isinstance(value, float):
+        if value.is_integer() and 0 <= value <= MAX_COUNT:
+            return int(value)
+        return None
+    if isinstance(value, str) and len(value) <= 24:
+        v = value.strip().replace(",", "").replace("_", "")
+        if v.isdigit() and v.isascii():
+            n = int(v)
+            return n if n <= MAX_COUNT else None
+    return None
+
+
+def _check_range(dt: datetime) -> datetime | None:
+    return dt if _MIN_DATE <= dt < _MAX_DATE else None
+
+
+def _from_epoch(x: float) -> datetime | None:
+    if x != x or x < 0:  # NaN or negative
+        return None
+    if x > 1e11:  # epoch milliseconds
+        x = x / 1000.0
+    if x > 4.2e9:
+        return None
+    return _check_range(_EPOCH + timedelta(seconds=x))
+
+
+def _aware_to_naive(dt: datetime) -> datetime:
+    off = dt.utcoffset()
+    if off is None:
+        return dt
+    return (dt - off).replace(tzinfo=None)
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """A naive UTC datetime from any supported representation, or None."""
+    try:
+        if isinstance(value, datetime):
+            return _check_range(_aware_to_naive(value))
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, (int, float)):
+            return _from_epoch(float(value))
+        if not isinstance(value, str) or len(value) > 64:
+            return None
+        s = value.strip()
+        if not s:
+            return None
+        c = s[0]
+        if c.isdigit():
+            if len(s) >= 10 and s[4] == "-":
+                # ISO 8601 / twscrape. Python 3.11 fromisoformat handles Z, offsets, fractions.
+                return _check_range(_aware_to_naive(datetime.fromisoformat(s)))
+            if _NUMBER_RE.match(s):
+                return _from_epoch(float(s))
+            return None
+        # Twitter's "Thu Oct 02 07:11:55 +0000 2025": parsed by hand (strptime is slow).
+        parts = s.split(" ")
+        if len(parts) == 6 and len(parts[4]) == 5 and parts[4][0] in "+-":
+            month = _MONTHS.get(parts[1])
+            hms = parts[3].split(":")
+            if month is not None and len(hms) == 3:
+                off = parts[4]
+                sign = 1 if off[0] == "+" else -1
+                minutes = sign * (int(off[1:3]) * 60 + int(off[3:5]))
+                dt = datetime(int(parts[5]), month, int(parts[2]), int(hms[0]), int(hms[1]), int(hms[2]))
+                return _check_range(dt - timedelta(minutes=minutes))
+        # Real RFC 2822 ("Thu, 02 Oct 2025 07:11:55 +0000").
+        dt = parsedate_to_datetime(s)
+        return _check_range(_aware_to_naive(dt)) if dt is not None else None
+    except (ValueError, TypeError, OverflowError, IndexError):
+        return None
+
+
+def _flag(value: Any) -> bool | None:
+    """True/False for bool-like values, None for anything else."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return bool(value) if value in (0, 1) else None
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in ("true", "1", "yes"):
+            return True
+        if v in ("false", "0", "no", ""):
+            return False
+    return None
+
+
+def _nonempty(value: Any) -> bool:
+    """A list/dict/str that holds something (media entries, url entities, links)."""
+    if isinstance(value, (list, tuple)):
+        return len(value) > 0
+    if isinstance(value, dict):
+        return any(_nonempty(v) for v in value.values()) if value else False
+    if isinstance(value, str):
+        return bool(value.strip())
+    return False
+
+
+def _has_media(item: dict) -> bool:
+    media = item.get("media")
+    if media is not None and not isinstance(media, (bool, int, float)) and _nonempty(media):
+        return True
+    for key in ("entities", "extendedEntities", "extended_entities"):
+        ent = item.get(key)
+        if isinstance(ent, dict) and _nonempty(ent.get("media")):
+            return True
+    for key in ("photos", "videos", "animated"):
+        if _nonempty(item.get(key)):
+            return True
+    return False
+
+
+def _has_url_entities(item: dict) -> bool:
+    for key in ("entities", "extendedEntities", "extended_entities"):
+        ent = item.get(key)
+        if isinstance(ent, dict) and _nonempty(ent.get("urls")):
+            return True
+    return _nonempty(item.get("links")) or _nonempty(item.get("urls"))
+
+
+def _clean_text(value: Any) -> tuple[str | None, str | None]:
+    """(text, None) or (None, reason)."""
+    if value is None:
+        return None, "missing_text"
+    if not isinstance(value, str):
+        return None, "bad_text"
+    if len(value) > MAX_TEXT_CHARS:
+        return None, "text_too_long"
+    if _SURROGATE_RE.search(value):
+        return None, "bad_text"  # lone surrogates cannot be stored as UTF-8
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if "&" in value:
+        value = html.unescape(value)  # Twitter APIs return &amp; &lt; &gt;
+    if not value.strip():
+        return None, "empty_text"
+    return value, None
+
+
+def _user_fields(item: dict) -> tuple[Any, Any]:
+    """(handle, followers) raw values from a nested user object or top-level fields."""
+    for key in _USER_KEYS:
+        user = item.get(key)
+        if isinstance(user, dict):
+            legacy = user.get("legacy")  # GraphQL-style {"legacy": {...}}
+            if isinstance(legacy, dict) and not any(k in user for k in _HANDLE_KEYS):
+                user = legacy
+            return _get(user, _HANDLE_KEYS), _get(user, _FOLLOWER_KEYS)
+        if isinstance(user, str) and key == "author":  # the record shape: author is the handle
+            return user, _get(item, _TOP_FOLLOWER_KEYS)
+    return _get(item, _TOP_HANDLE_KEYS), _get(item, _TOP_FOLLOWER_KEYS)
+
+
+_FORMATS = ("apidojo", "legacy", "twitterapi", "twscrape", "record")
+
+
+def _is_record(item: dict) -> bool:
+    return "has_media" in item and "has_urls" in item and "is_reply" in item
+
+
+def _detect_format(item: dict) -> str:
+    if _is_record(item):
+        fmt = item.get("format")
+        return fmt if fmt in _FORMATS else "record"
+    if "rawContent" in item or ("date" in item and isinstance(item.get("user"), dict)):
+        return "twscrape"
+    if "full_text" in item or "favorite_count" in item or "created_at" in item:
+        return "legacy"
+    author = item.get("author")
+    if "quoted_tweet" in item or "retweeted_tweet" in item or (isinstance(author, dict) and "profile_bio" in author):
+        return "twitterapi"
+    return "apidojo"
+
+
+def normalize_item(item: Any, *, source: str = "") -> tuple[dict[str, Any] | None, list[str]]:
+    """Normalize one raw item into a tweet record. Never raises.
+
+    Returns ``(record, [])`` or ``(None, reasons)``; ``source`` is only used for the
+    record's provenance and may be empty.
+    """
+    try:
+        return _normalize(item)
+    except RecursionError:
+        return None, ["malformed_item"]
+    except Exception:  # noqa: BLE001 - the contract: hostile input never escapes as an exception
+        return None, ["malformed_item"]
+
+
+def _normalize(item: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    if not isinstance(item, dict):
+        return None, ["not_an_object"]
+    err = item.get("_replay_error")
+    if err is not None:
+        return None, [str(err) if isinstance(err, str) and _ID_RE.match(err) else "unreadable_item"]
+
+    reasons: list[str] = []
+
+    raw_id = _get(item, _ID_KEYS)
+    tid = parse_id(raw_id)
+    if tid is None:
+        reasons.append("missing_id" if raw_id is None else "bad_id")
+
+    text, why = _clean_text(_get(item, _TEXT_KEYS))
+    if why:
+        reasons.append(why)
+
+    raw_date = _get(item, _DATE_KEYS)
+    created = parse_datetime(raw_date) if raw_date is not None else None
+    if created is None:
+        reasons.append("missing_created_at" if raw_date is None else "bad_created_at")
+
+    raw_likes = _get(item, _LIKE_KEYS)
+    likes = parse_count(raw_likes)
+    if likes is None:
+        reasons.append("missing_like_count" if raw_likes is None else "bad_like_count")
+
+    raw_rts = _get(item, _RT_KEYS)
+    retweets = parse_count(raw_rts)
+    if retweets is None:
+        reasons.append("missing_retweet_count" if raw_rts is None else "bad_retweet_count")
+
+    raw_handle, raw_followers = _user_fields(item)
+    author = None
+    if raw_handle is not None:
+        if isinstance(raw_handle, str) and 0 < len(raw_handle.strip()) <= 64 and not _SURROGATE_RE.search(raw_handle):
+            author = raw_handle.strip().lstrip("@")
+        else:
+            reasons.append("bad_author")
+    followers = None
+    if raw_followers is not None:
+        followers = parse_count(raw_followers)
+        if followers is None:
+            reasons.append("bad_followers")
+
+    conv = None
+    raw_conv = _get(item, _CONV_KEYS)
+    if raw_conv is not None:
+        conv = parse_id(raw_conv)
+        if conv is None:
+            reasons.append("bad_conversation_id")
+    reply_to = None
+    raw_reply_to = _get(item, _REPLY_TO_KEYS)
+    if raw_reply_to is not None and raw_reply_to != "":
+        reply_to = parse_id(raw_reply_to)
+        if reply_to is None:
+            reasons.append("bad_in_reply_to_id")
+
+    lang = None
+    raw_lang = item.get("lang")
+    if raw_lang is not None and raw_lang != "":
+        if isinstance(raw_lang, str) and _LANG_RE.match(raw_lang.strip().lower()):
+            lang = raw_lang.strip().lower()
+        else:
+            reasons.append("bad_lang")
+
+    if reasons:
+        return None, reasons
+
+    fmt = _detect_format(item)
+    is_retweet = bool(
+        _flag(_get(item, ("isRetweet", "is_retweet", "retweeted")))
+        or _nonempty(_get(item, ("retweeted_tweet", "retweetedTweet", "retweeted_status", "retweet")))
+        or text.startswith("RT @")
+    )
+    is_quote = bool(
+        _flag(_get(item, ("isQuote", "is_quote", "is_quote_status")))
+        or _nonempty(_get(item, ("quoted_tweet", "quotedTweet", "quoted_status", "quote")))
+    )
+    reply_flag = _flag(_get(item, ("isReply", "is_reply")))
+    is_reply = bool(reply_flag) or (reply_to is not None and reply_to != tid)
+
+    if _is_record(item):
+        has_media = bool(_flag(item.get("has_media")))
+        has_urls = bool(_flag(item.get("has_urls"))) or _URL_RE.search(text) is not None
+    else:
+        has_media = _has_media(item)
+        has_urls = _has_url_entities(item) or _URL_RE.search(text) is not None
+
+    return {
+        "id": tid,
+        "text": text,
+        "author": author,
+        "author_followers": followers,
+        "likes": likes,
+        "retweets": retweets,
+        "created_at": created,
+        "conversation_id": conv,
+        "in_reply_to_id": reply_to,
+        "is_retweet": is_retweet,
+        "is_quote": is_quote,
+        "is_reply": is_reply,
+        "has_media": has_media,
+        "has_urls": has_urls,
+        "lang": lang,
+        "format": fmt,
+    }, []
+
+
+# --------------------------------------------------------------------------- containers
+
+
+def is_pair_row(item: Any) -> bool:
+    return isinstance(item, dict) and all(k in item for k in _PAIR_MARK)
+
+
+def split_pair_row(row: dict) -> tuple[dict, dict]:
+    """A normalized pair row (PAIR_COLUMNS) as (tweet record input, reply record input)."""
+    tweet = {
+        "format": "record",
+        "id": row.get("tweet_id"),
+        "text": row.get("tweet"),
+        "author": row.get("tweet_author"),
+        "author_followers": row.get("tweet_author_followers"),
+        "likes": row.get("tweet_likes"),
+        "retweets": row.get("tweet_retweets"),
+        "created_at": row.get("tweet_created_at"),
+        "conversation_id": row.get("tweet_id"),
+        "is_reply": False,
+        # A pair row does not say whether the tweet had media/urls; tweets are not filtered on them.
+        "has_media": False,
+        "has_urls": False,
+    }
+    reply = {
+        "format": "record",
+        "id": row.get("reply_id"),
+        "text": row.get("reply"),
+        "author": row.get("reply_author"),
+        "author_followers": row.get("reply_author_followers"),
+        "likes": row.get("reply_likes"),
+        "retweets": row.get("reply_retweets"),
+        "created_at": row.get("reply_created_at"),
+        "conversation_id": row.get("tweet_id"),
+        "in_reply_to_id": row.get("tweet_id"),
+        "is_reply": True,
+        "has_media": row.get("has_media"),
+        "has_urls": row.get("has_urls"),
+        "lang": row.get("lang"),
+    }
+    return tweet, reply
+
+
+_WRAPPER_KEYS = ("tweets", "items", "data", "results")
+
+
+def unwrap_items(doc: Any) -> Iterator[Any]:
+    """Yield raw items from a parsed document: a list, a webhook wrapper
+    ``{"tweets": [...]}`` (also ``items``/``data``/``results``), or a single item.
+    Pair rows are split into a tweet item and a reply item. Non-dict entries are yielded
+    as they are (the normalizer rejects them with ``not_an_object``)."""
+    if isinstance(doc, list):
+        for entry in doc:
+            yield from _unwrap_one(entry, depth=1)
+    else:
+        yield from _unwrap_one(doc, depth=0)
+
+
+def _unwrap_one(entry: Any, depth: int) -> Iterator[Any]:
+    if isinstance(entry, dict):
+        if is_pair_row(entry):
+            yield from split_pair_row(entry)
+            return
+        if depth < 2:
+            for key in _WRAPPER_KEYS:
+                inner = entry.get(key)
+                if isinstance(inner, list) and not _looks_like_tweet(entry):
+                    for sub in inner:
+                        yield from _unwrap_one(sub, depth + 1)
+                    return
+    yield entry
+
+
+def _looks_like_tweet(d: dict) -> bool:
+    return any(k in d for k in _TEXT_KEYS) and any(k in d for k in _ID_KEYS)
