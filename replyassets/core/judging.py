@@ -233,7 +233,9 @@ def judge_pairs(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge") as pool:
         rows = list(pool.map(lambda it: judge_item(judge, it, cache), items))
     df = pd.DataFrame(rows, columns=ITEM_COLUMNS)
-    api_failed = df["error"].str.contains("api_error", regex=False).sum()
+    # transport faults (retries exhausted, or an HTTP body that is not a Messages API reply),
+    # as opposed to a model answer that broke the verdict contract
+    api_failed = int(df["error"].str.contains("api_error|malformed_response", regex=True).sum())
     if len(df) and api_failed / len(df) > max_error_fraction:
         raise JudgingFailed(
             f"{api_failed} of {len(df)} items failed with API errors after retries "
