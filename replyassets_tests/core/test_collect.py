@@ -1,0 +1,233 @@
+"""collect_partition: the contract of its frames, the funnel, dedup by reply id, resume."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from replyassets.core.checkpoint import SEARCH_KEY, DuckDBCheckpointStore, InMemoryCheckpointStore
+from replyassets.core.collect import collect_partition
+from replyassets.core.columns import PAIR_COLUMNS, REJECTION_COLUMNS, split_reasons
+from replyassets.settings import PROJECT_ROOT, CollectionSettings, QuerySpec, load_queries
+from replyassets.sources.base import SourceError, TweetSource
+from replyassets.sources.replay import ReplaySource
+
+from .shapes import T0, apidojo, conversation, legacy, twscrape, write_json, write_jsonl
+
+S = CollectionSettings()
+COLLECTED = datetime(2025, 10, 10, 12, 0, 0)
+
+
+class FailingAfter:
+    """A real TweetSource that stops working after ``n`` fetch_replies calls (a crash, a quota)."""
+
+    def __init__(self, inner: TweetSource, n: int) -> None:
+        self.inner, self.n, self.name = inner, n, inner.name
+        self.fetched: list[str] = []
+        self.searches = 0
+
+    def search_tweets(self, query, settings):
+        self.searches += 1
+        return self.inner.search_tweets(query, settings)
+
+    def fetch_replies(self, query, tweet, settings):
+        if len(self.fetched) >= self.n:
+            raise SourceError(f"query {query.name!r}: simulated outage")
+        self.fetched.append(tweet["id"])
+        return self.inner.fetch_replies(query, tweet, settings)
+
+    def estimated_cost_usd(self):
+        return 0.01 * len(self.fetched)
+
+    def stats(self):
+        return {"fetched": len(self.fetched)}
+
+
+def assert_contract(res):
+    assert list(res.pairs.columns) == list(PAIR_COLUMNS)
+    assert {c: str(t) for c, t in res.pairs.dtypes.items()} == PAIR_COLUMNS
+    assert list(res.rejections.columns) == list(REJECTION_COLUMNS)
+    assert {c: str(t) for c, t in res.rejections.dtypes.items()} == REJECTION_COLUMNS
+    assert res.pairs["reply_id"].is_unique
+    assert not res.rejections["reasons"].isna().any() and (res.rejections["reasons"] != "").all()
+
+
+@pytest.fixture
+def world(tmp_path):
+    """Six tweets x four replies in each of three shapes, plus noise, in three files."""
+    items = conversation("apidojo", id_base=1_000_000)
+    write_json(tmp_path / "a.json", items)
+    write_jsonl(tmp_path / "b.jsonl", conversation("legacy", id_base=2_000_000))
+    write_jsonl(tmp_path / "c.jsonl", conversation("twscrape", id_base=3_000_000))
+    q = QuerySpec(name="topic", text="anything", replay=["a.json", "b.jsonl", "c.jsonl"])
+    return tmp_path, q
+
+
+def test_collect_all_formats(world):
+    root, q = world
+    res = collect_partition(q, ReplaySource(root), S, collected_at=COLLECTED)
+    assert_contract(res)
+    assert len(res.pairs) == 3 * 6 * 4 and len(res.rejections) == 0
+    assert res.pairs["tweet_id"].nunique() == 18
+    assert (res.pairs["reply_time_diff_seconds"] >= 1800).all()
+    assert (res.pairs["collected_at"] == pd.Timestamp(COLLECTED)).all()
+    assert set(res.pairs["query"]) == {"topic"} and set(res.pairs["source"]) == {"replay"}
+    assert res.pairs["tweet_author_followers"].notna().all() and res.pairs["lang"].isna().sum() == 24  # legacy
+    f = res.funnel
+    assert f["tweet_items_in"] == 18 and f["tweets_kept"] == 18 and f["pairs_kept"] == 72
+    assert f["items_in"] == 18 + 72 and f["fetched_tweets"] == 18 and f["resumed_tweets"] == 0
+    assert res.fetched_tweets == 18 and res.cost_usd == 0.0
+
+
+def test_rejections_keep_every_reason(tmp_path):
+    t = apidojo(10, "source tweet", likes=500)
+    items = [
+        t,
+        apidojo(11, "retweeted tweet", isRetweet=True, likes=50),                 # 2 tweet reasons
+        apidojo(12, "x" * 5, parent=10, likes=0, followers=50, at=T0 + timedelta(seconds=5)),  # 4 reply reasons
+        apidojo(13, "A perfectly fine reply with more than thirty chars.", parent=10, at=T0 + timedelta(hours=1)),
+        apidojo(14, "Has a link https://example.com in it, long enough text", parent=10, at=T0 + timedelta(hours=2)),
+        {"id": "15", "text": "no date", "likeCount": 3, "retweetCount": 0},  # normalize: missing_created_at
+        None,
+    ]
+    write_json(tmp_path / "f.json", items)
+    res = collect_partition(QuerySpec(name="q", text="t", replay=["f.json"]), ReplaySource(tmp_path), S,
+                            collected_at=COLLECTED)
+    assert_contract(res)
+    assert list(res.pairs["reply_id"]) == ["13"]
+    rej = {(r.item_id if r.item_id is not pd.NA else None): (r.stage, split_reasons(r.reasons))
+           for r in res.rejections.itertuples()}
+    assert rej["11"] == ("tweet_filter", ["likes_below_min", "is_retweet"])
+    assert rej["12"] == ("reply_filter", ["likes_below_min", "followers_below_min", "too_early", "too_short"])
+    assert rej["14"] == ("reply_filter", ["has_urls"])
+    assert rej["15"] == ("normalize", ["missing_created_at"])
+    assert rej[None] == ("normalize", ["not_an_object"])
+    assert res.funnel["rejected_by_reason"]["likes_below_min"] == 2
+    assert res.funnel["rejected"] == 5 and res.funnel["pairs_kept"] == 1
+    assert res.rejections.loc[res.rejections["item_id"] == "12", "tweet_id"].iloc[0] == "10"
+
+
+def test_pairs_unique_by_reply_id(tmp_path):
+    t = apidojo(10, "source tweet")
+    r = apidojo(11, "The same reply exported twice, long enough to pass.", parent=10, at=T0 + timedelta(hours=1))
+    write_json(tmp_path / "a.json", [t, r, r])
+    write_jsonl(tmp_path / "b.jsonl", [legacy(11, r["text"], parent=10, at=T0 + timedelta(hours=1)), t])
+    res = collect_partition(QuerySpec(name="q", text="t", replay=["a.json", "b.jsonl"]), ReplaySource(tmp_path), S)
+    assert list(res.pairs["reply_id"]) == ["11"]
+    reasons = res.rejections["reasons"].tolist()
+    assert reasons.count("duplicate_reply_id") == 2 and reasons.count("duplicate_tweet_id") == 1
+
+
+def test_author_cap_in_collection(tmp_path):
+    items = [apidojo(10, "source tweet")]
+    for i in range(14):
+        items.append(apidojo(100 + i, f"Reply {i} from the same prolific author, long enough text.",
+                             author="prolific", likes=5 + i, parent=10, at=T0 + timedelta(hours=1, minutes=i)))
+    write_json(tmp_path / "f.json", items)
+    res = collect_partition(QuerySpec(name="q", text="t", replay=["f.json"]), ReplaySource(tmp_path), S)
+    assert len(res.pairs) == 10 and sorted(res.pairs["reply_likes"]) == list(range(9, 19))
+    assert (res.rejections["reasons"] == "author_cap").sum() == 4
+    assert res.funnel["rejected_by_reason"] == {"author_cap": 4}
+
+
+def test_query_overrides_apply(tmp_path):
+    write_json(tmp_path / "f.json", [apidojo(10, "source tweet", likes=100)])
+    q = QuerySpec(name="q", text="t", replay=["f.json"], overrides={"tweet_min_likes": 50})
+    res = collect_partition(q, ReplaySource(tmp_path), S)
+    assert res.funnel["tweets_kept"] == 1
+
+
+def test_source_returning_garbage_is_a_clear_error(tmp_path):
+    class Bad:
+        name = "bad"
+
+        def search_tweets(self, query, settings):
+            return {"not": "a list"}
+
+        def fetch_replies(self, query, tweet, settings):
+            return []
+
+        def estimated_cost_usd(self):
+            return 0.0
+
+        def stats(self):
+            return {}
+
+    with pytest.raises(SourceError, match="'q'.*search_tweets"):
+        collect_partition(QuerySpec(name="q", text="t"), Bad(), S)
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "duckdb"])
+def test_resume_after_interruption(world, store_kind):
+    root, q = world
+    full = collect_partition(q, ReplaySource(root), S, collected_at=COLLECTED)
+
+    store = InMemoryCheckpointStore() if store_kind == "memory" else DuckDBCheckpointStore(root / "ckpt.duckdb")
+    first = FailingAfter(ReplaySource(root), n=7)
+    with pytest.raises(SourceError, match="simulated outage"):
+        collect_partition(q, first, S, checkpoint=store, collected_at=COLLECTED)
+    assert len(first.fetched) == 7
+    saved = store.load(q.name)
+    assert SEARCH_KEY in saved and len(saved) == 1 + 7
+
+    second = FailingAfter(ReplaySource(root), n=10**6)
+    res = collect_partition(q, second, S, checkpoint=store, collected_at=COLLECTED)
+    assert second.searches == 0                                  # the saved search is reused
+    assert set(second.fetched).isdisjoint(first.fetched)         # nothing fetched twice
+    assert len(second.fetched) == 18 - 7
+    assert res.fetched_tweets == 11 and res.resumed_tweets == 7
+    assert res.funnel["searched"] is False
+    assert_contract(res)
+    pd.testing.assert_frame_equal(res.pairs, full.pairs)
+    assert abs(res.cost_usd - 0.11) < 1e-9
+
+    third = FailingAfter(ReplaySource(root), n=0)                # everything cached: no source calls
+    again = collect_partition(q, third, S, checkpoint=store, collected_at=COLLECTED)
+    pd.testing.assert_frame_equal(again.pairs, full.pairs)
+    assert again.resumed_tweets == 18 and third.searches == 0
+
+
+def test_duckdb_checkpoint_store(tmp_path):
+    db = tmp_path / "x.duckdb"
+    a = DuckDBCheckpointStore(db)
+    a.save("q1", SEARCH_KEY, [{"id": "1", "text": "it's \"quoted\"; DROP TABLE x; --", "emoji": "🚀"}])
+    a.save("q1", "1", [{"id": "2"}])
+    a.save("q1", "1", [{"id": "3"}])   # replace, not duplicate
+    a.save("q2", "1", [])
+    b = DuckDBCheckpointStore(db)      # a second object, as after a restart
+    assert b.load("q1") == {SEARCH_KEY: [{"id": "1", "text": "it's \"quoted\"; DROP TABLE x; --", "emoji": "🚀"}],
+                            "1": [{"id": "3"}]}
+    assert b.keys("q1") == ["1", SEARCH_KEY] and b.load("q2") == {"1": []} and b.load("nope") == {}
+    with duckdb.connect(str(db)) as con:  # no connection is left open: another writer can use the file
+        con.execute("CREATE TABLE other(x INT)")
+        assert con.execute("SELECT count(*) FROM collection_checkpoints").fetchone()[0] == 3
+    b.clear("q1")
+    assert a.load("q1") == {} and a.load("q2") == {"1": []}
+
+
+def test_sample_queries_yield_a_real_dataset():
+    """The shipped sample: every query collects, and enough varied pairs survive collection."""
+    sample = PROJECT_ROOT / "data" / "sample"
+    qfile = PROJECT_ROOT / "config" / "queries.yaml"
+    if not qfile.exists():
+        pytest.skip("sample not generated yet")
+    queries = load_queries(qfile)
+    assert len(queries) >= 5
+    src = ReplaySource(sample)
+    frames = []
+    for q in queries:
+        res = collect_partition(q, src, S, collected_at=COLLECTED)
+        assert_contract(res)
+        assert len(res.pairs) > 50, q.name
+        frames.append(res.pairs)
+        reasons = set(res.funnel["rejected_by_reason"])
+        assert {"followers_above_max", "too_early", "has_urls", "has_media", "too_short", "likes_below_min",
+                "author_cap"} <= reasons, (q.name, reasons)
+    pairs = pd.concat(frames)
+    assert pairs["tweet_id"].nunique() >= 150
+    assert pairs["reply_author"].nunique() >= 300
+    assert len(pairs) >= 900
