@@ -54,6 +54,8 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_:\-]{1,64}$")
 _DIGITS_RE = re.compile(r"^\s*\+?\d{1,19}\s*$")
 _NUMBER_RE = re.compile(r"^\s*\d{1,13}(?:\.\d+)?\s*$")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+# Whitespace, controls and invisible format characters (zero-width, bidi marks, BOM) only.
+_INVISIBLE_ONLY_RE = re.compile(r"^[\s\x00-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]*$")
 _URL_RE = re.compile(r"https?://|www\.[a-z0-9-]+\.[a-z]", re.IGNORECASE)
 _LANG_RE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})?$")
 _MONTHS = {m: i for i, m in enumerate(
@@ -75,6 +77,38 @@ _TOP_HANDLE_KEYS = ("username", "screen_name", "userName", "author_username")
 _TOP_FOLLOWER_KEYS = ("author_followers", "followers_count", "followersCount", "user_followers")
 
 _PAIR_MARK = ("tweet_id", "reply_id")
+_RT_FLAG_KEYS = ("isRetweet", "is_retweet", "retweeted")
+_RT_OBJ_KEYS = ("retweeted_tweet", "retweetedTweet", "retweeted_status", "retweet")
+_QT_FLAG_KEYS = ("isQuote", "is_quote", "is_quote_status")
+_QT_OBJ_KEYS = ("quoted_tweet", "quotedTweet", "quoted_status", "quote")
+_REPLY_FLAG_KEYS = ("isReply", "is_reply")
+_ENTITY_KEYS = ("entities", "extendedEntities", "extended_entities")
+_MEDIA_KEYS = ("media",) + _ENTITY_KEYS + ("photos", "videos", "animated")
+_URL_KEYS = _ENTITY_KEYS + ("links", "urls")
+
+# A "plan" says, for one set of item keys, which variant keys of each field are present.
+# Exports repeat the same key set item after item, so plans are cached by the key tuple
+# and each field costs one or two dict lookups instead of a scan over every variant.
+_PLAN_FIELDS = (_ID_KEYS, _TEXT_KEYS, _DATE_KEYS, _LIKE_KEYS, _RT_KEYS, _CONV_KEYS, _REPLY_TO_KEYS,
+                _RT_FLAG_KEYS, _RT_OBJ_KEYS, _QT_FLAG_KEYS, _QT_OBJ_KEYS, _REPLY_FLAG_KEYS, _MEDIA_KEYS, _URL_KEYS)
+(P_ID, P_TEXT, P_DATE, P_LIKES, P_RTS, P_CONV, P_REPLY_TO, P_RT_FLAG, P_RT_OBJ, P_QT_FLAG, P_QT_OBJ,
+ P_REPLY_FLAG, P_MEDIA, P_URLS) = range(len(_PLAN_FIELDS))
+_PLAN_CACHE: dict[tuple, tuple] = {}
+_PLAN_CACHE_MAX = 4096
+_PLAN_MAX_KEYS = 256
+
+
+def _plan(item: dict) -> tuple:
+    if len(item) > _PLAN_MAX_KEYS:  # hostile: do not cache giant key sets
+        return tuple(tuple(k for k in keys if k in item) for keys in _PLAN_FIELDS)
+    sig = tuple(item)
+    plan = _PLAN_CACHE.get(sig)
+    if plan is None:
+        plan = tuple(tuple(k for k in keys if k in item) for keys in _PLAN_FIELDS)
+        if len(_PLAN_CACHE) >= _PLAN_CACHE_MAX:
+            _PLAN_CACHE.clear()
+        _PLAN_CACHE[sig] = plan
+    return plan
 
 
 def _get(item: dict, keys: tuple[str, ...]) -> Any:
@@ -201,26 +235,30 @@ def _nonempty(value: Any) -> bool:
     return False
 
 
-def _has_media(item: dict) -> bool:
-    media = item.get("media")
-    if media is not None and not isinstance(media, (bool, int, float)) and _nonempty(media):
-        return True
-    for key in ("entities", "extendedEntities", "extended_entities"):
-        ent = item.get(key)
-        if isinstance(ent, dict) and _nonempty(ent.get("media")):
-            return True
-    for key in ("photos", "videos", "animated"):
-        if _nonempty(item.get(key)):
+def _has_media(item: dict, present: tuple[str, ...] = _MEDIA_KEYS) -> bool:
+    for key in present:
+        v = item.get(key)
+        if key in _ENTITY_KEYS:
+            if isinstance(v, dict) and _nonempty(v.get("media")):
+                return True
+        elif _nonempty(v):
             return True
     return False
 
 
-def _has_url_entities(item: dict) -> bool:
-    for key in ("entities", "extendedEntities", "extended_entities"):
-        ent = item.get(key)
-        if isinstance(ent, dict) and _nonempty(ent.get("urls")):
+def _has_url_entities(item: dict, present: tuple[str, ...] = _URL_KEYS) -> bool:
+    for key in present:
+        v = item.get(key)
+        if key in _ENTITY_KEYS:
+            if isinstance(v, dict) and _nonempty(v.get("urls")):
+                return True
+        elif _nonempty(v):
             return True
-    return _nonempty(item.get("links")) or _nonempty(item.get("urls"))
+    return False
+
+
+def _has_url_text(text: str) -> bool:
+    return ("://" in text or "ww." in text.lower()) and _URL_RE.search(text) is not None
 
 
 def _clean_text(value: Any) -> tuple[str | None, str | None]:
@@ -231,13 +269,13 @@ def _clean_text(value: Any) -> tuple[str | None, str | None]:
         return None, "bad_text"
     if len(value) > MAX_TEXT_CHARS:
         return None, "text_too_long"
-    if _SURROGATE_RE.search(value):
+    if not value.isascii() and _SURROGATE_RE.search(value):
         return None, "bad_text"  # lone surrogates cannot be stored as UTF-8
     if "\x00" in value:
         value = value.replace("\x00", "")
     if "&" in value:
         value = html.unescape(value)  # Twitter APIs return &amp; &lt; &gt;
-    if not value.strip():
+    if not value.strip() or _INVISIBLE_ONLY_RE.match(value):
         return None, "empty_text"
     return value, None
 
@@ -299,27 +337,28 @@ def _normalize(item: Any) -> tuple[dict[str, Any] | None, list[str]]:
         return None, [str(err) if isinstance(err, str) and _ID_RE.match(err) else "unreadable_item"]
 
     reasons: list[str] = []
+    P = _plan(item)
 
-    raw_id = _get(item, _ID_KEYS)
+    raw_id = _get(item, P[P_ID])
     tid = parse_id(raw_id)
     if tid is None:
         reasons.append("missing_id" if raw_id is None else "bad_id")
 
-    text, why = _clean_text(_get(item, _TEXT_KEYS))
+    text, why = _clean_text(_get(item, P[P_TEXT]))
     if why:
         reasons.append(why)
 
-    raw_date = _get(item, _DATE_KEYS)
+    raw_date = _get(item, P[P_DATE])
     created = parse_datetime(raw_date) if raw_date is not None else None
     if created is None:
         reasons.append("missing_created_at" if raw_date is None else "bad_created_at")
 
-    raw_likes = _get(item, _LIKE_KEYS)
+    raw_likes = _get(item, P[P_LIKES])
     likes = parse_count(raw_likes)
     if likes is None:
         reasons.append("missing_like_count" if raw_likes is None else "bad_like_count")
 
-    raw_rts = _get(item, _RT_KEYS)
+    raw_rts = _get(item, P[P_RTS])
     retweets = parse_count(raw_rts)
     if retweets is None:
         reasons.append("missing_retweet_count" if raw_rts is None else "bad_retweet_count")
@@ -338,13 +377,13 @@ def _normalize(item: Any) -> tuple[dict[str, Any] | None, list[str]]:
             reasons.append("bad_followers")
 
     conv = None
-    raw_conv = _get(item, _CONV_KEYS)
+    raw_conv = _get(item, P[P_CONV])
     if raw_conv is not None:
         conv = parse_id(raw_conv)
         if conv is None:
             reasons.append("bad_conversation_id")
     reply_to = None
-    raw_reply_to = _get(item, _REPLY_TO_KEYS)
+    raw_reply_to = _get(item, P[P_REPLY_TO])
     if raw_reply_to is not None and raw_reply_to != "":
         reply_to = parse_id(raw_reply_to)
         if reply_to is None:
@@ -363,23 +402,23 @@ def _normalize(item: Any) -> tuple[dict[str, Any] | None, list[str]]:
 
     fmt = _detect_format(item)
     is_retweet = bool(
-        _flag(_get(item, ("isRetweet", "is_retweet", "retweeted")))
-        or _nonempty(_get(item, ("retweeted_tweet", "retweetedTweet", "retweeted_status", "retweet")))
+        _flag(_get(item, P[P_RT_FLAG]))
+        or _nonempty(_get(item, P[P_RT_OBJ]))
         or text.startswith("RT @")
     )
     is_quote = bool(
-        _flag(_get(item, ("isQuote", "is_quote", "is_quote_status")))
-        or _nonempty(_get(item, ("quoted_tweet", "quotedTweet", "quoted_status", "quote")))
+        _flag(_get(item, P[P_QT_FLAG]))
+        or _nonempty(_get(item, P[P_QT_OBJ]))
     )
-    reply_flag = _flag(_get(item, ("isReply", "is_reply")))
+    reply_flag = _flag(_get(item, P[P_REPLY_FLAG]))
     is_reply = bool(reply_flag) or (reply_to is not None and reply_to != tid)
 
     if _is_record(item):
         has_media = bool(_flag(item.get("has_media")))
-        has_urls = bool(_flag(item.get("has_urls"))) or _URL_RE.search(text) is not None
+        has_urls = bool(_flag(item.get("has_urls"))) or _has_url_text(text)
     else:
-        has_media = _has_media(item)
-        has_urls = _has_url_entities(item) or _URL_RE.search(text) is not None
+        has_media = _has_media(item, P[P_MEDIA])
+        has_urls = _has_url_entities(item, P[P_URLS]) or _has_url_text(text)
 
     return {
         "id": tid,
