@@ -21,8 +21,9 @@ import hashlib
 import io
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -108,20 +109,17 @@ def import_ratings(sheets: str | Path | Iterable[str | Path], key_path: str | Pa
             pref = str(r.get("preferred", "")).strip().lower()
             rater = str(r.get("rater_id", "")).strip() or "unknown"
 
-            def bad(reason: str) -> None:
-                problems.append({"source_file": str(path), "row": row, "pair_id": pid[:64], "reason": reason})
-
+            reason = ""
             if pid not in key_by_id.index:
-                bad("unknown_pair_id")
-                continue
-            if not pref:
-                bad("missing_rating")
-                continue
-            if pref not in ("1", "2", "tie"):
-                bad(f"invalid_preferred:{pref[:20]}")
-                continue
-            if (pid, rater) in seen:
-                bad("duplicate_rating")
+                reason = "unknown_pair_id"
+            elif not pref:
+                reason = "missing_rating"
+            elif pref not in ("1", "2", "tie"):
+                reason = f"invalid_preferred:{pref[:20]}"
+            elif (pid, rater) in seen:
+                reason = "duplicate_rating"
+            if reason:
+                problems.append({"source_file": str(path), "row": row, "pair_id": pid[:64], "reason": reason})
                 continue
             seen.add((pid, rater))
             k = key_by_id.loc[pid]
@@ -151,7 +149,7 @@ def judge_human_agreement(judge_items: pd.DataFrame, ratings: pd.DataFrame) -> d
     """Agreement between the judge's per-item outcome and every human rating of that item."""
     valid = judge_items[judge_items["outcome"].isin(LABELS)][["item_id", "outcome"]].astype({"item_id": str})
     merged = ratings.astype({"item_id": str}).merge(valid, on="item_id", how="inner")
-    n = int(len(merged))
+    n = len(merged)
     if n == 0:
         return {"n": 0, "n_items": 0, "n_raters": 0, "percent_agreement": None, "cohens_kappa": None}
     h, j = merged["human_outcome"].tolist(), merged["outcome"].tolist()

@@ -16,7 +16,8 @@ replies as ``base_reply``.
 
 Cache: ``DuckDBVerdictCache`` keys each call by sha256(judge name, model id, prompt version, call
 kind, tweet, the texts in the order sent, reference): a re-run never pays twice. Only valid
-answers are cached (an API failure is retried next time).
+answers are cached (an API failure is retried next time). Hits are read in one query before
+judging; each item's new answers are written in one transaction when the item is done.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -90,42 +92,67 @@ class DuckDBVerdictCache:
         row = self._with_conn(lambda c: c.execute(f"SELECT payload FROM {CACHE_TABLE} WHERE key = ?", [key]).fetchone())
         return row[0] if row else None
 
-    def put(self, key: str, kind: str, judge: Judge, payload: str) -> None:
-        self._with_conn(
-            lambda c: c.execute(
-                f"INSERT OR REPLACE INTO {CACHE_TABLE} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-                [key, kind, judge.name, judge.model_id, judge.prompt_version, payload],
-            )
+    def get_many(self, keys: list[str]) -> dict[str, str]:
+        """All cached payloads among ``keys``, in one connection (a re-run's prefetch)."""
+        if not keys:
+            return {}
+        rows = self._with_conn(
+            lambda c: c.execute(f"SELECT key, payload FROM {CACHE_TABLE} WHERE list_contains(?, key)", [list(keys)]).fetchall()
         )
+        return dict(rows)
+
+    def put(self, key: str, kind: str, judge: Judge, payload: str) -> None:
+        self.put_many([(key, kind, payload)], judge)
+
+    def put_many(self, entries: list[tuple[str, str, str]], judge: Judge) -> None:
+        """Insert (key, kind, payload) rows in one connection and one transaction."""
+        if not entries:
+            return
+        rows = [[k, kind, judge.name, judge.model_id, judge.prompt_version, payload] for k, kind, payload in entries]
+
+        def write(c: duckdb.DuckDBPyConnection) -> None:
+            c.execute("BEGIN")
+            c.executemany(f"INSERT OR REPLACE INTO {CACHE_TABLE} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", rows)
+            c.execute("COMMIT")
+
+        self._with_conn(write)
 
     def count(self) -> int:
         return int(self._with_conn(lambda c: c.execute(f"SELECT count(*) FROM {CACHE_TABLE}").fetchone()[0]))
 
 
 def _cached_compare(judge: Judge, cache: DuckDBVerdictCache | None, tweet: str, a: str, b: str,
-                    ref: str | None) -> Verdict:
+                    ref: str | None, pre: dict[str, str] | None = None,
+                    pending: list[tuple[str, str, str]] | None = None) -> Verdict:
     key = cache_key(judge, "compare", tweet, a, b, ref)
     if cache is not None:
-        hit = cache.get(key)
+        hit = pre[key] if pre is not None and key in pre else (None if pre is not None else cache.get(key))
         if hit is not None:
             v = Verdict.from_json(hit)
             return Verdict(**{**v.__dict__, "cached": True})
     v = judge.compare(tweet, a, b, reference=ref)
     if cache is not None and v.valid:
-        cache.put(key, "compare", judge, v.to_json())
+        if pending is not None:
+            pending.append((key, "compare", v.to_json()))
+        else:
+            cache.put(key, "compare", judge, v.to_json())
     return v
 
 
-def _cached_score(judge: Judge, cache: DuckDBVerdictCache | None, tweet: str, reply: str, ref: str | None) -> Score:
+def _cached_score(judge: Judge, cache: DuckDBVerdictCache | None, tweet: str, reply: str, ref: str | None,
+                  pre: dict[str, str] | None = None, pending: list[tuple[str, str, str]] | None = None) -> Score:
     key = cache_key(judge, "score", tweet, reply, ref)
     if cache is not None:
-        hit = cache.get(key)
+        hit = pre[key] if pre is not None and key in pre else (None if pre is not None else cache.get(key))
         if hit is not None:
             s = Score.from_json(hit)
             return Score(**{**s.__dict__, "cached": True})
     s = judge.score(tweet, reply, reference=ref)
     if cache is not None and s.valid:
-        cache.put(key, "score", judge, s.to_json())
+        if pending is not None:
+            pending.append((key, "score", s.to_json()))
+        else:
+            cache.put(key, "score", judge, s.to_json())
     return s
 
 
@@ -156,15 +183,31 @@ def _text(v: Any) -> str:
     return str(v)
 
 
-def judge_item(judge: Judge, item: dict[str, Any], cache: DuckDBVerdictCache | None = None) -> dict[str, Any]:
-    tweet = _text(item.get("tweet"))
-    base = _text(item.get("base_reply"))
-    adapter = _text(item.get("adapter_reply"))
-    ref = _text(item.get("reference")) or None
-    v_ab = _cached_compare(judge, cache, tweet, adapter, base, ref)
-    v_ba = _cached_compare(judge, cache, tweet, base, adapter, ref)
-    s_base = _cached_score(judge, cache, tweet, base, ref)
-    s_adapter = _cached_score(judge, cache, tweet, adapter, ref)
+def _fields(item: dict[str, Any]) -> tuple[str, str, str, str | None]:
+    return (_text(item.get("tweet")), _text(item.get("base_reply")), _text(item.get("adapter_reply")),
+            _text(item.get("reference")) or None)
+
+
+def _item_keys(judge: Judge, item: dict[str, Any]) -> list[str]:
+    tweet, base, adapter, ref = _fields(item)
+    return [cache_key(judge, "compare", tweet, adapter, base, ref), cache_key(judge, "compare", tweet, base, adapter, ref),
+            cache_key(judge, "score", tweet, base, ref), cache_key(judge, "score", tweet, adapter, ref)]
+
+
+def judge_item(judge: Judge, item: dict[str, Any], cache: DuckDBVerdictCache | None = None,
+               prefetched: dict[str, str] | None = None) -> dict[str, Any]:
+    """One row of ``judge_pairs`` (both orders + both scores). ``prefetched``: cache hits already read."""
+    tweet, base, adapter, ref = _fields(item)
+    pre = prefetched
+    pending: list[tuple[str, str, str]] = []
+    try:
+        v_ab = _cached_compare(judge, cache, tweet, adapter, base, ref, pre, pending)
+        v_ba = _cached_compare(judge, cache, tweet, base, adapter, ref, pre, pending)
+        s_base = _cached_score(judge, cache, tweet, base, ref, pre, pending)
+        s_adapter = _cached_score(judge, cache, tweet, adapter, ref, pre, pending)
+    finally:  # what was paid for is kept, even when a later call of the item raises
+        if cache is not None and pending:
+            cache.put_many(pending, judge)
     ab = adapter_side("ab", v_ab.winner) if v_ab.valid else None
     ba = adapter_side("ba", v_ba.winner) if v_ba.valid else None
     outcome, flip = combine(ab, ba)
@@ -229,9 +272,10 @@ def judge_pairs(
         raise ValueError("item_id values must be unique")
     if not items:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in ITEM_COLUMNS})
+    prefetched = cache.get_many([k for it in items for k in _item_keys(judge, it)]) if cache is not None else None
     workers = max(1, min(int(concurrency), len(items)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge") as pool:
-        rows = list(pool.map(lambda it: judge_item(judge, it, cache), items))
+        rows = list(pool.map(lambda it: judge_item(judge, it, cache, prefetched), items))
     df = pd.DataFrame(rows, columns=ITEM_COLUMNS)
     # transport faults (retries exhausted, or an HTTP body that is not a Messages API reply),
     # as opposed to a model answer that broke the verdict contract

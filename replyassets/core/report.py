@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        if v != v:
+        if math.isnan(v):
             return "n/a"
         return f"{v:.{digits}f}" if abs(v) < 1e6 else f"{v:.3g}"
     if isinstance(v, (list, tuple)):
@@ -96,7 +97,7 @@ def _plots(out_dir: Path, stats: dict[str, Any], items: pd.DataFrame) -> dict[st
 
     if len(items):
         fig, ax = plt.subplots(figsize=(5, 3))
-        bins = [x + 0.5 for x in range(0, 11)]
+        bins = [x + 0.5 for x in range(11)]
         for col, label, color in (("base_score", "base", "#264653"), ("adapter_score", "adapter", "#e9c46a")):
             v = pd.to_numeric(items.get(col), errors="coerce").dropna()
             if len(v):
@@ -307,7 +308,7 @@ def _jsonable(x: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
-    if isinstance(x, float) and x != x:
+    if isinstance(x, float) and math.isnan(x):
         return None
     if hasattr(x, "item") and not isinstance(x, (str, bytes)):
         try:
@@ -328,7 +329,7 @@ def write_report(out_dir: Path, stats: dict[str, Any], items: pd.DataFrame, sani
     ``meta["verdict"]``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {**meta, "generated_at": meta.get("generated_at") or datetime.now(timezone.utc).replace(tzinfo=None).isoformat(timespec="seconds")}
+    meta = {**meta, "generated_at": meta.get("generated_at") or datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")}
     items = items if items is not None else pd.DataFrame(columns=["item_id", "outcome"])
     plots = _plots(out_dir, stats, items)
     blocks = _blocks(stats, items, sanity or {}, meta, plots, n_examples)

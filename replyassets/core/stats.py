@@ -37,11 +37,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats as st
+from scipy import optimize
+from scipy import stats as st
 
 from replyassets.settings import EvaluationSettings
 
@@ -115,13 +117,13 @@ def compute_stats(items: pd.DataFrame, settings: EvaluationSettings | None = Non
     s = settings or EvaluationSettings()
     seed = int(s.generation_seed)
     flags: list[str] = []
-    n_items = int(len(items))
+    n_items = len(items)
     out: dict[str, Any] = {"n_items": n_items}
     if n_items:
         valid = items[items["outcome"].isin(list(OUTCOME_VALUE))]
     else:
         valid = pd.DataFrame(columns=["outcome", "position_flip", "base_score", "adapter_score", "base_len", "adapter_len"])
-    n = int(len(valid))
+    n = len(valid)
     counts = valid["outcome"].value_counts()
     wins, ties, losses = (int(counts.get(k, 0)) for k in ("win", "tie", "loss"))
     y = valid["outcome"].map(OUTCOME_VALUE).to_numpy(dtype=float)

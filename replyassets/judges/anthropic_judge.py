@@ -35,7 +35,6 @@ from typing import Any
 
 import anthropic
 
-
 from replyassets.judges.base import WINNERS, JudgeError, Score, Verdict
 
 PROMPT_VERSION = "rubric-v1"

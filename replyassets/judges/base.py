@@ -46,7 +46,7 @@ class Verdict:
         return json.dumps(asdict(self), ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, s: str) -> "Verdict":
+    def from_json(cls, s: str) -> Verdict:
         return cls(**json.loads(s))
 
 
@@ -66,7 +66,7 @@ class Score:
         return json.dumps(asdict(self), ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, s: str) -> "Score":
+    def from_json(cls, s: str) -> Score:
         return cls(**json.loads(s))
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from itertools import pairwise
 
 from replyassets.judges.base import Score, Verdict
 
@@ -37,7 +38,7 @@ def _words(text: str) -> list[str]:
 def _features(text: str) -> tuple[Counter, Counter]:
     words = _words(text)
     word_feats = Counter(words)
-    word_feats.update(" ".join(p) for p in zip(words, words[1:]))
+    word_feats.update(" ".join(p) for p in pairwise(words))
     norm = " ".join(text.lower().split())
     chars = Counter(norm[i : i + 3] for i in range(max(0, len(norm) - 2))) if len(norm) >= 3 else Counter([norm] if norm else [])
     return word_feats, chars

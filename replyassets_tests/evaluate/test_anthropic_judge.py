@@ -8,7 +8,12 @@ import pytest
 
 from replyassets.core.judging import DuckDBVerdictCache, JudgingFailed, judge_pairs
 from replyassets.core.stats import compute_stats
-from replyassets.judges.anthropic_judge import AnthropicJudge, VerdictParseError, parse_score, parse_verdict
+from replyassets.judges.anthropic_judge import (
+    AnthropicJudge,
+    VerdictParseError,
+    parse_score,
+    parse_verdict,
+)
 from replyassets.judges.base import JudgeError
 from replyassets_tests.evaluate.conftest import data_of
 

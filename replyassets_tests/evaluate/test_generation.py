@@ -8,11 +8,17 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from replyassets.core.generation import (  # noqa: E402
-    decoding_config, generate_pair, generate_replies, load_general_texts, perplexity, render_prompt, strip_think,
+from replyassets.core.generation import (
+    decoding_config,
+    generate_pair,
+    generate_replies,
+    load_general_texts,
+    perplexity,
+    render_prompt,
+    strip_think,
 )
-from replyassets.settings import EvaluationSettings  # noqa: E402
-from replyassets.training.tiny_model import build_tiny_model  # noqa: E402
+from replyassets.settings import EvaluationSettings
+from replyassets.training.tiny_model import build_tiny_model
 
 TEXTS = [
     "AI agents will replace most apps within five years.",

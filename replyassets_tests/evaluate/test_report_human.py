@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from replyassets.core.human_eval import export_sheet, import_ratings, judge_human_agreement
+from replyassets.core.human_eval import (
+    export_sheet,
+    import_ratings,
+    judge_human_agreement,
+)
 from replyassets.core.judging import judge_pairs
 from replyassets.core.report import ui_metadata, write_report
 from replyassets.core.stats import sanity_stats, summarize
@@ -37,8 +42,8 @@ def test_report_files(tmp_path):
     meta = {"run_id": "run-1", "base_model": "tiny", "judge_name": "offline-reference-judge",
             "judge_model": "offline-lexical", "judge_offline": True, "decoding": {"temperature": 0.7}}
     paths = write_report(tmp_path / "rep", stats, df, sanity, meta)
-    md = open(paths["markdown"], encoding="utf-8").read()
-    html = open(paths["report_html"], encoding="utf-8").read()
+    md = Path(paths["markdown"]).read_text(encoding="utf-8")
+    html = Path(paths["report_html"]).read_text(encoding="utf-8")
     assert paths["report_md"] == paths["markdown"]
     assert "OFFLINE" in md and "OFFLINE" in html
     assert stats["verdict"]["label"] in md and stats["verdict"]["summary"] in html
@@ -46,9 +51,9 @@ def test_report_files(tmp_path):
     assert "<script>" not in md
     assert "perplexity_test" in md and "Example replies" in md
     for name, p in paths["plots"].items():
-        assert open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n", name
+        assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert name in md and name in html
-    data = json.load(open(paths["json"]))
+    data = json.loads(Path(paths["json"]).read_text())
     assert data["stats"]["n_items"] == 8
     assert not [p for p in (tmp_path / "rep").iterdir() if p.name.startswith(".")]  # no temp files left
     md_meta = ui_metadata(stats, meta)
@@ -56,7 +61,7 @@ def test_report_files(tmp_path):
     # degenerate input still writes a report
     empty = summarize(df.iloc[0:0], s)
     p2 = write_report(tmp_path / "empty", empty, df.iloc[0:0], sanity_stats([], []), {"judge_offline": False})
-    assert "insufficient data" in open(p2["markdown"]).read()
+    assert "insufficient data" in Path(p2["markdown"]).read_text()
 
 
 def test_human_eval_round_trip(tmp_path):

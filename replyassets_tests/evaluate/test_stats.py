@@ -11,8 +11,16 @@ import pytest
 from scipy import stats as st
 
 from replyassets.core.stats import (
-    cohens_d, compute_stats, distinct_n, forgetting_check, has_repetition, length_controlled_win_rate,
-    promotion_decision, sanity_stats, summarize, verdict,
+    cohens_d,
+    compute_stats,
+    distinct_n,
+    forgetting_check,
+    has_repetition,
+    length_controlled_win_rate,
+    promotion_decision,
+    sanity_stats,
+    summarize,
+    verdict,
 )
 from replyassets.settings import EvaluationSettings
 

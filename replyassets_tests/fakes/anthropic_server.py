@@ -28,8 +28,9 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
 
@@ -75,7 +76,7 @@ class FakeAnthropicServer:
         self._counter = 0
 
     # ------------------------------------------------------------------ control
-    def inject(self, kind: str, times: int = 1) -> "FakeAnthropicServer":
+    def inject(self, kind: str, times: int = 1) -> FakeAnthropicServer:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {FAULT_KINDS}")
         with self._lock:
@@ -96,7 +97,7 @@ class FakeAnthropicServer:
     def message_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["path"] == "/v1/messages"]
 
-    def start(self) -> "FakeAnthropicServer":
+    def start(self) -> FakeAnthropicServer:
         handler = self._make_handler()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -112,7 +113,7 @@ class FakeAnthropicServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeAnthropicServer":
+    def __enter__(self) -> FakeAnthropicServer:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -134,7 +135,7 @@ class FakeAnthropicServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def finish(self) -> None:
@@ -155,7 +156,7 @@ class FakeAnthropicServer:
                 self.wfile.write(data)
                 self.wfile.flush()
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:
@@ -185,7 +186,7 @@ class FakeAnthropicServer:
                     return
                 try:
                     out = fake.responder(body)
-                except Exception as exc:  # a broken responder is a 500, visible in the test
+                except Exception as exc:  # noqa: BLE001 - a broken responder is a 500, visible in the test
                     self._send_json(500, {"type": "error", "error": {"type": "api_error", "message": repr(exc)}},
                                     {"x-should-retry": "false"})
                     return
