@@ -272,7 +272,7 @@ class QuerySpec(_Model):
 
 def validate_slug(name: str) -> str:
     """A query name becomes a partition key, a SQL value and a folder name: keep it a plain slug."""
-    if not isinstance(name, str) or not SLUG_RE.match(name):
+    if not isinstance(name, str) or not SLUG_RE.fullmatch(name):  # fullmatch: "$" alone accepts "ai\n"
         raise ValueError(
             f"invalid query name {name!r}: use 1-64 lowercase letters, digits and inner hyphens "
             "(e.g. 'ai-agents'); it becomes a partition key and a folder name"
@@ -288,7 +288,12 @@ def load_queries(path: str | Path | None = None) -> list[QuerySpec]:
     items = doc.get("queries", []) if isinstance(doc, dict) else None
     if not isinstance(items, list):
         raise ValueError(f"{path}: expected a mapping with a 'queries' list")
-    specs = [QuerySpec.model_validate(item) for item in items]
+    specs = []
+    for i, item in enumerate(items):
+        try:
+            specs.append(QuerySpec.model_validate(item))
+        except ValueError as exc:  # pydantic's ValidationError: name the file and the entry
+            raise ValueError(f"{path}: query #{i + 1} is invalid: {exc}") from exc
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
