@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -25,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from replyassets.core.filters import reply_reasons, tweet_reasons  # noqa: E402
-from replyassets.core.normalize import normalize_item  # noqa: E402
-from replyassets.settings import CollectionSettings  # noqa: E402
-from replyassets.sources.replay import read_items  # noqa: E402
+from replyassets.core.filters import reply_reasons, tweet_reasons
+from replyassets.core.normalize import normalize_item
+from replyassets.settings import CollectionSettings
+from replyassets.sources.replay import read_items
 
 SAMPLE = ROOT / "data" / "sample"
 
@@ -63,7 +64,7 @@ def run_fast(items: list[dict], settings: CollectionSettings) -> dict:
     replies: list[dict] = []
     kept = rejected = 0
     for item in items:
-        rec, reasons = normalize_item(item, source="bench")
+        rec, _reasons = normalize_item(item, source="bench")
         if rec is None:
             rejected += 1
         elif rec["is_reply"]:
@@ -89,7 +90,7 @@ def run_baseline(items: list[dict], settings: CollectionSettings) -> dict:
     def first(row, *keys):
         for k in keys:
             v = row.get(k)
-            if v is not None and v == v:
+            if v is not None and not (isinstance(v, float) and math.isnan(v)):
                 return v
         return None
 

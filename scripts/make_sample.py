@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import sample_text as T  # noqa: E402
+import sample_text as T
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20251002
@@ -184,7 +184,7 @@ def make_handles(rng: random.Random, n: int, taken: set[str]) -> list[str]:
 
 def log_uniform(rng: random.Random, lo: float, hi: float) -> int:
     import math
-    return int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+    return round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
 
 
 # --------------------------------------------------------------------------- format writers
@@ -391,7 +391,7 @@ def build(use_model: bool) -> tuple[dict[str, dict[str, list]], dict]:
             for _ in range(3):
                 add(rfile, reply(tw, rng.choice(spare[topic] or pools[topic]), clean_author()), rfmt)
 
-        def on(i=None) -> dict:
+        def on(i=None, good=good) -> dict:
             return good[i] if i is not None else rng.choice(good)
 
         # clean replies, spread over every good tweet

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -105,7 +106,7 @@ def _jsonable(v):
     try:
         import pandas as pd
 
-        if v is pd.NA or (isinstance(v, float) and v != v):
+        if v is pd.NA or (isinstance(v, float) and math.isnan(v)):
             return None
         if isinstance(v, pd.Timestamp):
             return v.isoformat()

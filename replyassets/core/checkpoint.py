@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -106,7 +106,7 @@ class DuckDBCheckpointStore:
         return {key: json.loads(items) for key, items in rows}
 
     def save(self, query: str, key: str, items: list[dict]) -> None:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        now = datetime.now(UTC).replace(tzinfo=None)
         con = self._connect()
         try:
             con.execute(

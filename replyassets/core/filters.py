@@ -29,7 +29,8 @@ Language, deliberately:
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from replyassets.settings import CollectionSettings
 
@@ -37,7 +38,7 @@ UNDETERMINED_LANGS = frozenset({"qme", "und", "zxx", "qam", "qct", "qht", "qst",
 
 
 def _lang_matches(lang: str, want: str) -> bool:
-    return lang == want or lang.startswith(want + "-") or lang.startswith(want + "_")
+    return lang == want or lang.startswith((want + "-", want + "_"))
 
 
 def tweet_reasons(tweet: dict[str, Any], settings: CollectionSettings) -> list[str]:

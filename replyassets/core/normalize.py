@@ -33,10 +33,12 @@ taken as epoch milliseconds). Dates before 2006 or after 2100 are ``bad_created_
 from __future__ import annotations
 
 import html
+import math
 import re
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Iterator
+from typing import Any
 
 RECORD_FIELDS: tuple[str, ...] = (
     "id", "text", "author", "author_followers", "likes", "retweets", "created_at",
@@ -153,7 +155,7 @@ def _check_range(dt: datetime) -> datetime | None:
 
 
 def _from_epoch(x: float) -> datetime | None:
-    if x != x or x < 0:  # NaN or negative
+    if math.isnan(x) or x < 0:
         return None
     if x > 1e11:  # epoch milliseconds
         x = x / 1000.0

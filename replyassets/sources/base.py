@@ -27,13 +27,14 @@ class TweetSource(Protocol):
 
     name: str
 
-    def search_tweets(self, query: "QuerySpec", settings: "CollectionSettings") -> list[dict[str, Any]]:
-        """Raw tweet items for ``query`` (any supported shape). May also contain replies:
-        ``collect_partition`` ignores items that are replies when it picks tweets."""
+    def search_tweets(self, query: QuerySpec, settings: CollectionSettings) -> list[dict[str, Any]]:
+        """Raw tweet items for ``query`` (any supported shape). Replies among them are not
+        used as source tweets: ``collect_partition`` rejects them with reason ``is_reply``.
+        Raise ``SourceError`` (naming the query) when the search itself fails."""
         ...
 
     def fetch_replies(
-        self, query: "QuerySpec", tweet: dict[str, Any], settings: "CollectionSettings"
+        self, query: QuerySpec, tweet: dict[str, Any], settings: CollectionSettings
     ) -> list[dict[str, Any]]:
         """Raw reply items of ``tweet``'s conversation. ``tweet`` is the normalized tweet
         record from ``normalize_item`` (keys ``id``, ``conversation_id``, ``author``, ...)."""

@@ -19,7 +19,7 @@ def run_cli(*args, cwd: Path):
     env = dict(os.environ, REPLYASSETS_PROFILE="local", PYTHONIOENCODING="utf-8")
     env.pop("REPLYASSETS_SETTINGS", None)
     return subprocess.run([sys.executable, "-m", "replyassets.cli", "normalize", *map(str, args)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_pairs_jsonl_and_summary(tmp_path):
@@ -71,5 +71,5 @@ def test_round_trip_of_its_own_output(tmp_path):
     (tmp_path / "pairs.jsonl").write_text(first.stdout)
     second = run_cli(tmp_path / "pairs.jsonl", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    strip = lambda out: [{k: v for k, v in json.loads(l).items() if k != "collected_at"} for l in out.splitlines()]  # noqa: E731
+    strip = lambda out: [{k: v for k, v in json.loads(l).items() if k != "collected_at"} for l in out.splitlines()]
     assert strip(second.stdout) == strip(first.stdout) and len(strip(first.stdout)) == 9

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
-from replyassets.core.checkpoint import SEARCH_KEY, DuckDBCheckpointStore, InMemoryCheckpointStore
+from replyassets.core.checkpoint import (
+    SEARCH_KEY,
+    DuckDBCheckpointStore,
+    InMemoryCheckpointStore,
+)
 from replyassets.core.collect import collect_partition
 from replyassets.core.columns import PAIR_COLUMNS, REJECTION_COLUMNS, split_reasons
-from replyassets.settings import PROJECT_ROOT, CollectionSettings, QuerySpec, load_queries
+from replyassets.settings import (
+    PROJECT_ROOT,
+    CollectionSettings,
+    QuerySpec,
+    load_queries,
+)
 from replyassets.sources.base import SourceError, TweetSource
 from replyassets.sources.replay import ReplaySource
 
-from .shapes import T0, apidojo, conversation, legacy, twscrape, write_json, write_jsonl
+from .shapes import T0, apidojo, conversation, legacy, write_json, write_jsonl
 
 S = CollectionSettings()
 COLLECTED = datetime(2025, 10, 10, 12, 0, 0)

@@ -13,7 +13,15 @@ from replyassets.core.normalize import normalize_item
 from replyassets.settings import CollectionSettings, QuerySpec
 from replyassets.sources.base import SourceError, TweetSource
 from replyassets.sources.replay import ReplaySource
-from replyassets_tests.core.shapes import T0, apidojo, conversation, legacy, twitterapi, twscrape, write_json, write_jsonl
+from replyassets_tests.core.shapes import (
+    T0,
+    apidojo,
+    conversation,
+    legacy,
+    twscrape,
+    write_json,
+    write_jsonl,
+)
 
 S = CollectionSettings()
 
