@@ -159,7 +159,7 @@ def test_deeply_nested_item_is_rejected_not_a_recursion_crash():
 
 def _replay_query(tmp: Path, name: str, data: bytes, suffix: str = ".json") -> tuple[QuerySpec, ReplaySource]:
     sample = tmp / "sample"
-    sample.mkdir(exist_ok=True)
+    sample.mkdir(parents=True, exist_ok=True)
     (sample / f"{name}{suffix}").write_bytes(data)
     return QuerySpec(name=name, text=name, replay=[f"{name}{suffix}"]), ReplaySource(sample)
 
@@ -403,3 +403,83 @@ def test_sql_scan_flags_a_user_value():
         (pkg / "m.py").write_text(src)
         found = sql_fstrings(pkg)
     assert found and not set(found[0][2]) <= ALLOWED_SQL_INTERPOLATIONS
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _cli(*args: str, stdin: bytes | None = None, timeout: float = 300) -> "subprocess.CompletedProcess[bytes]":
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "replyassets.cli", *args], input=stdin, capture_output=True,
+                          timeout=timeout, env=env)
+
+
+def _no_crash(proc, what: str) -> None:
+    err = proc.stderr.decode("utf-8", "replace")
+    assert "Traceback" not in err, f"{what} crashed:\n{err[-3000:]}"
+    assert proc.returncode in (0, 1, 2), (what, proc.returncode, err[-2000:])
+
+
+@pytest.mark.slow
+def test_cli_normalize_on_hostile_files(tmp_path):
+    readable, broken = [], []
+    for name, (suffix, data) in sorted(HOSTILE_FILES.items()):
+        p = tmp_path / f"{re.sub(r'[^a-z0-9-]', '-', name)}{suffix}"
+        p.write_bytes(data)
+        spec, source = _replay_query(tmp_path / "probe", name.replace("_", "-"), data, suffix)
+        try:
+            source.search_tweets(spec, CollectionSettings())
+            readable.append(str(p))
+        except SourceError:
+            broken.append(str(p))
+    tally.add("inputs_tried", len(readable) + len(broken))
+    for flags in ([], ["--rejected"], ["--no-filters"]):
+        proc = _cli("normalize", *flags, *readable)
+        _no_crash(proc, f"normalize {flags}")
+        assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")[-2000:]
+        lines = [ln for ln in proc.stdout.decode("utf-8").splitlines() if ln.strip()]
+        for ln in lines:
+            json.loads(ln)  # every output line is one JSON object
+        if flags == ["--rejected"]:
+            assert len(lines) > 50 and all(json.loads(ln).get("reasons") for ln in lines)
+    for path in broken:  # one clear line naming the file, exit code 2
+        proc = _cli("normalize", path)
+        _no_crash(proc, f"normalize {path}")
+        assert proc.returncode == 2 and Path(path).name in proc.stderr.decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+def test_cli_validate_and_dedupe_on_hostile_pairs(tmp_path):
+    pairs = _hostile_pairs()
+    lines = [json.dumps({k: (v if not isinstance(v, bytes) else v.decode("latin-1")) for k, v in row.items()},
+                        default=str, allow_nan=True)
+             for row in pairs.to_dict("records")]
+    lines += [json.dumps({"deep": json.loads("[" * 500 + "]" * 500), "reply": "a"}), "{}"]
+    src = tmp_path / "pairs.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    tally.add("inputs_tried", len(lines))
+    proc = _cli("validate", "--summary", str(src))
+    _no_crash(proc, "validate")
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")[-2000:]
+    out = [json.loads(ln) for ln in proc.stdout.decode("utf-8").splitlines() if ln.strip()]
+    assert len(out) == len(lines)
+    assert all(r["valid"] or r["reasons"] for r in out)
+    validated = tmp_path / "validated.jsonl"
+    validated.write_bytes(proc.stdout)
+    proc = _cli("dedupe", "--exact-only", str(validated))
+    _no_crash(proc, "dedupe")
+    assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")[-2000:]
+    deduped = [json.loads(ln) for ln in proc.stdout.decode("utf-8").splitlines() if ln.strip()]
+    assert len(deduped) == len(out) and all("kept" in r for r in deduped)
+    # a line that is not a JSON object: a clear error naming file and line, no traceback
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"reply": "ok"}\n\xff\xfe not json\n')
+    tally.add("inputs_tried")
+    for cmd in ("validate", "dedupe"):
+        proc = _cli(cmd, *(["--exact-only"] if cmd == "dedupe" else []), str(bad))
+        _no_crash(proc, cmd)
+        assert proc.returncode == 2 and "bad.jsonl:2" in proc.stderr.decode("utf-8", "replace"), proc.stderr[-500:]
