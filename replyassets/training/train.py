@@ -321,7 +321,8 @@ def run_training(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
         gradient_accumulation_steps=cfg.grad_accum,
         weight_decay=cfg.weight_decay,
         optim="adamw_torch",
-        max_length=cfg.max_seq_len,
+        # rows are already cut to max_seq_len (data.tokenize_rows); TRL refuses max_length with padding-free alone
+        max_length=None if (cfg.padding_free and not cfg.packing) else cfg.max_seq_len,
         packing=cfg.packing,
         padding_free=cfg.padding_free,
         eval_strategy="steps",
