@@ -51,15 +51,17 @@ PHONE_RE = re.compile(
     r"|(?<![\w+])(?:\+\d{1,3}[\s.-]?)?\(\d{2,4}\)[\s.-]?\d{3,4}[\s.-]?\d{3,4}(?!\w)"
 )
 URL_RE = re.compile(
-    r"(?i)\bhttps?://\S+|\bwww\.[a-z0-9-]+\.\S+"
-    r"|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|ai|co|ly|me|xyz|app|dev|gg|info|biz|link|to|tv|us|uk)\b(?:/\S*)?"
+    r"(?i)(?<![\w.@/-])(?:https?://\S+|www\.[a-z0-9-]+\.\S+"
+    r"|[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|ai|co|ly|me|xyz|app|dev|gg|info|biz|link|to|tv|us|uk)\b(?:/\S*)?)"
 )
+# Cheap tests that must hit whenever the full pattern can (used to skip the full pattern).
+PHONE_HINT_RE = re.compile(r"\d(?:[\s().-]{0,3}\d){9}")
 LEADING_MENTIONS_RE = re.compile(r"^(?:\s*[.]?@\w{1,15}\b[:,]?)+\s*")
 MENTION_RE = re.compile(r"(?<![\w@/.])@(\w{1,15})\b")
 HASHTAG_RE = re.compile(r"(?<![\w&/#])#(\w*[^\W\d_]\w*)")
 _INVISIBLE_RE = re.compile(r"[\u200b\u200c\u2060\ufeff\u00ad\u180e]")
 _ZWJ_RE = re.compile(r"(?<![^\x00-\x7f])\u200d|\u200d(?![^\x00-\x7f])")
-_TRIPLE_RE = re.compile(r"([^\W\d_])\1\1", re.UNICODE)
+_TRIPLE_RE = re.compile(r"(\w)\1\1")  # prefilter; _ELONGATED_WORD_RE checks for letters
 _ELONGATED_WORD_RE = re.compile(r"[^\W\d_]*([^\W\d_])\1\1[^\W\d_]*", re.UNICODE)
 _RUN_RE = re.compile(r"([^\W\d_])\1*", re.UNICODE)
 _PUNCT_RUN_RE = re.compile(r"([!?.])\1{3,}")
@@ -128,11 +130,11 @@ def has_email(text: str) -> bool:
 
 
 def has_phone(text: str) -> bool:
-    return mask_phones(text or "")[1]
+    return bool(text) and PHONE_HINT_RE.search(text) is not None and mask_phones(text)[1]
 
 
 def has_url(text: str) -> bool:
-    return bool(URL_RE.search(text or ""))
+    return bool(text) and "." in text and URL_RE.search(text) is not None
 
 
 def split_hashtag(tag: str) -> str:
@@ -181,6 +183,8 @@ def collapse_elongations(text: str) -> str:
 
 
 def normalize_whitespace(text: str) -> str:
+    if "\n" not in text and "\r" not in text:
+        return " ".join(text.split())
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _HSPACE_RE.sub(" ", text)
     text = _NL_SPACES_RE.sub("\n", text)
@@ -206,7 +210,8 @@ def clean_text(text: str | None, settings=None) -> str:
         text = EMAIL_RE.sub(EMAIL_MASK, text)
         text = LEADING_MENTIONS_RE.sub("", text)
         text = MENTION_RE.sub(lambda m: placeholder, text)
-    text, _ = mask_phones(text)
+    if PHONE_HINT_RE.search(text):
+        text, _ = mask_phones(text)
     if "#" in text:
         text = HASHTAG_RE.sub(lambda m: split_hashtag(m.group(1)), text)
     text = collapse_elongations(text)

@@ -119,28 +119,60 @@ STOP_WORDS = _stop_words()
 
 
 def _phrase_pattern(phrases: Iterable[str]) -> str:
+    """One regex for many whole-word phrases, as a character trie.
+
+    Python's ``re`` tries the alternatives of a plain ``a|b|c`` one by one at every position
+    (about 300 us per reply for 70 phrases); the trie branches on the first character and
+    only starts at word boundaries, which makes the match about 50x cheaper. Spaces in a
+    phrase match any run of whitespace; a phrase that starts/ends with a word character only
+    matches as a whole word.
+    """
+    trie: dict = {}
+    for p in {p.strip().lower() for p in phrases if p and p.strip()}:
+        node = trie
+        for ch in re.sub(r"\s+", " ", p):
+            node = node.setdefault(ch, {})
+        node[""] = True
+
+    def emit(node: dict, last: str) -> str:
+        alts = []
+        for ch in sorted(k for k in node if k):
+            piece = r"\s+" if ch == " " else re.escape(ch)
+            alts.append(piece + emit(node[ch], ch))
+        if "" in node:
+            alts.append(r"(?!\w)" if (last.isalnum() or last == "_") else "")
+        if len(alts) == 1:
+            return alts[0]
+        return "(?:" + "|".join(alts) + ")"
+
+    word_start = {k: v for k, v in trie.items() if k.isalnum() or k == "_"}
+    other_start = {k: v for k, v in trie.items() if k not in word_start}
     parts = []
-    for p in sorted({p.strip().lower() for p in phrases if p and p.strip()}, key=len, reverse=True):
-        body = r"\s+".join(re.escape(w) for w in p.split())
-        left = r"(?<!\w)" if p[0].isalnum() or p[0] == "_" else ""
-        right = r"(?![\w])" if p[-1].isalnum() or p[-1] == "_" else ""
-        parts.append(left + body + right)
+    if word_start:
+        parts.append(r"(?<!\w)" + emit(word_start, ""))
+    if other_start:
+        parts.append(emit(other_start, ""))
     return "|".join(parts) if parts else r"(?!x)x"
 
 
+HYPE_RE = re.compile(_HYPE_MULTIPLIER, re.IGNORECASE)
+
+
 def spam_regex(extra: Iterable[str] = ()) -> re.Pattern:
-    return re.compile(
-        "(?:" + _phrase_pattern((*SPAM_KEYWORDS, *extra)) + "|" + _HYPE_MULTIPLIER + ")",
-        re.IGNORECASE,
-    )
+    """The keyword/phrase trie (``HYPE_RE`` covers "100x"-style hype separately)."""
+    return re.compile(_phrase_pattern((*SPAM_KEYWORDS, *extra)), re.IGNORECASE)
+
+
+def has_spam(text: str, extra: Iterable[str] = ()) -> bool:
+    return bool(spam_regex(tuple(extra)).search(text) or ("0x" in text.lower() and HYPE_RE.search(text)))
 
 
 def generic_regex(extra: Iterable[str] = ()) -> re.Pattern:
     return re.compile(_phrase_pattern((*GENERIC_PHRASES, *extra)), re.IGNORECASE)
 
 
-_WORD_RE = re.compile(r"[^\W_](?:[\w'’-]*[^\W_])?")   # words for counting (generic ratio)
-_TOKEN_RE = re.compile(r"[^\W\d_][^\W_]*(?:['’][^\W\d_]+)?")  # words starting with a letter
+_WORD_RE = re.compile(r"\w+(?:['’-]\w+)*")   # words for counting (generic ratio)
+_TOKEN_RE = re.compile(r"[^\W\d_][^\W_]+")  # 2+ chars, starting with a letter (apostrophes removed first)
 _PLACEHOLDERS_RE = re.compile(r"\[(?:email|phone)\]")
 
 
@@ -148,6 +180,7 @@ def _meaningful_count(texts: pd.Series, placeholder: str) -> np.ndarray:
     stop = STOP_WORDS
     out = np.zeros(len(texts), dtype=np.int64)
     ph = placeholder.lower()
+    findall = _TOKEN_RE.findall
     for i, text in enumerate(texts):
         if not text:
             continue
@@ -156,13 +189,36 @@ def _meaningful_count(texts: pd.Series, placeholder: str) -> np.ndarray:
             low = low.replace(ph, " ")
         if "[" in low:
             low = _PLACEHOLDERS_RE.sub(" ", low)
-        words = {w.replace("'", "").replace("’", "") for w in _TOKEN_RE.findall(low)}
-        out[i] = sum(1 for w in words if len(w) >= 2 and w not in stop)
+        if "'" in low or "’" in low:
+            low = low.replace("'", "").replace("’", "")
+        out[i] = len(set(findall(low)) - stop)
     return out
 
 
 def _as_str_series(s: pd.Series) -> pd.Series:
     return s.astype(object).where(s.notna(), None)
+
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _bool_or_none(v):
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)) and v in (0, 1):
+        return bool(v)
+    if isinstance(v, str) and v.strip().lower() in ("true", "1", "yes", "false", "0", "no"):
+        return v.strip().lower() in ("true", "1", "yes")
+    return None
+
+
+def _contains(texts: pd.Series, pattern: re.Pattern, prefilter: pd.Series) -> np.ndarray:
+    """``texts.str.contains(pattern)``, run only where a cheap ``prefilter`` said it may match."""
+    out = np.zeros(len(texts), dtype=bool)
+    idx = np.flatnonzero(prefilter.to_numpy(dtype=bool))
+    if len(idx):
+        out[idx] = [pattern.search(t) is not None for t in texts.iloc[idx]]
+    return out
 
 
 def coerce_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -179,14 +235,20 @@ def coerce_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
             s = pd.Series([None] * len(pairs), index=pairs.index, dtype=object)
         if dtype == "string":
             s = s.astype(object).where(s.notna(), None)
-            s = s.map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype("string")
+            s = s.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+            s = s.map(lambda v: v if v is None else _SURROGATE_RE.sub("\ufffd", v)).astype("string")  # storable UTF-8
         elif dtype in ("int64", "Int64"):
             s = pd.to_numeric(s, errors="coerce")
+            if s.dtype.kind in "fuO":  # 3.5, inf, 1e30, 2**63: not a count -> null (reliability suite)
+                f = s.astype("float64")
+                s = f.where(np.isfinite(f) & (f == np.floor(f)) & (f.abs() < 2.0**63))
             s = s.astype("Int64") if s.isna().any() or dtype == "Int64" else s.astype("int64")
         elif dtype == "bool":
+            s = s.astype(object).map(_bool_or_none)  # "yes"/1/True; anything else -> null
             s = s.astype("boolean") if s.isna().any() else s.astype(bool)
         elif dtype.startswith("datetime64"):
             if not pd.api.types.is_datetime64_any_dtype(s):
+                s = s.astype(object).map(lambda v: None if isinstance(v, (list, dict, set, tuple, bytes)) else v)
                 s = pd.to_datetime(s, errors="coerce", utc=True, format="mixed")
             if getattr(s.dt, "tz", None) is not None:
                 s = s.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -198,15 +260,16 @@ def coerce_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
 def clean_pairs(pairs: pd.DataFrame, settings) -> pd.DataFrame:
     """``coerce_pairs`` plus ``tweet_clean`` and ``reply_clean`` (core/clean.py)."""
     frame = coerce_pairs(pairs)
-    frame["tweet_clean"] = pd.Series(
-        [_clean.clean_text(t, settings) for t in _as_str_series(frame["tweet"])],
-        index=frame.index, dtype="string",
-    )
-    frame["reply_clean"] = pd.Series(
-        [_clean.clean_text(t, settings) for t in _as_str_series(frame["reply"])],
-        index=frame.index, dtype="string",
-    )
+    frame["tweet_clean"] = _clean_unique(frame["tweet"], settings)
+    frame["reply_clean"] = _clean_unique(frame["reply"], settings)
     return frame
+
+
+def _clean_unique(texts: pd.Series, settings) -> pd.Series:
+    """clean_text once per distinct text (a tweet repeats once per reply)."""
+    codes, uniques = pd.factorize(texts.astype(object), use_na_sentinel=True)
+    cleaned = np.array([_clean.clean_text(t, settings) for t in uniques] + [""], dtype=object)
+    return pd.Series(cleaned[codes], index=texts.index, dtype="string")  # code -1 (null) -> ""
 
 
 def apply_rules(
@@ -234,13 +297,13 @@ def apply_rules(
     ).to_numpy(dtype=bool)
 
     has_urls = out["has_urls"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    email = raw.str.contains(_clean.EMAIL_RE, regex=True).to_numpy(dtype=bool)
-    url_found = raw.str.contains(_clean.URL_RE, regex=True).to_numpy(dtype=bool)
+    email = _contains(raw, _clean.EMAIL_RE, prefilter=raw.str.contains("@", regex=False))
+    url_found = _contains(raw, _clean.URL_RE, prefilter=raw.str.contains(".", regex=False))
     recheck = np.flatnonzero(url_found & email)  # "a@example.com" is contact data, not a URL
     if len(recheck):
         url_found[recheck] = [_clean.has_url(_clean.EMAIL_RE.sub(" ", t)) for t in raw.iloc[recheck]]
     url_ok = ~(has_urls | url_found)
-    maybe_phone = raw.str.contains(_clean.PHONE_RE, regex=True).to_numpy(dtype=bool)
+    maybe_phone = raw.str.contains(_clean.PHONE_HINT_RE, regex=True).to_numpy(dtype=bool)
     phone = np.zeros(n, dtype=bool)
     if maybe_phone.any():
         idx = np.flatnonzero(maybe_phone)
@@ -248,15 +311,19 @@ def apply_rules(
     contact = email | phone
     personal_ok = ~contact if settings.contact_policy == "reject" else np.ones(n, dtype=bool)
 
-    spam_ok = ~text.str.contains(spam_regex(settings.extra_spam_keywords), regex=True).to_numpy(dtype=bool)
+    spam = text.str.contains(spam_regex(settings.extra_spam_keywords), regex=True).to_numpy(dtype=bool)
+    spam |= _contains(text, HYPE_RE, prefilter=text.str.contains("0x", case=False, regex=False))
+    spam_ok = ~spam
 
-    total_words = text.str.count(_WORD_RE).to_numpy(dtype=np.int64)
     gre = generic_regex(settings.extra_generic_phrases)
-    non_generic = text.str.replace(gre, " ", regex=True).str.count(_WORD_RE).to_numpy(dtype=np.int64)
-    generic_words = np.clip(total_words - non_generic, 0, None)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(total_words > 0, generic_words / np.maximum(total_words, 1), 0.0)
-    out["generic_ratio"] = ratio.astype(np.float64)
+    ratio = np.zeros(n, dtype=np.float64)
+    has_generic = text.str.contains(gre, regex=True).to_numpy(dtype=bool)
+    for i in np.flatnonzero(has_generic):  # only rows holding a generic phrase need counting
+        t = text.iat[i]
+        total = len(_WORD_RE.findall(t))
+        if total:
+            ratio[i] = max(total - len(_WORD_RE.findall(gre.sub(" ", t))), 0) / total
+    out["generic_ratio"] = ratio
     meaningful = _meaningful_count(text, settings.handle_placeholder)
     out["meaningful_words"] = meaningful
 
