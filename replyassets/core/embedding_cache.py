@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,17 @@ import numpy as np
 import pyarrow as pa
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# DuckDB shares one database instance per file inside a process; concurrent open/close of
+# that instance from several threads races, so calls on the same file are serialized here
+# (other processes are handled by the file lock retry).
+_FILE_LOCKS: dict[str, threading.Lock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(path: str) -> threading.Lock:
+    key = str(Path(path).resolve())
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(key, threading.Lock())
 
 
 def text_hash(text: str) -> str:
@@ -37,12 +49,18 @@ class DuckDBEmbeddingCache:
         self.database_path = str(database_path)
         self.table = table
         self.lock_timeout_s = lock_timeout_s
-        if self.database_path != ":memory:":
-            Path(self.database_path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _file_lock(self.database_path)
+        if self.database_path == ":memory:":
+            raise ValueError("the embedding cache needs a database file (':memory:' would not persist)")
+        Path(self.database_path).parent.mkdir(parents=True, exist_ok=True)
         self._run(lambda con: None)
 
     # one short-lived connection per call, retried while another process holds the lock
     def _run(self, fn):
+        with self._lock:
+            return self._run_unlocked(fn)
+
+    def _run_unlocked(self, fn):
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05
         while True:
