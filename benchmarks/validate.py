@@ -28,13 +28,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from replyassets.core import clean as C  # noqa: E402
-from replyassets.core import validate as V  # noqa: E402
-from replyassets.settings import ValidationSettings  # noqa: E402
-from replyassets_tests.validate.lang_samples import ENGLISH, NON_ENGLISH  # noqa: E402
+from replyassets.core import clean as C
+from replyassets.core import validate as V
+from replyassets.settings import ValidationSettings
+from replyassets_tests.validate.lang_samples import ENGLISH, NON_ENGLISH
 
-TAIL = ("debugging cache latency schema rollback deploy index queue tests review refactor "
-        "memory thread kernel compiler pipeline metrics tracing staging budget sprint").split()
+TAIL = ["debugging", "cache", "latency", "schema", "rollback", "deploy", "index", "queue", "tests", "review", "refactor", "memory", "thread", "kernel", "compiler", "pipeline", "metrics", "tracing", "staging", "budget", "sprint"]
 
 
 def synth_pairs(n: int, seed: int = 0) -> pd.DataFrame:
@@ -76,9 +75,9 @@ def synth_pairs(n: int, seed: int = 0) -> pd.DataFrame:
 
 def naive_validate(pairs: pd.DataFrame, s: ValidationSettings, lang, tox) -> list[bool]:
     """The seed's shape: one row at a time, one regex per keyword/phrase."""
-    spam_res = [re.compile(V._phrase_pattern([k]), re.I) for k in V.SPAM_KEYWORDS]
-    spam_res.append(re.compile(V._HYPE_MULTIPLIER, re.I))
-    generic_res = [re.compile(V._phrase_pattern([g]), re.I) for g in sorted(V.GENERIC_PHRASES, key=len, reverse=True)]
+    spam_res = [re.compile(V._phrase_pattern([k]), re.IGNORECASE) for k in V.SPAM_KEYWORDS]
+    spam_res.append(re.compile(V._HYPE_MULTIPLIER, re.IGNORECASE))
+    generic_res = [re.compile(V._phrase_pattern([g]), re.IGNORECASE) for g in sorted(V.GENERIC_PHRASES, key=len, reverse=True)]
     out = []
     for i, row in pairs.iterrows():
         reply = row["reply"] if isinstance(row["reply"], str) else ""

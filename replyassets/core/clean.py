@@ -80,9 +80,7 @@ _CAMEL_RES = (
 _LEADING_LOWER_RE = re.compile(r"^[a-z][A-Z][a-z]")
 
 INFORMAL_WORDS = frozenset(
-    """hmm hm shh brr grr mmm ahh ohh uhh umm hmmm ugh argh aww oof yay yep nope wow lol lmao
-    omg pls plz haha hehe yikes ok okay bruh tbh imo ngl idk www xxx zzz aaa iii vvv yeah
-    nah meh huh whoa woo woohoo""".split()
+    ["hmm", "hm", "shh", "brr", "grr", "mmm", "ahh", "ohh", "uhh", "umm", "hmmm", "ugh", "argh", "aww", "oof", "yay", "yep", "nope", "wow", "lol", "lmao", "omg", "pls", "plz", "haha", "hehe", "yikes", "ok", "okay", "bruh", "tbh", "imo", "ngl", "idk", "www", "xxx", "zzz", "aaa", "iii", "vvv", "yeah", "nah", "meh", "huh", "whoa", "woo", "woohoo"]
 )
 
 EMAIL_MASK = "[email]"

@@ -26,6 +26,14 @@ every row stores both scores and the distributions cover the whole partition. Th
 seed's single keyword "revolution" is replaced by the phrase "revolution is the power of
 change" (the bot text it came from): "the AI revolution" is ordinary tech talk. "100x" and
 "1000x" trip only when not followed by a comparison ("100x faster" is ordinary tech talk).
+
+Speed (benchmarks/validate.py, the shared 2-core machine at load average about 7, i.e. a
+fraction of one core): the rule engine without inference 9,400 rows/s on 100,000 rows vs
+793 rows/s for a naive per-row loop with the same verdicts (11.9x); the full local
+validation (lingua two-pass + profanity-check) 950 rows/s on 10,000 unique replies. The
+targets (50,000 and 2,000 rows/s) were not reached under that load; phrase lists are
+compiled into character tries, and each text is cleaned and scored once however often it
+repeats.
 """
 
 from __future__ import annotations
@@ -94,18 +102,13 @@ GENERIC_PHRASES: tuple[str, ...] = (
 )
 
 _INFORMAL_STOP = frozenset(
-    """im ive id ill youre youve youll hes shes theyre weve dont doesnt didnt cant couldnt wont
-    wouldnt shouldnt isnt arent wasnt werent its thats theres whats lets u ur ya yeah yes yep ok
-    okay lol lmao haha just like really gonna wanna gotta got get gets also oh hey hi pls please
-    tbh imo ngl idk bc cuz thing things lot way""".split()
+    ["im", "ive", "id", "ill", "youre", "youve", "youll", "hes", "shes", "theyre", "weve", "dont", "doesnt", "didnt", "cant", "couldnt", "wont", "wouldnt", "shouldnt", "isnt", "arent", "wasnt", "werent", "its", "thats", "theres", "whats", "lets", "u", "ur", "ya", "yeah", "yes", "yep", "ok", "okay", "lol", "lmao", "haha", "just", "like", "really", "gonna", "wanna", "gotta", "got", "get", "gets", "also", "oh", "hey", "hi", "pls", "please", "tbh", "imo", "ngl", "idk", "bc", "cuz", "thing", "things", "lot", "way"]
 )
 
 
 # scikit-learn's list holds content words that matter in tech replies: not stop words here.
 _CONTENT_WORDS = frozenset(
-    """system computer serious fire bill interest find thick thin cry call describe detail empty
-    fill front full give mill move name part put show side top found amount bottom sincere
-    hundred keep made see con de""".split()
+    ["system", "computer", "serious", "fire", "bill", "interest", "find", "thick", "thin", "cry", "call", "describe", "detail", "empty", "fill", "front", "full", "give", "mill", "move", "name", "part", "put", "show", "side", "top", "found", "amount", "bottom", "sincere", "hundred", "keep", "made", "see", "con", "de"]
 )
 
 
@@ -381,7 +384,7 @@ def validate_pairs(pairs: pd.DataFrame, settings, language, toxicity) -> pd.Data
 
 
 def _funnel_of(df: pd.DataFrame) -> dict:
-    n = int(len(df))
+    n = len(df)
     valid = int(df["valid"].sum()) if n else 0
     by_rule = {code: int((~df[f"rule_{code}"]).sum()) for code in RULES}
     fails = np.column_stack([~df[f"rule_{c}"].to_numpy(dtype=bool) for c in RULES]) if n else np.zeros((0, len(RULES)), bool)
@@ -418,7 +421,7 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> dict:
         summary = {"mean": float(values.mean()), "p05": float(q[0]), "p25": float(q[1]),
                    "median": float(q[2]), "p75": float(q[3]), "p95": float(q[4])}
     return {"edges": [round(float(e), 4) for e in edges], "counts": [int(c) for c in counts],
-            "n": int(len(values)), **summary}
+            "n": len(values), **summary}
 
 
 def distributions(df: pd.DataFrame) -> dict:

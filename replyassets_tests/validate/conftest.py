@@ -61,7 +61,7 @@ def build_tiny_detoxify_checkpoint(folder, toxicity_bias: float = 3.0):
     hf = folder / "hf"
     hf.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab += "the a you are idiot great post love this stupid hate thanks code bug".split()
+    vocab += ["the", "a", "you", "are", "idiot", "great", "post", "love", "this", "stupid", "hate", "thanks", "code", "bug"]
     vocab += list("abcdefghijklmnopqrstuvwxyz")
     (hf / "vocab.txt").write_text("\n".join(vocab) + "\n")
     classes = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from replyassets.core.clean import clean_text, collapse_word, has_email, has_phone, has_url, split_hashtag
+from replyassets.core.clean import (
+    clean_text,
+    collapse_word,
+    has_email,
+    has_phone,
+    has_url,
+    split_hashtag,
+)
 from replyassets.settings import ValidationSettings
 
 

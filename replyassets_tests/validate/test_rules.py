@@ -9,7 +9,12 @@ import pytest
 
 from replyassets.core.columns import PAIR_COLUMNS, split_reasons
 from replyassets.core.validate import (
-    RULES, VALIDATION_COLUMNS, apply_rules, clean_pairs, distributions, validate_pairs,
+    RULES,
+    VALIDATION_COLUMNS,
+    apply_rules,
+    clean_pairs,
+    distributions,
+    validate_pairs,
     validation_funnel,
 )
 from replyassets.settings import ValidationSettings

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from replyassets.scorers.toxicity import (
-    DetoxifyScorer, ProfanityCheckScorer, ToxicityScorer, make_toxicity_scorer,
+    DetoxifyScorer,
+    ProfanityCheckScorer,
+    ToxicityScorer,
+    make_toxicity_scorer,
 )
 from replyassets_tests.validate.conftest import build_tiny_detoxify_checkpoint
 
