@@ -170,3 +170,15 @@ def test_bad_config_is_a_clear_error(tmp_path, capsys):
     cfg.write_text(json.dumps({"base_model": str(tmp_path / "no-model"), "train_file": str(tmp_path / "t.jsonl"), "eval_file": str(tmp_path / "t.jsonl"), "output_dir": str(tmp_path / "o")}))
     assert main(["--config", str(cfg)]) == 2
     assert "cannot load the base model" in capsys.readouterr().err
+
+
+def test_settings_dump_is_a_valid_training_config(tmp_path):
+    from replyassets.settings import load_settings
+
+    training = load_settings("production").training
+    cfg = TrainConfig.from_dict(
+        {**training.model_dump(mode="json"), "train_file": "t.jsonl", "eval_file": "e.jsonl", "output_dir": str(tmp_path)}
+    )
+    assert cfg.learning_rate == 2e-4 and cfg.lora.r == 16 and cfg.lora.alpha == 16 and cfg.lora.dropout == 0.1
+    assert cfg.quantization == training.quantization and cfg.eval_steps == 50 and cfg.save_total_limit == 3
+    assert len(cfg.lora.target_modules) == 7 and cfg.adapter_dir == str(tmp_path / "adapter")
