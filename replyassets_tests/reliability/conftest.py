@@ -62,3 +62,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.write_line(tally.summary_line())
     for path in getattr(config, "_reliability_written", []):
         terminalreporter.write_line(f"figures written to {path}")
+
+
+# The Dagster fixtures of the wiring tests (temp DAGSTER_HOME, temp DuckDB, resources()).
+from replyassets_tests.defs.conftest import dagster_project  # noqa: E402,F401
