@@ -1,18 +1,27 @@
 """The one ``Definitions`` of the replyassets code location.
 
-Assets, checks, resources (chosen by ``REPLYASSETS_PROFILE``) and sensors come from the
-per-stage modules in ``replyassets/defs``.
+Assets, checks, resources (chosen by ``REPLYASSETS_PROFILE``), sensors and schedules come
+from the per-stage modules in ``replyassets/defs``.
 """
-
-from __future__ import annotations
 
 import dagster as dg
 
-from replyassets.defs import collect
+from replyassets.defs import collect, curate, dedupe, evaluate, schedules, train, validate
 from replyassets.defs.resources import resources_for_profile
 
 defs = dg.Definitions(
-    assets=[collect.raw_tweets],
+    assets=[
+        collect.raw_tweets,
+        validate.validated_pairs,
+        dedupe.deduped_pairs,
+        curate.review_decisions,
+        curate.curated_set,
+        train.base_model,
+        train.lora_adapter,
+        evaluate.eval_report,
+    ],
+    jobs=[schedules.collect_job],
+    schedules=[schedules.weekly_recollection],
     sensors=[collect.query_partitions_sensor],
     resources=resources_for_profile(),
 )

@@ -19,6 +19,7 @@ from replyassets.defs.common import (
     settings,
     table_md,
 )
+from replyassets.defs.fingerprint import fingerprint
 from replyassets.defs.resources import TweetSourceResource
 from replyassets.schemas import RawPairs, Rejections
 from replyassets.settings import QuerySpec, load_queries
@@ -76,6 +77,11 @@ def checkpoint_key(spec: QuerySpec) -> str:
     },
     partitions_def=QUERY_PARTITIONS,
     pool=DUCKDB_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "non_empty", asset="raw_tweets", description="the query yielded at least one pair that passed the filters"
+        )
+    ],
     retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
 )
 def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_source: TweetSourceResource):
@@ -86,6 +92,7 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
     """
     s = settings()
     spec = query_spec(context.partition_key)
+    input_fingerprint = fingerprint(context.instance, "raw_tweets", COLLECT_CODE_VERSION, context.partition_key)
     source = tweet_source.build()
     checkpoint = None
     if tweet_source.kind != "replay":
@@ -110,6 +117,7 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
         data_version=dg.DataVersion(frame_hash(pairs.drop(columns=["collected_at"]))),
         metadata={
             "query_text": spec.text,
+            "input_fingerprint": input_fingerprint,
             "source": source.name if hasattr(source, "name") else tweet_source.kind,
             "pairs": len(pairs),
             "unique_tweets": int(pairs["tweet_id"].nunique()),
@@ -120,6 +128,14 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
             "estimated_cost_usd": float(round(result.cost_usd, 4)),
             "preview": table_md(preview),
         },
+    )
+    yield dg.AssetCheckResult(
+        check_name="non_empty",
+        asset_key="raw_tweets",
+        passed=len(pairs) > 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(pairs)} pairs from {result.funnel.get('items_in', '?')} items",
+        metadata={"pairs": len(pairs)},
     )
     reason_counts = _reason_counts(rejections)
     yield dg.Output(

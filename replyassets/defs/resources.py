@@ -67,9 +67,9 @@ class LanguageResource(dg.ConfigurableResource):
 
 
 class ToxicityResource(dg.ConfigurableResource):
-    """``profanity`` (alt-profanity-check, offline) or ``detoxify`` (production)."""
+    """``profanity-check`` (alt-profanity-check, offline) or ``detoxify`` (production)."""
 
-    kind: str = "profanity"
+    kind: str = "profanity-check"
     detoxify_model_type: str = "original"
     detoxify_checkpoint: str | None = None
     detoxify_config_path: str | None = None
@@ -112,24 +112,18 @@ class JudgeResource(dg.ConfigurableResource):
     max_retries: int = 4
     timeout_s: float = 60.0
 
-    def build(self, embedder=None):
-        if self.kind == "offline":
-            from replyassets.judges.offline import OfflineJudge
+    def build(self):
+        from replyassets.judges.factory import build_judge
 
-            return OfflineJudge()
-        if self.kind == "anthropic":
-            from replyassets.judges.anthropic_judge import AnthropicJudge
-
-            if not self.api_key:
-                raise dg.Failure("The anthropic judge needs ANTHROPIC_API_KEY in the environment.")
-            return AnthropicJudge(
-                model=self.model,
-                api_key=self.api_key,
-                base_url=self.base_url,
-                max_retries=self.max_retries,
-                timeout=self.timeout_s,
-            )
-        raise dg.Failure(f"unknown judge kind {self.kind!r} (offline | anthropic)")
+        if self.kind not in ("offline", "anthropic"):
+            raise dg.Failure(f"unknown judge kind {self.kind!r} (offline | anthropic)")
+        if self.kind == "anthropic" and not self.api_key:
+            raise dg.Failure("The anthropic judge needs ANTHROPIC_API_KEY in the environment.")
+        ev = get_settings().evaluation.model_copy(
+            update={"judge": self.kind, "judge_model": self.model, "judge_max_retries": self.max_retries,
+                    "judge_timeout_s": self.timeout_s}
+        )
+        return build_judge(ev, api_key=self.api_key, base_url=self.base_url)
 
 
 def _io_manager(s: Settings):
@@ -140,10 +134,7 @@ def _io_manager(s: Settings):
 
 def resources_for_profile(profile: str | None = None) -> dict[str, Any]:
     s = get_settings(profile)
-    try:
-        from replyassets.defs.launchers import TrainingLauncher
-    except ImportError:  # pragma: no cover - during bootstrap only
-        TrainingLauncher = None
+    from replyassets.defs.launchers import training_launcher_for
     common = {
         "io_manager": _io_manager(s),
         "language": LanguageResource(),
@@ -157,14 +148,14 @@ def resources_for_profile(profile: str | None = None) -> dict[str, Any]:
             "judge": JudgeResource(
                 kind=s.evaluation.judge, model=s.evaluation.judge_model, api_key=dg.EnvVar("ANTHROPIC_API_KEY")
             ),
-            **({"launcher": TrainingLauncher(kind=s.training.launcher)} if TrainingLauncher else {}),
+            "launcher": training_launcher_for(s),
         }
     return {
         **common,
         "tweet_source": TweetSourceResource(kind="replay", sample_dir=s.paths.sample_dir),
-        "toxicity": ToxicityResource(kind="profanity"),
+        "toxicity": ToxicityResource(kind="profanity-check"),
         "judge": JudgeResource(kind=s.evaluation.judge),
-        **({"launcher": TrainingLauncher(kind=s.training.launcher)} if TrainingLauncher else {}),
+        "launcher": training_launcher_for(s),
     }
 
 

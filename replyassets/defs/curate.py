@@ -1,0 +1,149 @@
+"""``review_decisions`` (written by ``replyassets review``) and ``curated_set`` with its
+blocking checks: the checks that stop training on a bad set."""
+
+import dagster as dg
+import pandas as pd
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from replyassets.core.curate import candidates_from_deduped, content_hash, curate, dataset_card, export_training_files
+from replyassets.core.embedding_cache import DuckDBEmbeddingCache
+from replyassets.core.quality_checks import CURATED_CHECKS, run_curated_checks
+from replyassets.core.review import ReviewStore, progress_of
+from replyassets.defs.common import DUCKDB_POOL, OWNERS, frame_hash, json_md, settings, table_md
+from replyassets.defs.fingerprint import fingerprint
+from replyassets.defs.resources import EmbedderResource
+from replyassets.schemas import CuratedSet
+from replyassets.scorers.embeddings import CachedEmbedder
+
+CURATE_CODE_VERSION = "curate-v1"
+CURATED_CHECK_SPECS = [
+    dg.AssetCheckSpec(name=name, asset="curated_set", blocking=spec.blocking, description=spec.description)
+    for name, spec in CURATED_CHECKS.items()
+]
+
+
+@dg.observable_source_asset(
+    name="review_decisions",
+    description=(
+        "Manual review decisions (keep / reject / edit) keyed by reply id, written one at a time "
+        "by `replyassets review` into the DuckDB table main.review_decisions. They survive every "
+        "re-materialization; curated_set applies them."
+    ),
+    group_name="curate",
+    owners=OWNERS,
+    kinds={"duckdb"},
+    auto_observe_interval_minutes=1,
+)
+def review_decisions() -> dg.DataVersion:
+    decisions = ReviewStore(settings().database_path).decisions()
+    return dg.DataVersion(frame_hash(decisions.drop(columns=["decided_at"], errors="ignore")))
+
+
+@dg.asset(
+    description=(
+        "The training set: valid, deduplicated pairs ranked by quality (engagement, author "
+        "credibility, timing), review decisions applied, at most N replies per author, up to the "
+        "target size, split train/eval/test grouped by source tweet. Exports train/eval/test JSONL "
+        "in the Qwen3 chat format and a dataset card under data/curated/<content hash>/. Blocking "
+        "checks stop lora_adapter when the set is not fit to train on."
+    ),
+    deps=["review_decisions"],
+    dagster_type=pandera_schema_to_dagster_type(CuratedSet),
+    code_version=CURATE_CODE_VERSION,
+    owners=OWNERS,
+    kinds={"duckdb", "pandera"},
+    group_name="curate",
+    pool=DUCKDB_POOL,
+    check_specs=CURATED_CHECK_SPECS,
+)
+def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, embedder: EmbedderResource):
+    s = settings()
+    input_fingerprint = fingerprint(context.instance, "curated_set", CURATE_CODE_VERSION)
+    candidates = candidates_from_deduped(deduped_pairs)
+    store = ReviewStore(s.database_path)
+    decisions = store.decisions()
+    curated = curate(candidates, decisions, s.curation, s.collection)
+    digest = content_hash(curated)
+    export = export_training_files(curated, s.data_dir / "curated" / digest[:16], s.curation)
+    card = dataset_card(curated, s.curation)
+    progress = progress_of(candidates, decisions)
+    context.log.info(f"curated {len(curated)} pairs (content hash {digest[:12]}); review progress {progress}")
+
+    yield dg.Output(
+        curated,
+        data_version=dg.DataVersion(digest),
+        metadata={
+            "input_fingerprint": input_fingerprint,
+            "pairs": len(curated),
+            "content_hash": digest,
+            "splits": json_md(card.get("splits", {})),
+            "unique_tweets": card.get("unique_tweets", 0),
+            "unique_authors": card.get("unique_authors", 0),
+            "review_policy": s.curation.review_policy,
+            "review_progress": json_md(progress),
+            "export_dir": dg.MetadataValue.path(str(export["out_dir"])),
+            "train_file": dg.MetadataValue.path(str(export["files"]["train.jsonl"]["path"])),
+            "eval_file": dg.MetadataValue.path(str(export["files"]["eval.jsonl"]["path"])),
+            "test_file": dg.MetadataValue.path(str(export["files"]["test.jsonl"]["path"])),
+            "files_sha256": json_md({k: v["sha256"] for k, v in export["files"].items()}),
+            "dataset_card": dg.MetadataValue.md(_read(export["files"].get("dataset_card.md", {}).get("path"))),
+            "top_pairs": table_md(curated.head(8)[["rank", "split", "quality_score", "train_reply"]].to_dict("records")),
+        },
+    )
+
+    embed = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(s.database_path))
+    outcomes = run_curated_checks(curated, s, embed=embed.encode)
+    for name, outcome in outcomes.items():
+        yield dg.AssetCheckResult(
+            check_name=name,
+            asset_key="curated_set",
+            passed=bool(outcome.passed),
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=outcome.description,
+            metadata={k: _md(v) for k, v in outcome.metadata.items()},
+        )
+
+
+def _read(path) -> str:
+    try:
+        return open(path, encoding="utf-8").read()[:20000] if path else ""
+    except OSError:
+        return ""
+
+
+def _md(v):
+    if isinstance(v, bool):
+        return dg.MetadataValue.bool(v)
+    if isinstance(v, (int, float, str)):
+        return v
+    return json_md(v)
+
+
+# ----------------------------------------------------------------------------- the guard
+
+
+def blocking_check_status(instance: dg.DagsterInstance) -> tuple[bool, list[str]]:
+    """Whether the latest ``curated_set`` passed every blocking check *of that materialization*.
+
+    Used by ``lora_adapter`` so that any later run, backfill, schedule or automation refuses to
+    train on a set whose blocking checks failed, are missing, or ran on an older version.
+    """
+    problems: list[str] = []
+    records = instance.fetch_materializations(dg.AssetKey("curated_set"), limit=1).records
+    if not records:
+        return False, ["curated_set has never been materialized"]
+    latest_storage_id = records[0].storage_id
+    keys = [dg.AssetCheckKey(dg.AssetKey("curated_set"), spec.name) for spec in CURATED_CHECK_SPECS if spec.blocking]
+    executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    for key in keys:
+        rec = executions.get(key)
+        evaluation = rec.evaluation if rec is not None else None
+        if evaluation is None:
+            problems.append(f"{key.name}: no result for the latest curated_set")
+            continue
+        target = evaluation.target_materialization_data
+        if target is not None and target.storage_id != latest_storage_id:
+            problems.append(f"{key.name}: last ran on an older curated_set")
+        elif not evaluation.passed:
+            problems.append(f"{key.name}: FAILED ({evaluation.description or 'see the check'})")
+    return not problems, problems

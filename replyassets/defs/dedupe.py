@@ -1,0 +1,81 @@
+"""``deduped_pairs``: exact then semantic dedup over all query partitions, incremental."""
+
+import dagster as dg
+import pandas as pd
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from replyassets.core.dedup import dedupe
+from replyassets.core.embedding_cache import DuckDBEmbeddingCache
+from replyassets.defs.common import DUCKDB_POOL, OWNERS, frame_hash, funnel_table, settings, table_md
+from replyassets.defs.fingerprint import fingerprint
+from replyassets.defs.resources import EmbedderResource
+from replyassets.schemas import DedupedPairs
+from replyassets.scorers.embeddings import CachedEmbedder
+
+DEDUP_CODE_VERSION = "dedup-v1"
+
+
+@dg.asset(
+    description=(
+        "All validated pairs across every query with the global dedup decision: exact duplicates "
+        "on normalized text, then semantic duplicates (cosine >= threshold, all-MiniLM-L6-v2); the "
+        "higher-engagement reply survives and each dropped row names the row it duplicates. "
+        "Embeddings are cached in DuckDB by model and text hash, so only new replies are embedded."
+    ),
+    dagster_type=pandera_schema_to_dagster_type(DedupedPairs),
+    code_version=DEDUP_CODE_VERSION,
+    owners=OWNERS,
+    kinds={"duckdb", "pandera", "pytorch"},
+    group_name="dedupe",
+    pool=DUCKDB_POOL,
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def deduped_pairs(
+    context: dg.AssetExecutionContext, validated_pairs: pd.DataFrame, embedder: EmbedderResource
+) -> dg.Output:
+    s = settings()
+    input_fingerprint = fingerprint(context.instance, "deduped_pairs", DEDUP_CODE_VERSION)
+    df = validated_pairs.reset_index(drop=True)
+    valid = df[df["valid"]]
+    cached = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(s.database_path))
+    embeddings = cached.encode(valid["reply_clean"].tolist()) if len(valid) else None
+    out = dedupe(df, embeddings, threshold=s.dedup.similarity_threshold, text_col="reply_clean")
+    stats = cached.stats()
+    n_valid = int(df["valid"].sum())
+    kept = int(out["kept"].sum())
+    exact = int((out["dup_kind"] == "exact").sum())
+    semantic = int((out["dup_kind"] == "semantic").sum())
+    context.log.info(f"{kept}/{n_valid} valid pairs kept ({exact} exact, {semantic} semantic duplicates); cache {stats}")
+    examples = (
+        out.loc[out["dup_kind"] == "semantic", ["reply_id", "duplicate_of", "similarity", "reply_clean"]]
+        .head(8)
+        .to_dict("records")
+    )
+    by_query = out.groupby("query").agg(pairs=("reply_id", "size"), valid=("valid", "sum"), kept=("kept", "sum"))
+    return dg.Output(
+        out,
+        data_version=dg.DataVersion(frame_hash(out.drop(columns=["collected_at"], errors="ignore"))),
+        metadata={
+            "input_fingerprint": input_fingerprint,
+            "rows_in": len(df),
+            "valid_in": n_valid,
+            "kept": kept,
+            "exact_duplicates": exact,
+            "semantic_duplicates": semantic,
+            "similarity_threshold": s.dedup.similarity_threshold,
+            "embedding_model": embedder.model,
+            "embedding_cache_hits": int(stats.get("hits", 0)),
+            "embedding_cache_misses": int(stats.get("misses", 0)),
+            "funnel": funnel_table(
+                [
+                    {"stage": "rows in", "count": len(df)},
+                    {"stage": "valid", "count": n_valid},
+                    {"stage": "exact duplicates", "count": exact},
+                    {"stage": "semantic duplicates", "count": semantic},
+                    {"stage": "kept", "count": kept},
+                ]
+            ),
+            "by_query": table_md(by_query.reset_index().to_dict("records")),
+            "semantic_duplicate_examples": table_md(examples),
+        },
+    )

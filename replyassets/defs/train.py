@@ -1,0 +1,147 @@
+"""``base_model`` and ``lora_adapter``: training handed to a Pipes launcher, never run in Dagster."""
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Optional
+
+import dagster as dg
+
+from replyassets.defs.common import OWNERS, json_md, settings
+from replyassets.defs.curate import blocking_check_status
+from replyassets.defs.fingerprint import fingerprint
+from replyassets.defs.launchers import TrainingLauncher, train_eval_gap_check_spec
+
+TRAIN_CODE_VERSION = "train-v1"
+LOCAL_TINY = "local-tiny"
+
+
+def _latest_metadata(instance: dg.DagsterInstance, key: str) -> dict:
+    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    if event is None or event.asset_materialization is None:
+        raise dg.Failure(f"{key} has not been materialized yet; materialize it first")
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def sample_texts() -> list[str]:
+    """Every tweet and reply text of the bundled sample (the tiny tokenizer's corpus)."""
+    from replyassets.core.collect import collect_partition
+    from replyassets.settings import load_queries
+    from replyassets.sources.replay import ReplaySource
+
+    s = settings()
+    source = ReplaySource(s.sample_dir)
+    texts: list[str] = []
+    for spec in load_queries(s.queries_path):
+        result = collect_partition(spec, source, s.collection)
+        texts += result.pairs["tweet"].tolist() + result.pairs["reply"].tolist()
+    return sorted(set(texts))
+
+
+@dg.asset(
+    description=(
+        "The base model the adapter is trained on. In the local profile: a tiny Qwen3-architecture "
+        "model (hidden 64, 2 layers) with a tokenizer trained on the bundled sample and the Qwen3 chat "
+        "template, built deterministically under data/models/. In production: the configured hub id "
+        "(e.g. Qwen/Qwen3-8B), recorded as is."
+    ),
+    code_version=TRAIN_CODE_VERSION,
+    owners=OWNERS,
+    kinds={"pytorch"},
+    group_name="train",
+)
+def base_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    s = settings()
+    input_fingerprint = fingerprint(context.instance, "base_model", TRAIN_CODE_VERSION)
+    if s.training.base_model != LOCAL_TINY:
+        return dg.MaterializeResult(
+            metadata={"model_path": s.training.base_model, "kind": "hub", "input_fingerprint": input_fingerprint},
+            data_version=dg.DataVersion(hashlib.sha256(s.training.base_model.encode()).hexdigest()),
+        )
+    from replyassets.training.tiny_model import build_tiny_model, tiny_model_hash
+
+    texts = sample_texts()
+    corpus_hash = hashlib.sha256("\n".join(texts).encode()).hexdigest()
+    out = s.data_dir / "models" / f"tiny-qwen3-{corpus_hash[:12]}"
+    if not (out / "tiny_model.json").exists():
+        build_tiny_model(out, texts, seed=0)
+        context.log.info(f"built the tiny Qwen3 model in {out}")
+    digest = tiny_model_hash(out)
+    return dg.MaterializeResult(
+        metadata={
+            "model_path": dg.MetadataValue.path(str(out)),
+            "kind": LOCAL_TINY,
+            "input_fingerprint": input_fingerprint,
+            "model_sha256": digest,
+            "tokenizer_corpus_texts": len(texts),
+        },
+        data_version=dg.DataVersion(digest),
+    )
+
+
+class LoraAdapterConfig(dg.Config):
+    launcher: Optional[str] = None
+    """Override the profile's launcher: local | kubernetes | docker."""
+    max_steps: Optional[int] = None
+    epochs: Optional[float] = None
+    quantization: Optional[str] = None
+    """none | nf4 (QLoRA)."""
+    merge: bool = False
+    """Also merge the adapter into the base model (saved beside the adapter)."""
+
+
+def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig) -> dict:
+    s = settings()
+    curated = _latest_metadata(instance, "curated_set")
+    base = _latest_metadata(instance, "base_model")
+    cfg = s.training.model_dump(mode="json")
+    cfg.pop("launcher", None)
+    for key in ("max_steps", "epochs", "quantization"):
+        value = getattr(overrides, key)
+        if value is not None:
+            cfg[key] = value
+    cfg["lora"] = {**cfg["lora"], "target_modules": list(cfg["lora"]["target_modules"])}
+    cfg.update(
+        base_model=str(base["model_path"]),
+        train_file=str(curated["train_file"]),
+        eval_file=str(curated["eval_file"]),
+        curated_set_hash=str(curated["content_hash"]),
+    )
+    # Same data, base model and config -> same folder: a rerun after a crash resumes there.
+    key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+    cfg["output_dir"] = str(s.data_dir / "adapters" / f"{str(curated['content_hash'])[:12]}-{key}")
+    cfg["run_name"] = f"lora-{key}"
+    return cfg
+
+
+@dg.asset(
+    description=(
+        "A LoRA (or QLoRA) adapter trained on curated_set's train split with eval-split early "
+        "stopping. Training runs outside Dagster through a Pipes launcher (local subprocess, "
+        "Kubernetes GPU pod, or Docker) and reports losses, samples, the adapter path and hash "
+        "back. Refuses to run unless every blocking check of the latest curated_set passed."
+    ),
+    deps=["curated_set", "base_model"],
+    code_version=TRAIN_CODE_VERSION,
+    owners=OWNERS,
+    kinds={"pytorch"},
+    group_name="train",
+    check_specs=[train_eval_gap_check_spec("lora_adapter")],
+)
+def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, launcher: TrainingLauncher):
+    ok, problems = blocking_check_status(context.instance)
+    if not ok:
+        raise dg.Failure(
+            description="Refusing to train: the latest curated_set did not pass its blocking checks.",
+            metadata={"blocking_check_problems": json_md(problems)},
+        )
+    input_fingerprint = fingerprint(context.instance, "lora_adapter", TRAIN_CODE_VERSION)
+    cfg = training_config(context.instance, config)
+    Path(cfg["output_dir"]).mkdir(parents=True, exist_ok=True)
+    context.log.info(f"training config: {json.dumps(cfg, sort_keys=True)}")
+    result = launcher.launch(context, cfg, extras={"merge": config.merge}, kind=config.launcher)
+    return dg.MaterializeResult(
+        metadata={**(result.metadata or {}), "input_fingerprint": input_fingerprint, "launcher": config.launcher or launcher.kind},
+        check_results=result.check_results,
+        data_version=result.data_version,
+    )

@@ -1,0 +1,97 @@
+"""``validated_pairs``: every raw pair with each rule's verdict, scores and cleaned text."""
+
+import dagster as dg
+import pandas as pd
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from replyassets.core.validate import validate_pairs
+from replyassets.defs.common import (
+    DUCKDB_POOL,
+    OWNERS,
+    QUERY_PARTITIONS,
+    frame_hash,
+    funnel_table,
+    histogram_md,
+    settings,
+    table_md,
+)
+from replyassets.defs.fingerprint import fingerprint
+from replyassets.defs.resources import LanguageResource, ToxicityResource
+from replyassets.schemas import ValidatedPairs
+
+VALIDATE_CODE_VERSION = "validate-v1"
+
+
+@dg.asset(
+    description=(
+        "Every raw pair of a query with each validation rule's verdict (length, URLs, engagement, "
+        "English confidence, toxicity, spam/crypto keywords, meaningful words, generic phrases, "
+        "personal data), the scores, and the cleaned training text. Rejected rows stay, with reasons."
+    ),
+    partitions_def=QUERY_PARTITIONS,
+    metadata={"partition_expr": "query"},
+    dagster_type=pandera_schema_to_dagster_type(ValidatedPairs),
+    code_version=VALIDATE_CODE_VERSION,
+    owners=OWNERS,
+    kinds={"duckdb", "pandera"},
+    group_name="validate",
+    pool=DUCKDB_POOL,
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[
+        dg.AssetCheckSpec("non_empty", asset="validated_pairs", description="the partition has valid pairs"),
+        dg.AssetCheckSpec(
+            "rejection_rate", asset="validated_pairs",
+            description="WARN when validation rejects more than validation.rejection_rate_alarm of a partition",
+        ),
+    ],
+)
+def validated_pairs(
+    context: dg.AssetExecutionContext,
+    raw_tweets: pd.DataFrame,
+    language: LanguageResource,
+    toxicity: ToxicityResource,
+):
+    s = settings()
+    input_fingerprint = fingerprint(context.instance, "validated_pairs", VALIDATE_CODE_VERSION, context.partition_key)
+    df = validate_pairs(raw_tweets, s.validation, language.build(), toxicity.build())
+    n, valid = len(df), int(df["valid"].sum()) if len(df) else 0
+    context.log.info(f"{context.partition_key}: {valid}/{n} pairs valid")
+    reason_counts = (
+        df.loc[~df["valid"], "reasons"].str.split(",").explode().value_counts().to_dict() if n else {}
+    )
+    funnel = [{"stage": "pairs in", "count": n}, {"stage": "valid", "count": valid}]
+    funnel += [{"stage": f"rejected: {k}", "count": int(v)} for k, v in reason_counts.items()]
+    rejected_examples = (
+        df.loc[~df["valid"], ["reply_id", "reasons", "reply"]].head(8).to_dict("records") if n else []
+    )
+    yield dg.Output(
+        df,
+        data_version=dg.DataVersion(frame_hash(df.drop(columns=["collected_at"], errors="ignore"))),
+        metadata={
+            "input_fingerprint": input_fingerprint,
+            "pairs_in": n,
+            "valid": valid,
+            "rejected": n - valid,
+            "rejection_rate": float(round(1 - valid / n, 4)) if n else 0.0,
+            "funnel": funnel_table(funnel),
+            "length_distribution": histogram_md(df["reply_clean"].str.len() if n else pd.Series(dtype=float), title="cleaned reply length (chars)"),
+            "toxicity_distribution": histogram_md(df["toxicity"] if n else pd.Series(dtype=float), title="toxicity"),
+            "language_confidence_distribution": histogram_md(df["lang_confidence"] if n else pd.Series(dtype=float), title="English confidence"),
+            "rejected_examples": table_md(rejected_examples),
+        },
+    )
+    rate = 1 - valid / n if n else 1.0
+    yield dg.AssetCheckResult(
+        check_name="non_empty",
+        passed=valid > 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{valid} valid pairs of {n}",
+        metadata={"valid": valid, "pairs": n},
+    )
+    yield dg.AssetCheckResult(
+        check_name="rejection_rate",
+        passed=rate <= s.validation.rejection_rate_alarm,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"rejection rate {rate:.1%} (alarm above {s.validation.rejection_rate_alarm:.0%})",
+        metadata={"rejection_rate": float(round(rate, 4)), "alarm": s.validation.rejection_rate_alarm},
+    )
