@@ -70,10 +70,11 @@ def frame(n: int, rng: np.random.Generator, tie_heavy: bool) -> pd.DataFrame:
     threshold_mode=st.sampled_from(["fixed", "at_pair"]),
     fixed=st.floats(0.3, 0.99),
     block=st.integers(1, 16),
+    col_tile=st.integers(1, 20),
     tie_heavy=st.booleans(),
 )
 def test_fast_dedup_keeps_exactly_the_seed_loops_rows(seed, n, d, frac, sig, exact_copies,
-                                                      threshold_mode, fixed, block, tie_heavy):
+                                                      threshold_mode, fixed, block, col_tile, tie_heavy):
     rng = np.random.default_rng(seed)
     emb = planted_embeddings(rng, n, d, frac, min(sig), max(sig), exact_copies)
     x = normalize_rows(emb)
@@ -91,7 +92,7 @@ def test_fast_dedup_keeps_exactly_the_seed_loops_rows(seed, n, d, frac, sig, exa
     reference = seed_greedy_dedup(emb, order, threshold)
     assert reference.tolist() == literal
 
-    fast = greedy_exact(x[order], threshold, block_size=block)
+    fast = greedy_exact(x[order], threshold, block_size=block, col_tile=col_tile)
     assert sorted(order[np.flatnonzero(fast.kept)].tolist()) == sorted(literal)
 
     out = dedupe(df, emb, threshold=threshold, block_size=block)
