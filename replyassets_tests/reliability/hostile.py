@@ -168,6 +168,9 @@ def make_dataset(n_tweets: int, replies_per_tweet: int, seed: int = 0, prefix: s
             items.append(reply_item(f"{prefix}2{seed:02d}{t:05d}{r:03d}", tid, text,
                                     likes=5 + rng.randint(0, 200), followers=300 + rng.randint(0, 9000),
                                     author=f"u{prefix}{seed}_{t}_{r}", delay_s=600 + 60 * r))
+        # one reply per tweet that the collection filters reject (a link), so rejections exist too
+        items.append(reply_item(f"{prefix}3{seed:02d}{t:05d}", tid,
+                                f"Read the full thread at https://example.com/{t} for all the details you need"))
     return items
 
 
