@@ -11,6 +11,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from replyassets.core.checkpoint import DuckDBCheckpointStore
 from replyassets.core.collect import collect_partition
 from replyassets.defs.common import (
+    column_schema,
     DUCKDB_POOL,
     OWNERS,
     QUERY_PARTITIONS,
@@ -57,7 +58,7 @@ def checkpoint_key(spec: QuerySpec) -> str:
                 "(engagement window, no retweets/quotes, English; reply likes, author followers, "
                 "delay, no media/URLs, length, at most 10 replies per author)."
             ),
-            metadata={"partition_expr": "query"},
+            metadata={"partition_expr": "query", "dagster/column_schema": column_schema(RawPairs)},
             dagster_type=pandera_schema_to_dagster_type(RawPairs),
             code_version=COLLECT_CODE_VERSION,
             owners=OWNERS,
@@ -67,7 +68,7 @@ def checkpoint_key(spec: QuerySpec) -> str:
         ),
         "raw_tweet_rejections": dg.AssetOut(
             description="Every collected item that did not become a pair, with all its reasons.",
-            metadata={"partition_expr": "query"},
+            metadata={"partition_expr": "query", "dagster/column_schema": column_schema(Rejections)},
             dagster_type=pandera_schema_to_dagster_type(Rejections),
             code_version=COLLECT_CODE_VERSION,
             owners=OWNERS,

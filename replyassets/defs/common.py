@@ -76,3 +76,21 @@ def histogram_md(values: pd.Series, bins: int = 10, title: str = "") -> dg.Metad
 
 def json_md(obj: Any) -> dg.MetadataValue:
     return dg.MetadataValue.json(json.loads(json.dumps(obj, default=str)))
+
+
+def column_schema(model) -> dg.TableSchema:
+    """A Pandera DataFrameModel as a Dagster TableSchema (``dagster/column_schema`` metadata)."""
+    schema = model.to_schema()
+    columns = []
+    for name, col in schema.columns.items():
+        desc = getattr(col, "description", None) or ""
+        checks = ", ".join(str(c.name or c) for c in (col.checks or []))
+        columns.append(
+            dg.TableColumn(
+                name=name,
+                type=str(col.dtype),
+                description=(desc + (f" [{checks}]" if checks else "")).strip() or None,
+                constraints=dg.TableColumnConstraints(nullable=bool(col.nullable), unique=bool(col.unique)),
+            )
+        )
+    return dg.TableSchema(columns=columns)

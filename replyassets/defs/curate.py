@@ -9,10 +9,10 @@ from replyassets.core.curate import candidates_from_deduped, content_hash, curat
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
 from replyassets.core.quality_checks import CURATED_CHECKS, run_curated_checks
 from replyassets.core.review import ReviewStore, progress_of
-from replyassets.defs.common import DUCKDB_POOL, OWNERS, frame_hash, json_md, settings, table_md
+from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, frame_hash, json_md, settings, table_md
 from replyassets.defs.fingerprint import fingerprint
 from replyassets.defs.resources import EmbedderResource
-from replyassets.schemas import CuratedSet
+from replyassets.schemas import CuratedSet, ReviewDecisions
 from replyassets.scorers.embeddings import CachedEmbedder
 
 CURATE_CODE_VERSION = "curate-v1"
@@ -33,6 +33,7 @@ CURATED_CHECK_SPECS = [
     owners=OWNERS,
     kinds={"duckdb"},
     auto_observe_interval_minutes=1,
+    metadata={"dagster/column_schema": column_schema(ReviewDecisions)},
 )
 def review_decisions() -> dg.DataVersion:
     decisions = ReviewStore(settings().database_path).decisions()
@@ -49,6 +50,7 @@ def review_decisions() -> dg.DataVersion:
     ),
     deps=["review_decisions"],
     dagster_type=pandera_schema_to_dagster_type(CuratedSet),
+    metadata={"dagster/column_schema": column_schema(CuratedSet)},
     code_version=CURATE_CODE_VERSION,
     owners=OWNERS,
     kinds={"duckdb", "pandera"},

@@ -6,7 +6,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from replyassets.core.dedup import dedupe
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
-from replyassets.defs.common import DUCKDB_POOL, OWNERS, frame_hash, funnel_table, settings, table_md
+from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, frame_hash, funnel_table, settings, table_md
 from replyassets.defs.fingerprint import fingerprint
 from replyassets.defs.resources import EmbedderResource
 from replyassets.schemas import DedupedPairs
@@ -23,6 +23,7 @@ DEDUP_CODE_VERSION = "dedup-v1"
         "Embeddings are cached in DuckDB by model and text hash, so only new replies are embedded."
     ),
     dagster_type=pandera_schema_to_dagster_type(DedupedPairs),
+    metadata={"dagster/column_schema": column_schema(DedupedPairs)},
     code_version=DEDUP_CODE_VERSION,
     owners=OWNERS,
     kinds={"duckdb", "pandera", "pytorch"},
@@ -64,8 +65,9 @@ def deduped_pairs(
             "semantic_duplicates": semantic,
             "similarity_threshold": s.dedup.similarity_threshold,
             "embedding_model": embedder.model,
-            "embedding_cache_hits": int(stats.get("hits", 0)),
-            "embedding_cache_misses": int(stats.get("misses", 0)),
+            "embedding_cache_hits": int(stats.get("cache_hits", 0)),
+            "embedding_cache_misses": int(stats.get("cache_misses", 0)),
+            "texts_embedded": int(stats.get("texts_embedded", 0)),
             "funnel": funnel_table(
                 [
                     {"stage": "rows in", "count": len(df)},

@@ -139,9 +139,22 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     cfg = training_config(context.instance, config)
     Path(cfg["output_dir"]).mkdir(parents=True, exist_ok=True)
     context.log.info(f"training config: {json.dumps(cfg, sort_keys=True)}")
-    result = launcher.launch(context, cfg, extras={"merge": config.merge}, kind=config.launcher)
+    result = launcher.launch(context, cfg, kind=config.launcher)
+    extra: dict = {}
+    if config.merge:
+        from replyassets.training.merge import merge_adapter
+
+        adapter_dir = str((result.metadata or {}).get("adapter_path", cfg["adapter_dir"] if "adapter_dir" in cfg else ""))
+        adapter_dir = getattr(adapter_dir, "value", adapter_dir)
+        merged = merge_adapter(adapter_dir, Path(cfg["output_dir"]) / "merged", base_model=cfg["base_model"])
+        extra["merged_model_path"] = dg.MetadataValue.path(str(merged))
     return dg.MaterializeResult(
-        metadata={**(result.metadata or {}), "input_fingerprint": input_fingerprint, "launcher": config.launcher or launcher.kind},
+        metadata={
+            **(result.metadata or {}),
+            **extra,
+            "input_fingerprint": input_fingerprint,
+            "launcher": config.launcher or launcher.kind,
+        },
         check_results=result.check_results,
         data_version=result.data_version,
     )

@@ -6,6 +6,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from replyassets.core.validate import validate_pairs
 from replyassets.defs.common import (
+    column_schema,
     DUCKDB_POOL,
     OWNERS,
     QUERY_PARTITIONS,
@@ -29,7 +30,7 @@ VALIDATE_CODE_VERSION = "validate-v1"
         "personal data), the scores, and the cleaned training text. Rejected rows stay, with reasons."
     ),
     partitions_def=QUERY_PARTITIONS,
-    metadata={"partition_expr": "query"},
+    metadata={"partition_expr": "query", "dagster/column_schema": column_schema(ValidatedPairs)},
     dagster_type=pandera_schema_to_dagster_type(ValidatedPairs),
     code_version=VALIDATE_CODE_VERSION,
     owners=OWNERS,

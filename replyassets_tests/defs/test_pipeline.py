@@ -1,0 +1,156 @@
+"""The whole graph on two sample queries, through a real Dagster instance and DuckDB file.
+
+Covers: every partition materializes; re-materializing a partition keeps the same rows;
+a new partition makes deduped_pairs embed only the new replies; curated_set passes its
+checks on the sample and its JSONL loads with `datasets` and renders through the chat
+template; lora_adapter trains through the local Pipes launcher and reports metrics and the
+adapter hash; eval_report writes a report whose verdict follows from its numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from replyassets.settings import PROJECT_ROOT
+from replyassets_tests.defs.conftest import all_assets_and_checks
+
+QUERIES = ["ai-agents", "python-tips"]
+
+
+def _md(instance, key):
+    import dagster as dg
+
+    event = instance.get_latest_materialization_event(dg.AssetKey(key))
+    assert event is not None, f"{key} was not materialized"
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def _count(database, sql, params=None):
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def two_query_project(dagster_project, tmp_path, monkeypatch):
+    doc = yaml.safe_load((PROJECT_ROOT / "config" / "queries.yaml").read_text())
+    entries = [q for q in doc["queries"] if q["name"] in QUERIES]
+    queries = tmp_path / "queries.yaml"
+    queries.write_text(yaml.safe_dump({"queries": entries[:1]}))
+    overrides = tmp_path / "settings.yaml"
+    overrides.write_text(
+        yaml.safe_dump(
+            {
+                "curation": {"min_pairs": 100, "min_unique_tweets": 40, "min_unique_authors": 80},
+                "training": {"max_steps": 12, "eval_steps": 4},
+                "evaluation": {"max_new_tokens": 16, "bootstrap_resamples": 500},
+            }
+        )
+    )
+    monkeypatch.setenv("REPLYASSETS_QUERIES", str(queries))
+    monkeypatch.setenv("REPLYASSETS_SETTINGS", str(overrides))
+    dagster_project.queries_file = queries
+    dagster_project.all_entries = entries
+    return dagster_project
+
+
+@pytest.mark.slow
+def test_whole_graph_on_the_sample(two_query_project):
+    import dagster as dg
+
+    from replyassets.defs.collect import sync_query_partitions
+
+    p = two_query_project
+    inst = p.instance
+    assets = all_assets_and_checks()
+
+    def run(selection, partition=None):
+        result = dg.materialize(
+            assets, selection=selection, partition_key=partition, instance=inst, resources=p.resources(),
+            raise_on_error=False,
+        )
+        failures = [e.message for e in result.all_events if e.is_failure]
+        assert result.success, failures
+        return result
+
+    # -- one partition, twice: same rows
+    added, _ = sync_query_partitions(inst)
+    assert added == ["ai-agents"]
+    run(["raw_tweets", "raw_tweet_rejections", "validated_pairs"], "ai-agents")
+    first = _count(p.database, "SELECT count(*), count(DISTINCT reply_id) FROM main.raw_tweets")[0]
+    run(["raw_tweets", "raw_tweet_rejections", "validated_pairs"], "ai-agents")
+    second = _count(p.database, "SELECT count(*), count(DISTINCT reply_id) FROM main.raw_tweets")[0]
+    assert first == second and first[0] == first[1] > 0
+    rejected = _count(p.database, "SELECT count(*) FROM main.raw_tweet_rejections WHERE reasons <> ''")[0][0]
+    assert rejected > 0
+    funnel = _md(inst, "raw_tweets")["funnel"]
+    assert any(r.data["stage"].startswith("rejected:") for r in funnel.records)
+
+    run(["deduped_pairs"])
+    md1 = _md(inst, "deduped_pairs")
+    valid_1 = _count(p.database, "SELECT count(DISTINCT reply_clean) FROM main.validated_pairs WHERE valid")[0][0]
+    assert md1["texts_embedded"] == valid_1 and md1["embedding_cache_hits"] == 0
+
+    # -- a new query in the file is a new partition; dedup then embeds only its replies
+    p.queries_file.write_text(yaml.safe_dump({"queries": p.all_entries}))
+    added, _ = sync_query_partitions(inst)
+    assert added == ["python-tips"]
+    run(["raw_tweets", "raw_tweet_rejections", "validated_pairs"], "python-tips")
+    run(["deduped_pairs"])
+    md2 = _md(inst, "deduped_pairs")
+    valid_all = _count(p.database, "SELECT count(DISTINCT reply_clean) FROM main.validated_pairs WHERE valid")[0][0]
+    assert md2["embedding_cache_hits"] >= valid_1
+    assert md2["texts_embedded"] == valid_all - valid_1 > 0
+
+    # -- curated_set passes its blocking checks on the sample; the export loads and renders
+    result = run(["curated_set"])
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks and all(checks.values()), checks
+    curated = _md(inst, "curated_set")
+    splits = _count(p.database, "SELECT count(DISTINCT split) FROM (SELECT tweet_id, split FROM main.curated_set GROUP BY ALL) GROUP BY tweet_id HAVING count(*) > 1")
+    assert splits == []
+    from datasets import load_dataset
+
+    ds = load_dataset("json", data_files={"train": str(curated["train_file"]), "eval": str(curated["eval_file"])})
+    assert len(ds["train"]) > len(ds["eval"]) > 0
+
+    # -- base model + adapter through the local Pipes launcher
+    run(["base_model"])
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(_md(inst, "base_model")["model_path"]))
+    row = ds["train"][0]
+    rendered = tok.apply_chat_template(row["messages"], tokenize=False, enable_thinking=False)
+    assert "<think>\n\n</think>" in rendered and row["messages"][1]["content"] in rendered
+
+    result = run(["lora_adapter"])
+    lora = _md(inst, "lora_adapter")
+    adapter = Path(str(lora["adapter_path"]))
+    assert (adapter / "adapter_config.json").exists()
+    assert len(str(lora["adapter_sha256"])) == 64
+    assert lora["curated_set_hash"] == curated["content_hash"]
+    assert lora["final_eval_loss"] > 0 and lora["train_tokens_per_s"] > 0
+    gap = [e for e in result.get_asset_check_evaluations() if e.check_name == "train_eval_gap"]
+    assert len(gap) == 1
+
+    # -- evaluation: report files, verdict consistent with the criteria
+    run(["eval_report"])
+    report = _md(inst, "eval_report")
+    assert Path(str(report["report_html"])).exists() and Path(str(report["report_md"])).exists()
+    criteria = report["criteria"]
+    all_passed = all(c["passed"] for c in criteria.values())
+    assert report["success"] == all_passed
+    rows = _count(p.database, "SELECT count(*) FROM main.eval_report")[0][0]
+    test_rows = _count(p.database, "SELECT count(*) FROM main.curated_set WHERE split = 'test'")[0][0]
+    assert rows == test_rows > 0
+    assert "OFFLINE" in Path(str(report["report_md"])).read_text()
+    json.dumps(report["criteria"])  # JSON-safe
+    shutil.rmtree(adapter.parent, ignore_errors=True)
