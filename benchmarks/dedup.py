@@ -120,6 +120,7 @@ def main() -> int:
         ref_mask[ref] = True
         assert np.array_equal(ex.kept, ref_mask), f"exact keep set differs from the seed loop at {n}"
         same_lsh = bool(np.array_equal(ls.kept, ref_mask))
+        figures[f"lsh_rows_decided_differently_{n}"] = int((ls.kept != ref_mask).sum())
         if n <= 2000:  # the per-pair loop as the seed wrote it: quadratic in Python calls
             lit, t_lit = timed(literal_seed_loop, x, THRESHOLD)
             assert lit == ref.tolist(), "per-pair loop and per-row loop disagree"

@@ -28,6 +28,9 @@ Similarity, exactly
     drops the rows that duplicate an earlier block's survivor; one within-block product
     gives the duplicate pairs inside the block, resolved in walk order over that sparse
     graph. Same quadratic work as the seed, done by BLAS instead of one row at a time.
+    Measured (benchmarks/dedup.py, 2 shared cores): 2.5x / 3.0x / 6.6x faster than the
+    seed's loop vectorized per row at 2,000 / 10,000 / 20,000 rows, 48x faster than the
+    seed's per-pair loop as written at 2,000.
 
 ``lsh`` method (approximate candidates, exact verification; default above the limit)
     Random-hyperplane LSH (SimHash): ``L`` tables of ``b`` sign bits; two rows at angle
@@ -39,7 +42,10 @@ Similarity, exactly
     then verified exactly as above, and the greedy rule runs on the verified pair graph.
     Trade-off: a true duplicate pair the tables miss is treated as "not similar"; that
     can keep a row the seed would drop (and, through it, change what that row would have
-    dropped). Recall is data-independent and measured in ``benchmarks/dedup.py``.
+    dropped). Recall is data-independent and measured in ``benchmarks/dedup.py``: 0.9996
+    of true pairs at 100,000 and 1,000,000 rows (1,000,000 in 168 s through ``dedupe``);
+    at 10,000 and 20,000 rows one row's decision differed from the exact keep set
+    (``lsh_recall=0.9999`` made them identical, with about 1.7x the tables).
     usearch (HNSW) was measured first and rejected for this path: on 2 cores it built a
     20,000 x 384 index in 10 s and 100,000 in 104 s, far from 1,000,000 in 5 minutes.
 
@@ -326,6 +332,8 @@ def similar_pairs_lsh(x: np.ndarray, threshold: float, recall: float = 0.995, se
             keep = ham <= ham_max
             lo_, hi_ = np.minimum(aa[keep], bb[keep]), np.maximum(aa[keep], bb[keep])
             found.append(lo_ * n + hi_)
+        if len(found) > 32:  # a big cluster shows up in every table: keep memory at unique pairs
+            found = [np.unique(np.concatenate(found))]
     codes = np.unique(np.concatenate(found)) if found else np.empty(0, np.int64)
     ei, ej = codes // n, codes % n
     sims = np.empty(ei.size, dtype=np.float64)
