@@ -134,6 +134,9 @@ class TrainingSettings(_Model):
     report_to: Literal["none", "wandb", "mlflow"] = "none"
     launcher: Literal["local", "kubernetes", "docker"] = "kubernetes"
     max_steps: int = -1
+    # torch intra-op threads for CPU training (0 = torch's default). Measured on the tiny local
+    # model on 2 busy cores: 1 thread 6.7 steps/s, 2 threads 1.1 steps/s.
+    cpu_threads: int = 0
 
 
 class EvaluationSettings(_Model):

@@ -62,7 +62,10 @@ def export_sheet(items: pd.DataFrame, out_dir: str | Path, seed: int = 42, name:
     sheet, key = [], []
     for pos in order:
         r = df.iloc[int(pos)]
-        pid = "p" + hashlib.sha256(f"{seed}:{r['item_id']}".encode()).hexdigest()[:12]
+        # The pair id covers the two texts: ratings apply to these exact generations only.
+        pid = "p" + hashlib.sha256(
+            f"{seed}:{r['item_id']}:{r['base_reply']}:{r['adapter_reply']}".encode()
+        ).hexdigest()[:12]
         first = bool(adapter_first[int(pos)])
         r1, r2 = (r["adapter_reply"], r["base_reply"]) if first else (r["base_reply"], r["adapter_reply"])
         sheet.append({"pair_id": pid, "tweet": r["tweet"], "reply_1": r1, "reply_2": r2,
@@ -165,3 +168,71 @@ def judge_human_agreement(judge_items: pd.DataFrame, ratings: pd.DataFrame) -> d
         "confusion_judge_rows_human_cols": {str(r): {str(c): int(confusion.loc[r, c]) for c in confusion.columns}
                                             for r in confusion.index},
     }
+
+
+# ----------------------------------------------------------------------------- storage
+
+RATINGS_TABLE = "human_ratings"
+
+
+def _connect(database_path: str | Path, timeout_s: float = 10.0):
+    import time
+
+    import duckdb
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return duckdb.connect(str(database_path))
+        except duckdb.IOException:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
+def store_ratings(database_path: str | Path, ratings: pd.DataFrame) -> int:
+    """Upsert imported ratings into ``main.human_ratings`` keyed by (pair_id, rater_id).
+
+    Importing the same sheet twice changes nothing; a rater's corrected sheet replaces
+    their earlier rating of that pair.
+    """
+    if ratings.empty:
+        return 0
+    rows = ratings[RATING_COLUMNS].astype({"row": "int64"}).astype(object).where(ratings[RATING_COLUMNS].notna(), None)
+    con = _connect(database_path)
+    try:
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {RATINGS_TABLE} (pair_id VARCHAR, item_id VARCHAR, rater_id VARCHAR, "
+            "preferred VARCHAR, human_outcome VARCHAR, source_file VARCHAR, row BIGINT, "
+            "imported_at TIMESTAMP DEFAULT now(), PRIMARY KEY (pair_id, rater_id))"
+        ).fetchall()
+        con.execute("BEGIN TRANSACTION").fetchall()
+        con.executemany(
+            f"INSERT OR REPLACE INTO {RATINGS_TABLE} (pair_id, item_id, rater_id, preferred, human_outcome, "
+            "source_file, row) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [tuple(r) for r in rows.itertuples(index=False)],
+        )
+        con.execute("COMMIT").fetchall()
+    finally:
+        con.close()
+    return len(rows)
+
+
+def load_ratings(database_path: str | Path, pair_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Stored ratings (optionally only of ``pair_ids``); empty when none were imported."""
+    empty = pd.DataFrame({c: pd.Series(dtype="object") for c in RATING_COLUMNS})
+    if not Path(database_path).exists():
+        return empty
+    con = _connect(database_path)
+    try:
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [RATINGS_TABLE]
+        ).fetchall()[0][0]
+        if not exists:
+            return empty
+        df = con.execute(f"SELECT {', '.join(RATING_COLUMNS)} FROM {RATINGS_TABLE}").fetchdf()
+    finally:
+        con.close()
+    if pair_ids is not None:
+        df = df[df["pair_id"].astype(str).isin({str(i) for i in pair_ids})]
+    return df.reset_index(drop=True)

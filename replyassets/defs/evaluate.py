@@ -42,6 +42,7 @@ def _meta(instance: dg.DagsterInstance, key: str) -> dict:
     ],
 )
 def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, judge: JudgeResource):
+    from replyassets.core.human_eval import export_sheet, judge_human_agreement, load_ratings
     from replyassets.core.generation import decoding_config, generate_pair, load_general_texts, perplexity
     from replyassets.core.judging import DuckDBVerdictCache, JudgingFailed, judge_pairs
     from replyassets.core.report import ui_metadata, write_report
@@ -50,6 +51,10 @@ def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, ju
 
     s = settings()
     ev = s.evaluation
+    if s.training.cpu_threads > 0:  # tiny local models generate fastest on one thread
+        import torch
+
+        torch.set_num_threads(s.training.cpu_threads)
     input_fingerprint = fingerprint(context.instance, "eval_report", EVAL_CODE_VERSION)
     adapter_md = _meta(context.instance, "lora_adapter")
     base_md = _meta(context.instance, "base_model")
@@ -105,7 +110,16 @@ def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, ju
         "verdict": decision,
         "test_tweets": len(prompts),
     }
-    paths = write_report(s.data_dir / "reports" / context.run_id, stats, judged, sanity, meta)
+    # Human raters: a blinded sheet per report; ratings imported for these exact generations
+    # (`replyassets human-eval import`) are compared with the judge.
+    report_dir = s.data_dir / "reports" / context.run_id
+    sheet = export_sheet(judged, report_dir, seed=ev.generation_seed)
+    key_ids = pd.read_csv(sheet["key"], dtype=str)["pair_id"].tolist()
+    ratings = load_ratings(s.database_path, key_ids)
+    agreement = judge_human_agreement(judged, ratings) if len(ratings) else None
+    if agreement:
+        sanity["judge_human_agreement"] = agreement
+    paths = write_report(report_dir, stats, judged, sanity, meta)
 
     # Generations and verdicts are stored with the models, adapter hash and decoding settings.
     judged = judged.assign(
@@ -132,6 +146,9 @@ def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, ju
             "report_md": dg.MetadataValue.path(str(paths["report_md"])),
             "report_html": dg.MetadataValue.path(str(paths["report_html"])),
             "report": dg.MetadataValue.md(_read(paths["report_md"])),
+            "human_eval_sheet": dg.MetadataValue.path(sheet["sheet"]),
+            "human_eval_key": dg.MetadataValue.path(sheet["key"]),
+            "judge_human_agreement": json_md(agreement) if agreement else "no human ratings imported yet",
             "examples": table_md(
                 [
                     {"tweet": i["tweet"][:90], "base": i["base_reply"][:90], "adapter": i["adapter_reply"][:90]}

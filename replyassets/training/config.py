@@ -45,6 +45,7 @@ class TrainConfig:
     lora: LoraConfigSpec = field(default_factory=LoraConfigSpec)
     gradient_checkpointing: str = "auto"  # "auto" (on with CUDA) | "true" | "false"
     device: str = "auto"  # "auto" | "cpu" | "cuda"
+    cpu_threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default (tiny models train fastest on 1)
     # optimisation (DESIGN.md)
     epochs: float = 2
     learning_rate: float = 2e-4

@@ -280,6 +280,8 @@ def run_training(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed)
     device = resolve_device(cfg)
+    if device == "cpu" and cfg.cpu_threads > 0:
+        torch.set_num_threads(cfg.cpu_threads)
     log(f"device={device} base_model={cfg.base_model} quantization={cfg.quantization} packing={cfg.packing}")
 
     train_rows, eval_rows = read_jsonl(cfg.train_file), read_jsonl(cfg.eval_file)

@@ -153,4 +153,29 @@ def test_whole_graph_on_the_sample(two_query_project):
     assert rows == test_rows > 0
     assert "OFFLINE" in Path(str(report["report_md"])).read_text()
     json.dumps(report["criteria"])  # JSON-safe
+
+    # -- human raters: fill the blinded sheet, import it through the CLI, agreement is reported
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    assert report["judge_human_agreement"] == "no human ratings imported yet"
+    sheet = pd.read_csv(str(report["human_eval_sheet"]), dtype=str, keep_default_na=False)
+    assert {"reply_1", "reply_2", "preferred"} <= set(sheet.columns) and "item_id" not in sheet.columns
+    sheet["preferred"] = ["1", "2", "tie"] * (len(sheet) // 3) + ["tie"] * (len(sheet) % 3)
+    sheet["rater_id"] = "rater-a"
+    filled = p.data / "filled.csv"
+    sheet.to_csv(filled, index=False)
+    cli = subprocess.run(
+        [sys.executable, "-m", "replyassets.cli", "human-eval", "import", str(filled),
+         "--key", str(report["human_eval_key"]), "--db", str(p.database)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["stored"] == len(sheet)
+    run(["eval_report"])
+    agreement = _md(inst, "eval_report")["judge_human_agreement"]
+    assert agreement["n"] == len(sheet) and agreement["n_raters"] == 1
+    assert 0.0 <= agreement["percent_agreement"] <= 1.0
     shutil.rmtree(adapter.parent, ignore_errors=True)
