@@ -1,0 +1,301 @@
+"""A real `dagster dev` (webserver + daemon) in a temporary project, for the UI and backfill tests.
+
+`ui_project` builds the project: a temporary DAGSTER_HOME holding a copy of the repository's
+dagster.yaml (the "duckdb" pool and the queued run coordinator), a temporary DuckDB file and
+data dir, and a small queries file (a subset of config/queries.yaml reading the bundled sample).
+Its query partitions are registered before the server starts.
+
+`dagster_ui` starts `dagster dev` on a free loopback port in that project, waits until the code
+location is loaded, and always stops it at teardown by killing its process group. A test module
+may override the `ui_prepare` fixture to put state in place before the server starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "ui"
+# Two small queries (each collects in a few seconds from data/sample): every step of a
+# partition costs a Dagster step subprocess, so the backfill stays short on a 2-core machine.
+UI_QUERIES = ("startup-advice", "devops-lessons")
+
+# `dagster dev` started from a non-interactive shell inherits SIGINT as ignored and then ignores
+# SIGTERM too: reset SIGINT to its default before exec so SIGTERM stops it cleanly.
+_EXEC_WRAPPER = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_small_queries(path: Path, names: tuple[str, ...] = UI_QUERIES) -> Path:
+    import yaml
+
+    entries = yaml.safe_load((ROOT / "config" / "queries.yaml").read_text())["queries"]
+    chosen = [e for e in entries if e["name"] in names]
+    missing = set(names) - {e["name"] for e in chosen}
+    assert not missing, f"queries {sorted(missing)} are not in config/queries.yaml"
+    path.write_text(yaml.safe_dump({"queries": chosen}, sort_keys=False))
+    return path
+
+
+@dataclass
+class UIProject:
+    root: Path
+    home: Path
+    data: Path
+    database: Path
+    queries: Path
+    partitions: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def in_process(self):
+        """This process pointed at the project (env vars, fresh settings), for dg.materialize."""
+        from replyassets import settings as settings_mod
+
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in self.env.items():
+                mp.setenv(k, v)
+            settings_mod.get_settings.cache_clear()
+            try:
+                yield
+            finally:
+                settings_mod.get_settings.cache_clear()
+        settings_mod.get_settings.cache_clear()
+
+    def instance(self):
+        import dagster as dg
+        from dagster._core.instance.ref import InstanceRef
+
+        # The same instance `dagster dev` uses: the copied dagster.yaml in the temp DAGSTER_HOME.
+        return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(self.home)))
+
+
+@dataclass
+class DagsterDev:
+    project: UIProject
+    port: int
+    proc: subprocess.Popen
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def graphql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        req = urllib.request.Request(
+            f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                payload = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"GraphQL HTTP {exc.code}: {exc.read()[:2000]!r}") from None
+        if payload.get("errors"):
+            raise AssertionError(f"GraphQL errors: {json.dumps(payload['errors'])[:2000]}")
+        return payload["data"]
+
+    def log_tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+
+@pytest.fixture(scope="module")
+def ui_project(tmp_path_factory) -> UIProject:
+    root = tmp_path_factory.mktemp("ui_project")
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    data = root / "data"
+    data.mkdir()
+    queries = write_small_queries(root / "queries.yaml")
+    env = {
+        "DAGSTER_HOME": str(home),
+        "REPLYASSETS_DATA_DIR": str(data),
+        "REPLYASSETS_DATABASE": str(data / "replyassets.duckdb"),
+        "REPLYASSETS_QUERIES": str(queries),
+        "REPLYASSETS_PROFILE": "local",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    project = UIProject(root, home, data, data / "replyassets.duckdb", queries, [], env)
+    with project.in_process():
+        from replyassets.defs.collect import sync_query_partitions
+
+        instance = project.instance()
+        try:
+            sync_query_partitions(instance)
+            project.partitions = sorted(instance.get_dynamic_partitions("query"))
+        finally:
+            instance.dispose()
+    assert project.partitions == sorted(UI_QUERIES), project.partitions
+    return project
+
+
+@pytest.fixture(scope="module")
+def ui_prepare(ui_project):
+    """State to put in place before the server starts; a test module may override it."""
+    return
+
+
+@contextlib.contextmanager
+def run_dagster_dev(project: UIProject, startup_timeout: float = 240):
+    dagster = Path(sys.executable).parent / "dagster"
+    if not dagster.exists():
+        pytest.skip(f"{dagster} is not installed")
+    port = free_port()
+    log_path = project.root / f"dagster_dev_{port}.log"
+    env = {**os.environ, **project.env}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _EXEC_WRAPPER, str(dagster), "dev",
+             "-h", "127.0.0.1", "-p", str(port), "-w", str(ROOT / "workspace.yaml")],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        server = DagsterDev(project, port, proc, log_path)
+        try:
+            _wait_until_loaded(server, startup_timeout)
+            yield server
+        finally:
+            _stop_group(proc)
+
+
+def _wait_until_loaded(server: DagsterDev, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise AssertionError(
+                f"dagster dev exited with {server.proc.returncode} before serving:\n{server.log_tail()}"
+            )
+        try:
+            version = server.graphql("{ version }", timeout=5)["version"]
+            entries = server.graphql(
+                "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+                "locationOrLoadError { __typename ... on PythonError { message } } } } } }",
+                timeout=10,
+            )["workspaceOrError"]["locationEntries"]
+            last = f"version {version}, locations {entries}"
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                errors = [e for e in entries if e["locationOrLoadError"]["__typename"] == "PythonError"]
+                assert not errors, f"code location failed to load: {errors}"
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+            last = repr(exc)
+        time.sleep(1)
+    raise AssertionError(f"dagster dev did not serve within {timeout}s ({last}):\n{server.log_tail()}")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM the server's process group, then SIGKILL whatever is left after `timeout`."""
+    pgid = proc.pid  # start_new_session=True: the group id is the leader's pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        proc.poll()
+        if proc.returncode is not None and not _group_alive(pgid):
+            return
+        time.sleep(0.25)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def dagster_ui(ui_project, ui_prepare):
+    with run_dagster_dev(ui_project) as server:
+        yield server
+
+
+# ----------------------------------------------------------------------------- GraphQL helpers
+
+RUNS_QUERY = """
+query Runs($filter: RunsFilter) {
+  runsOrError(filter: $filter) {
+    __typename
+    ... on Runs { results { runId status startTime endTime tags { key value } } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUN_EVENTS_QUERY = """
+query Events($runId: ID!, $cursor: String) {
+  logsForRun(runId: $runId, afterCursor: $cursor) {
+    __typename
+    ... on EventConnection {
+      cursor hasMore
+      events {
+        __typename
+        ... on MessageEvent { message level stepKey }
+        ... on ExecutionStepFailureEvent { error { message } }
+        ... on RunFailureEvent { pipelineRunError: error { message } }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def runs_with_tag(server: DagsterDev, key: str, value: str) -> list[dict]:
+    data = server.graphql(RUNS_QUERY, {"filter": {"tags": [{"key": key, "value": value}]}})
+    runs = data["runsOrError"]
+    assert runs["__typename"] == "Runs", runs
+    return runs["results"]
+
+
+def run_event_texts(server: DagsterDev, run_id: str) -> list[str]:
+    texts, cursor = [], None
+    for _ in range(100):
+        conn = server.graphql(RUN_EVENTS_QUERY, {"runId": run_id, "cursor": cursor})["logsForRun"]
+        assert conn["__typename"] == "EventConnection", conn
+        for e in conn["events"]:
+            texts.append(e.get("message") or "")
+            for k in ("error", "pipelineRunError"):
+                if e.get(k):
+                    texts.append(e[k].get("message") or "")
+        cursor = conn["cursor"]
+        if not conn["hasMore"]:
+            break
+    return texts
