@@ -22,6 +22,17 @@ defs = dg.Definitions(
     ],
     jobs=[schedules.collect_job],
     schedules=[schedules.weekly_recollection],
-    sensors=[collect.query_partitions_sensor],
+    sensors=[
+        collect.query_partitions_sensor,
+        # Declarative automation (validated_pairs and deduped_pairs follow new raw data;
+        # review_decisions is observed every 5 minutes) runs as soon as the daemon does.
+        # lora_adapter has no automation condition: it trains only when asked.
+        dg.AutomationConditionSensorDefinition(
+            "replyassets_automation",
+            target=dg.AssetSelection.all(),
+            default_status=dg.DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=30,
+        ),
+    ],
     resources=resources_for_profile(),
 )

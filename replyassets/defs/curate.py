@@ -33,6 +33,7 @@ CURATED_CHECK_SPECS = [
     # observable_source_asset silently drops owners=/kinds=/auto_observe_interval_minutes=
     # (**kwargs in dagster 1.13): a kind is the tag dagster/kind/<kind>; owners cannot be set.
     tags={"dagster/kind/duckdb": ""},
+    automation_condition=dg.AutomationCondition.cron_tick_passed("*/5 * * * *"),
     metadata={"dagster/column_schema": column_schema(ReviewDecisions)},
 )
 def review_decisions() -> dg.DataVersion:
