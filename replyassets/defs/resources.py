@@ -27,6 +27,10 @@ class TweetSourceResource(dg.ConfigurableResource):
     api_url: str | None = None
     max_retries: int = 4
     backoff_s: float = 2.0
+    request_timeout_s: float = 30.0
+    run_timeout_s: int = 600
+    price_per_1000_items: float = 0.25
+    """USD per 1,000 items for the cost estimate (the seed's figure; check your actor's price)."""
 
     def build(self):
         if self.kind == "replay":
@@ -48,6 +52,9 @@ class TweetSourceResource(dg.ConfigurableResource):
                 api_url=self.api_url,
                 max_retries=self.max_retries,
                 backoff_s=self.backoff_s,
+                request_timeout_s=self.request_timeout_s,
+                run_timeout_s=self.run_timeout_s,
+                price_per_1000_items=self.price_per_1000_items,
             )
         raise dg.Failure(f"unknown tweet source kind {self.kind!r} (replay | apify)")
 
