@@ -193,7 +193,7 @@ def _resolve_graph(m: int, ei: np.ndarray, ej: np.ndarray, sims: np.ndarray,
     return kept, dup_ref, sim
 
 
-def greedy_exact(x: np.ndarray, threshold: float, block_size: int = 2048,
+def greedy_exact(x: np.ndarray, threshold: float, block_size: int = 4096,
                  col_tile: int = 8192) -> SemanticResult:
     """Exact greedy on normalized rows ``x`` given in walk order, by blocks of matmuls
     (``block_size`` candidates against tiles of ``col_tile`` kept rows at a time).
@@ -357,7 +357,7 @@ def greedy_lsh(x: np.ndarray, threshold: float, recall: float = 0.995, seed: int
 
 def semantic_greedy(x: np.ndarray, threshold: float = 0.9, method: Method = "auto",
                     ann_threshold_rows: int = 50_000, lsh_recall: float = 0.995,
-                    seed: int = 0, block_size: int = 2048) -> SemanticResult:
+                    seed: int = 0, block_size: int = 4096) -> SemanticResult:
     """The seed's greedy rule on normalized rows already in walk order."""
     if method == "auto":
         method = "lsh" if x.shape[0] > ann_threshold_rows else "exact"
@@ -395,7 +395,7 @@ def walk_order(df: pd.DataFrame) -> np.ndarray:
 def dedupe(df: pd.DataFrame, embeddings: np.ndarray | None, threshold: float = 0.9,
            text_col: str = "reply_clean", *, method: Method = "auto",
            ann_threshold_rows: int = 50_000, lsh_recall: float = 0.995, seed: int = 0,
-           block_size: int = 2048) -> pd.DataFrame:
+           block_size: int = 4096) -> pd.DataFrame:
     """Every row of ``df`` (input order, same index) plus kept/duplicate_of/similarity/dup_kind.
 
     ``embeddings`` has one row per row of ``df`` or one per *valid* row (in ``df`` order);
