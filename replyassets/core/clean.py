@@ -41,6 +41,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+import numpy as np
+
 # ----------------------------------------------------------------------------- patterns
 
 EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
@@ -62,7 +64,11 @@ HASHTAG_RE = re.compile(r"(?<![\w&/#])#(\w*[^\W\d_]\w*)")
 _INVISIBLE_RE = re.compile(r"[\u200b\u200c\u2060\ufeff\u00ad\u180e]")
 _ZWJ_RE = re.compile(r"(?<![^\x00-\x7f])\u200d|\u200d(?![^\x00-\x7f])")
 _TRIPLE_RE = re.compile(r"(\w)\1\1")  # prefilter; _ELONGATED_WORD_RE checks for letters
-_ELONGATED_WORD_RE = re.compile(r"[^\W\d_]*([^\W\d_])\1\1[^\W\d_]*", re.UNICODE)
+# Starts only where a run of letters starts (a match always spans the whole run; without the
+# lookbehind re retries every position inside each word, quadratic in the word's length).
+_ELONGATED_WORD_RE = re.compile(r"(?<![^\W\d_])[^\W\d_]*([^\W\d_])\1\1[^\W\d_]*", re.UNICODE)
+_LETTER_TRIPLE_RE = re.compile(r"([^\W\d_])\1\1")
+_LETTERS_RE = re.compile(r"[^\W\d_]+")
 _RUN_RE = re.compile(r"([^\W\d_])\1*", re.UNICODE)
 _PUNCT_RUN_RE = re.compile(r"([!?.])\1{3,}")
 _HSPACE_RE = re.compile(r"[^\S\n]+")
@@ -135,6 +141,7 @@ def has_url(text: str) -> bool:
     return bool(text) and "." in text and URL_RE.search(text) is not None
 
 
+@lru_cache(maxsize=1 << 16)
 def split_hashtag(tag: str) -> str:
     """``MachineLearning`` -> ``Machine Learning`` (the tag without its ``#``)."""
     head, tag = (tag[:2], tag[2:]) if _LEADING_LOWER_RE.match(tag) else ("", tag)  # iPhone, eBay
@@ -144,6 +151,7 @@ def split_hashtag(tag: str) -> str:
     return re.sub(" +", " ", out).strip()
 
 
+@lru_cache(maxsize=1 << 16)
 def collapse_word(word: str) -> str:
     """Collapse elongated letters in one word (see the module docstring, step 6)."""
     lower = word.lower()
@@ -172,9 +180,29 @@ def collapse_word(word: str) -> str:
     return build(tuple(1 for _ in long_runs))
 
 
+def _is_letter(ch: str) -> bool:  # re's [^\W\d_]
+    return ch.isalnum() and not ch.isdecimal()
+
+
 def collapse_elongations(text: str) -> str:
-    if _TRIPLE_RE.search(text):
-        text = _ELONGATED_WORD_RE.sub(lambda m: collapse_word(m.group(0)), text)
+    # Same result as _ELONGATED_WORD_RE.sub(collapse_word), which re runs slowly (a class
+    # test and a lookbehind at every position): find each tripled letter, widen it to its
+    # run of letters, collapse that run, go on after it.
+    m = _LETTER_TRIPLE_RE.search(text)
+    if m is not None:
+        pieces = []
+        done = 0
+        while m is not None:
+            start = m.start()
+            while start > done and _is_letter(text[start - 1]):
+                start -= 1
+            end = _LETTERS_RE.match(text, m.start()).end()
+            pieces.append(text[done:start])
+            pieces.append(collapse_word(text[start:end]))
+            done = end
+            m = _LETTER_TRIPLE_RE.search(text, end)
+        pieces.append(text[done:])
+        text = "".join(pieces)
     if "!!!!" in text or "????" in text or "...." in text:
         text = _PUNCT_RUN_RE.sub(r"\1\1\1", text)
     return text
@@ -191,6 +219,120 @@ def normalize_whitespace(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------- main
+
+
+
+
+# ----------------------------------------------------------------------------- batch
+
+# Python's whitespace (``str.isspace``, ``re``'s ``\s``, what ``str.split()`` splits on) as
+# an RE2 character-class body, with and without the plain space (a test checks both).
+PY_SPACE_RE2 = (
+    r"\x{9}-\x{d}\x{1c}-\x{20}\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
+    r"\x{202f}\x{205f}\x{3000}"
+)
+PY_SPACE_NO_BLANK_RE2 = PY_SPACE_RE2.replace(r"\x{1c}-\x{20}", r"\x{1c}-\x{1f}")
+# Non-ASCII characters that Python's re.IGNORECASE matches against an ASCII letter
+# (İ ı ſ K); RE2 does not fold all of them, so a row holding one is always checked in Python.
+PY_FOLD_SPECIAL_RE2 = r"(?-i:[\x{130}\x{131}\x{17f}\x{212a}])"  # case-sensitive inside (?i) patterns
+
+# Superset of "clean_text could change this text" (RE2 syntax), see clean_texts().
+_NEEDS_CLEAN_RE2 = (
+    r"[&@#\x{200b}\x{200c}\x{200d}\x{2060}\x{feff}\x{ad}\x{180e}" + PY_SPACE_NO_BLANK_RE2 + r"]"
+    r"|!!!!|\?\?\?\?|\.\.\.\.|  |^ | $"
+    r"|\p{Nd}(?:[" + PY_SPACE_RE2 + r"().\-]{0,3}\p{Nd}){9}"
+)
+
+
+def arrow_strings(texts: list):
+    """A pyarrow string array of ``texts`` (all ``str``), or None when it can't be built
+    (lone surrogates are not UTF-8): callers then treat every row as a candidate."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(texts, type=pa.large_string())
+    except (pa.ArrowException, UnicodeEncodeError, TypeError):
+        return None
+
+
+def re2_mask(arr, pattern: str, n: int) -> np.ndarray:
+    """Rows of an ``arrow_strings`` array matching an RE2 ``pattern`` (all True without one).
+
+    RE2 scans linearly in C++ (20-30x faster here than ``re`` over the same rows); the
+    patterns used are supersets of the Python patterns they stand for, which then run in
+    Python on the matching rows only, so every verdict is Python's.
+    """
+    if arr is None:
+        return np.ones(n, dtype=bool)
+    import pyarrow.compute as pc
+
+    return np.asarray(pc.match_substring_regex(arr, pattern=pattern).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+# char_classes() values
+OTHER, LETTER, DIGIT, UNDERSCORE = 0, 1, 2, 3
+
+
+@lru_cache(maxsize=1)
+def char_classes() -> np.ndarray:
+    r"""A uint8 table over every code point, as ``re`` sees it for str patterns: DIGIT
+    (``\d``), UNDERSCORE, LETTER (any other ``\w``: letters, other numerals) or OTHER
+    (``\W``). Built with ``re`` itself, so it agrees by construction."""
+    every = "".join(map(chr, range(0x110000)))
+    table = np.zeros(0x110000, dtype=np.uint8)
+    for m in re.finditer(r"\w+", every):
+        table[m.start() : m.end()] = LETTER
+    for m in re.finditer(r"\d+", every):
+        table[m.start() : m.end()] = DIGIT
+    table[ord("_")] = UNDERSCORE
+    return table
+
+
+SEP = "\x00"
+
+
+def codepoints(texts: list[str], joined: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(cp, seps)``: the code points of ``SEP.join(texts)`` (uint32; ``joined`` when the
+    caller already has that string, transformed row by row) and the positions of the
+    separators, so the row of position ``p`` is ``np.searchsorted(seps, p)``. None when a
+    text holds a NUL or a lone surrogate (callers then go row by row)."""
+    if joined is None:
+        joined = SEP.join(texts)
+    try:
+        cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    except UnicodeEncodeError:
+        return None
+    seps = np.flatnonzero(cp == 0)
+    if len(seps) != max(len(texts) - 1, 0):
+        return None
+    return cp, seps
+
+
+def clean_texts(texts, settings=None) -> list[str]:
+    """``[clean_text(t, settings) for t in texts]``, computed faster: a text that no step
+    of clean_text can change (no ``&``, ``@``, ``#``, invisible character, phone-like digit
+    run, letter tripled, punctuation run, non-NFC character or irregular whitespace; found
+    for all rows at once with RE2 and numpy) is returned as is, every other text goes
+    through clean_text itself."""
+    out = [t if isinstance(t, str) else "" for t in texts]
+    n = len(out)
+    if n == 0:
+        return out
+    needs = re2_mask(arrow_strings(out), _NEEDS_CLEAN_RE2, n)
+    points = codepoints(out)
+    if points is None:
+        needs[:] = True
+    else:
+        cp, seps = points
+        same = np.flatnonzero((cp[:-2] == cp[1:-1]) & (cp[1:-1] == cp[2:]))
+        triple = same[char_classes()[cp[same]] != OTHER]  # re's (\w)\1\1
+        needs[np.searchsorted(seps, triple)] = True
+        for i in np.unique(np.searchsorted(seps, np.flatnonzero(cp >= 0x80))):
+            if not needs[i] and not unicodedata.is_normalized("NFC", out[i]):
+                needs[i] = True
+    for i in np.flatnonzero(needs):
+        out[i] = clean_text(texts[i], settings)
+    return out
 
 
 def clean_text(text: str | None, settings=None) -> str:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -121,7 +122,7 @@ def _stop_words() -> frozenset[str]:
 STOP_WORDS = _stop_words()
 
 
-def _phrase_pattern(phrases: Iterable[str]) -> str:
+def _phrase_pattern(phrases: Iterable[str], re2: bool = False) -> str | None:
     """One regex for many whole-word phrases, as a character trie.
 
     Python's ``re`` tries the alternatives of a plain ``a|b|c`` one by one at every position
@@ -129,21 +130,32 @@ def _phrase_pattern(phrases: Iterable[str]) -> str:
     only starts at word boundaries, which makes the match about 50x cheaper. Spaces in a
     phrase match any run of whitespace; a phrase that starts/ends with a word character only
     matches as a whole word.
+
+    ``re2=True`` gives the RE2 prefilter for the same phrases (case-insensitive): ``\b``
+    (ASCII) in place of the Unicode lookarounds and a class of every Python whitespace
+    character, so it matches wherever the Python pattern does (rows holding a character
+    that Python folds onto an ASCII letter, ``clean.PY_FOLD_SPECIAL_RE2``, are checked
+    anyway). None when a phrase holds a non-ASCII character (no prefilter then).
     """
+    cleaned = {re.sub(r"\s+", " ", p.strip().lower()) for p in phrases if p and p.strip()}
+    if re2 and not all(p.isascii() for p in cleaned):
+        return None
+    space = ("[" + _clean.PY_SPACE_RE2 + "]+") if re2 else r"\s+"
     trie: dict = {}
-    for p in {p.strip().lower() for p in phrases if p and p.strip()}:
+    for p in cleaned:
         node = trie
-        for ch in re.sub(r"\s+", " ", p):
+        for ch in p:
             node = node.setdefault(ch, {})
         node[""] = True
 
     def emit(node: dict, last: str) -> str:
         alts = []
         for ch in sorted(k for k in node if k):
-            piece = r"\s+" if ch == " " else re.escape(ch)
+            piece = space if ch == " " else re.escape(ch)
             alts.append(piece + emit(node[ch], ch))
         if "" in node:
-            alts.append(r"(?!\w)" if (last.isalnum() or last == "_") else "")
+            word_end = last.isalnum() or last == "_"
+            alts.append((r"\b" if re2 else r"(?!\w)") if word_end else "")
         if len(alts) == 1:
             return alts[0]
         return "(?:" + "|".join(alts) + ")"
@@ -152,18 +164,25 @@ def _phrase_pattern(phrases: Iterable[str]) -> str:
     other_start = {k: v for k, v in trie.items() if k not in word_start}
     parts = []
     if word_start:
-        parts.append(r"(?<!\w)" + emit(word_start, ""))
+        parts.append((r"\b" if re2 else r"(?<!\w)") + emit(word_start, ""))
     if other_start:
         parts.append(emit(other_start, ""))
-    return "|".join(parts) if parts else r"(?!x)x"
+    if not parts:
+        return None if re2 else r"(?!x)x"
+    return ("(?i)" if re2 else "") + "|".join(parts)
 
 
 HYPE_RE = re.compile(_HYPE_MULTIPLIER, re.IGNORECASE)
 
 
+@lru_cache(maxsize=32)
+def _compiled(phrases: tuple[str, ...]) -> tuple[re.Pattern, str | None]:
+    return re.compile(_phrase_pattern(phrases), re.IGNORECASE), _phrase_pattern(phrases, re2=True)
+
+
 def spam_regex(extra: Iterable[str] = ()) -> re.Pattern:
     """The keyword/phrase trie (``HYPE_RE`` covers "100x"-style hype separately)."""
-    return re.compile(_phrase_pattern((*SPAM_KEYWORDS, *extra)), re.IGNORECASE)
+    return _compiled((*SPAM_KEYWORDS, *extra))[0]
 
 
 def has_spam(text: str, extra: Iterable[str] = ()) -> bool:
@@ -171,7 +190,7 @@ def has_spam(text: str, extra: Iterable[str] = ()) -> bool:
 
 
 def generic_regex(extra: Iterable[str] = ()) -> re.Pattern:
-    return re.compile(_phrase_pattern((*GENERIC_PHRASES, *extra)), re.IGNORECASE)
+    return _compiled((*GENERIC_PHRASES, *extra))[0]
 
 
 _WORD_RE = re.compile(r"\w+(?:['’-]\w+)*")   # words for counting (generic ratio)
@@ -179,7 +198,8 @@ _TOKEN_RE = re.compile(r"[^\W\d_][^\W_]+")  # 2+ chars, starting with a letter (
 _PLACEHOLDERS_RE = re.compile(r"\[(?:email|phone)\]")
 
 
-def _meaningful_count(texts: pd.Series, placeholder: str) -> np.ndarray:
+def _meaningful_count_reference(texts, placeholder: str) -> np.ndarray:
+    """The rule's definition, one text at a time (``_meaningful_count`` computes the same)."""
     stop = STOP_WORDS
     out = np.zeros(len(texts), dtype=np.int64)
     ph = placeholder.lower()
@@ -196,6 +216,128 @@ def _meaningful_count(texts: pd.Series, placeholder: str) -> np.ndarray:
             low = low.replace("'", "").replace("’", "")
         out[i] = len(set(findall(low)) - stop)
     return out
+
+
+def _meaningful_count(texts: list[str], placeholder: str) -> np.ndarray:
+    r"""Unique non-stop ``_TOKEN_RE`` tokens per text (as ``_meaningful_count_reference``),
+    for all texts at once.
+
+    Pure-ASCII texts and the others are done as two groups (an ASCII group is one byte per
+    character all the way). A group's texts are joined with NULs, lower-cased, and
+    placeholders and apostrophes removed, one pass each. Tokens are found with numpy over
+    the code points (``re``'s own classes, clean.char_classes): in each run of word
+    characters other than ``_``, the token runs from the first non-digit to the end of the
+    run when that is 2+ characters, which is what ``findall`` of ``[^\W\d_][^\W_]+``
+    returns. pyarrow then hashes the token strings (no Python object per token) and numpy
+    counts the distinct non-stop tokens per row.
+    """
+    n = len(texts)
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    if n == 0 or _clean.SEP in placeholder:
+        return _meaningful_count_reference(texts, placeholder)
+    ascii_rows = np.fromiter(map(str.isascii, texts), dtype=bool, count=n)
+    counts = np.zeros(n, dtype=np.int64)
+    for rows in (np.flatnonzero(ascii_rows), np.flatnonzero(~ascii_rows)):
+        if len(rows):
+            group = [texts[i] for i in rows]
+            found = _meaningful_count_group(group, placeholder, ascii=bool(ascii_rows[rows[0]]))
+            counts[rows] = found if found is not None else _meaningful_count_reference(group, placeholder)
+    return counts
+
+
+def _meaningful_count_group(texts: list[str], placeholder: str, ascii: bool) -> np.ndarray | None:
+    n = len(texts)
+    joined = _clean.SEP.join(texts)
+    if joined.count(_clean.SEP) != n - 1:
+        return None  # a text holds a NUL
+    low = joined.lower()  # per character; a NUL is uncased, so no row sees its neighbours
+    ph = placeholder.lower()
+    if ph and ph in low:
+        low = low.replace(ph, " ")
+    if "[" in low:
+        low = _PLACEHOLDERS_RE.sub(" ", low)
+    if "'" in low or "’" in low:
+        low = low.replace("'", "").replace("’", "")
+    if ascii and low.isascii():
+        data = low.encode("ascii")
+        cls = np.frombuffer(data.translate(_ascii_classes()), dtype=np.uint8)
+    else:
+        ascii = False
+        try:
+            cp = np.frombuffer(low.encode("utf-32-le"), dtype=np.uint32)
+            data = low.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates
+            return None
+        cls = _clean.char_classes()[cp]
+        cls[cp == 0] = _SEP_CLASS
+    word = (cls - np.uint8(_clean.LETTER)) < 2  # LETTER or DIGIT (uint8 wraps OTHER round)
+    bounds = np.flatnonzero(np.diff(word.view(np.int8), prepend=np.int8(0), append=np.int8(0)))
+    run_start, run_end = bounds[0::2], bounds[1::2]
+    tok_start = run_start.copy()
+    # a run that starts with digits: its token starts at the first letter, if any
+    pending = np.flatnonzero(cls[run_start] == _clean.DIGIT)
+    while len(pending):
+        tok_start[pending] += 1
+        pending = pending[tok_start[pending] < run_end[pending]]
+        pending = pending[cls[tok_start[pending]] == _clean.DIGIT]
+    keep = run_end - tok_start >= 2
+    tok_start, tok_end = tok_start[keep], run_end[keep]
+    counts = np.zeros(n, dtype=np.int64)
+    if not len(tok_start):
+        return counts
+    import pyarrow as pa
+
+    offsets = np.zeros(2 * len(tok_start) + 1, dtype=np.int64)  # gap, token, gap, token, ...
+    if ascii:
+        offsets[1::2], offsets[2::2] = tok_start, tok_end
+    else:  # UTF-8 byte offsets: the position plus the extra bytes of the wide characters before it
+        wide = np.flatnonzero(cp >= 0x80)
+        extra = np.zeros(len(wide) + 1, dtype=np.int64)
+        np.cumsum(1 + (cp[wide] >= 0x800) + (cp[wide] >= 0x10000), out=extra[1:])
+        offsets[1::2] = tok_start + extra[np.searchsorted(wide, tok_start)]
+        offsets[2::2] = tok_end + extra[np.searchsorted(wide, tok_end)]
+    pieces = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets), pa.py_buffer(data))
+    tokens = pieces.take(pa.array(np.arange(1, len(offsets) - 1, 2))).dictionary_encode()
+    vocabulary = tokens.dictionary.to_pylist()
+    codes = tokens.indices.to_numpy().astype(np.int64)
+    stop = STOP_WORDS
+    content = np.fromiter((w not in stop for w in vocabulary), dtype=bool, count=len(vocabulary))
+    mask = content[codes]
+    row_at = np.cumsum(cls == _SEP_CLASS, dtype=np.int32)  # separators up to each position
+    keys = row_at[tok_start[mask]].astype(np.int64) * len(vocabulary) + codes[mask]
+    keys.sort()
+    distinct = keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+    return np.bincount(distinct // len(vocabulary), minlength=n).astype(np.int64)
+
+
+_SEP_CLASS = 4  # the NUL separator's class in the tables used by _meaningful_count_group
+
+
+@lru_cache(maxsize=1)
+def _ascii_classes() -> bytes:
+    """``bytes.translate`` table: each ASCII byte to its clean.char_classes() class, NUL to
+    _SEP_CLASS (all of them unlike LETTER and DIGIT)."""
+    table = bytearray(_clean.char_classes()[:256].tobytes())
+    table[0] = _SEP_CLASS
+    return bytes(table)
+
+
+def _word_counts(texts: list[str]) -> np.ndarray:
+    """``len(_WORD_RE.findall(t))`` per text, for all texts at once: runs of word
+    characters, minus the apostrophes/hyphens joining two of them."""
+    n = len(texts)
+    points = _clean.codepoints(texts)
+    if points is None:
+        return np.array([len(_WORD_RE.findall(t)) for t in texts], dtype=np.int64)
+    cp, seps = points
+    if not len(cp):
+        return np.zeros(n, dtype=np.int64)
+    w = _clean.char_classes()[cp] != _clean.OTHER  # the NUL separators are not
+    edges = np.diff(w.view(np.int8), prepend=np.int8(0))
+    runs = np.bincount(np.searchsorted(seps, np.flatnonzero(edges == 1)), minlength=n)
+    joiner = (cp[1:-1] == 0x27) | (cp[1:-1] == 0x2019) | (cp[1:-1] == 0x2D)
+    joins = np.flatnonzero(joiner & w[:-2] & w[2:]) + 1
+    return (runs - np.bincount(np.searchsorted(seps, joins), minlength=n)).astype(np.int64)
 
 
 def _as_str_series(s: pd.Series) -> pd.Series:
@@ -215,13 +357,45 @@ def _bool_or_none(v):
     return None
 
 
-def _contains(texts: pd.Series, pattern: re.Pattern, prefilter: pd.Series) -> np.ndarray:
-    """``texts.str.contains(pattern)``, run only where a cheap ``prefilter`` said it may match."""
+def _nonblank(values: list[str]) -> np.ndarray:
+    """``bool(v.strip())`` per string."""
+    n = len(values)
+    return np.fromiter(map(len, values), dtype=np.int64, count=n).astype(bool) & ~np.fromiter(
+        map(str.isspace, values), dtype=bool, count=n)
+
+
+def _search(texts: list[str], pattern: re.Pattern, candidates: np.ndarray) -> np.ndarray:
+    """``pattern.search(t) is not None`` per text, run only on the ``candidates`` rows."""
     out = np.zeros(len(texts), dtype=bool)
-    idx = np.flatnonzero(prefilter.to_numpy(dtype=bool))
-    if len(idx):
-        out[idx] = [pattern.search(t) is not None for t in texts.iloc[idx]]
+    search = pattern.search
+    for i in np.flatnonzero(candidates):
+        out[i] = search(texts[i]) is not None
     return out
+
+
+# RE2 supersets of clean.EMAIL_RE and clean.URL_RE (every match holds one of these) and
+# of clean.PHONE_HINT_RE (Python's \d and \s are Unicode: \p{Nd} and every Python space).
+_EMAIL_HINT_RE2 = r"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z][A-Za-z]"
+_URL_HINT_RE2 = (
+    r"(?i)https?://|www\.|\.(?:com|net|org|io|ai|co|ly|me|xyz|app|dev|gg|info|biz|link|to|tv|us|uk)"
+)
+_PHONE_HINT_RE2 = r"\p{Nd}(?:[" + _clean.PY_SPACE_RE2 + r"().\-]{0,3}\p{Nd}){9}"
+
+
+def _coerce_strings(s: pd.Series) -> pd.Series:
+    """str values kept, other values ``str()``-ed, nulls None, lone surrogates U+FFFD
+    (storable UTF-8); a column already all ``str`` without surrogates is checked in C."""
+    s = s.astype(object).where(s.notna(), None)
+    if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        joined = "".join(s[s.notna()].tolist())
+        try:
+            if not joined.isascii():  # only non-ASCII text can hold a surrogate
+                joined.encode("utf-8")
+            return s.astype("string")
+        except UnicodeEncodeError:
+            pass
+    s = s.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    return s.map(lambda v: v if v is None else _SURROGATE_RE.sub("\ufffd", v)).astype("string")
 
 
 def coerce_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -237,9 +411,7 @@ def coerce_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
         else:
             s = pd.Series([None] * len(pairs), index=pairs.index, dtype=object)
         if dtype == "string":
-            s = s.astype(object).where(s.notna(), None)
-            s = s.map(lambda v: v if v is None or isinstance(v, str) else str(v))
-            s = s.map(lambda v: v if v is None else _SURROGATE_RE.sub("\ufffd", v)).astype("string")  # storable UTF-8
+            s = _coerce_strings(s)
         elif dtype in ("int64", "Int64"):
             s = pd.to_numeric(s, errors="coerce")
             if s.dtype.kind in "fuO":  # 3.5, inf, 1e30, 2**63: not a count -> null (reliability suite)
@@ -247,7 +419,8 @@ def coerce_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
                 s = f.where(np.isfinite(f) & (f == np.floor(f)) & (f.abs() < 2.0**63))
             s = s.astype("Int64") if s.isna().any() or dtype == "Int64" else s.astype("int64")
         elif dtype == "bool":
-            s = s.astype(object).map(_bool_or_none)  # "yes"/1/True; anything else -> null
+            if s.dtype != bool:
+                s = s.astype(object).map(_bool_or_none)  # "yes"/1/True; anything else -> null
             s = s.astype("boolean") if s.isna().any() else s.astype(bool)
         elif dtype.startswith("datetime64"):
             if not pd.api.types.is_datetime64_any_dtype(s):
@@ -271,7 +444,7 @@ def clean_pairs(pairs: pd.DataFrame, settings) -> pd.DataFrame:
 def _clean_unique(texts: pd.Series, settings) -> pd.Series:
     """clean_text once per distinct text (a tweet repeats once per reply)."""
     codes, uniques = pd.factorize(texts.astype(object), use_na_sentinel=True)
-    cleaned = np.array([_clean.clean_text(t, settings) for t in uniques] + [""], dtype=object)
+    cleaned = np.array(_clean.clean_texts(list(uniques), settings) + [""], dtype=object)
     return pd.Series(cleaned[codes], index=texts.index, dtype="string")  # code -1 (null) -> ""
 
 
@@ -283,51 +456,61 @@ def apply_rules(
 ) -> pd.DataFrame:
     """Rule verdicts for a frame from ``clean_pairs`` given the model scores (no inference)."""
     n = len(frame)
-    out = frame.copy()
+    out = frame.copy(deep=False)  # new columns only; the selection at the end copies
     out["lang_confidence"] = np.asarray(lang_confidence, dtype=np.float64).reshape(n)
     out["toxicity"] = np.asarray(toxicity, dtype=np.float64).reshape(n)
-    raw = out["reply"].fillna("").astype(str)
-    text = out["reply_clean"].fillna("").astype(str)
-    chars = text.str.len().to_numpy(dtype=np.int64)
+    raw_list = out["reply"].fillna("").astype(str).tolist()
+    text_list = out["reply_clean"].fillna("").astype(str).tolist()
+    chars = np.fromiter(map(len, text_list), dtype=np.int64, count=n)
     out["reply_chars"] = chars
 
     likes = pd.to_numeric(out["reply_likes"], errors="coerce")
     required_ok = (
-        out["reply_id"].notna() & out["reply_id"].fillna("").astype(str).str.strip().ne("")
-        & out["reply"].notna() & raw.str.strip().ne("")
-        & out["tweet"].notna()
-        & likes.notna()
-    ).to_numpy(dtype=bool)
+        _nonblank(out["reply_id"].fillna("").astype(str).tolist()) & _nonblank(raw_list)
+        & out["tweet"].notna().to_numpy(dtype=bool) & likes.notna().to_numpy(dtype=bool)
+    )  # a null reply_id/reply became "" above
+
+    # RE2 prefilters over whole columns (supersets of the Python patterns), then the
+    # Python pattern itself on the candidate rows only.
+    raw_arr = _clean.arrow_strings(raw_list)
+    text_arr = _clean.arrow_strings(text_list)
+    fold = "|" + _clean.PY_FOLD_SPECIAL_RE2
 
     has_urls = out["has_urls"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    email = _contains(raw, _clean.EMAIL_RE, prefilter=raw.str.contains("@", regex=False))
-    url_found = _contains(raw, _clean.URL_RE, prefilter=raw.str.contains(".", regex=False))
+    email = _search(raw_list, _clean.EMAIL_RE, _clean.re2_mask(raw_arr, _EMAIL_HINT_RE2, n))
+    url_found = _search(raw_list, _clean.URL_RE, _clean.re2_mask(raw_arr, _URL_HINT_RE2 + fold, n))
     recheck = np.flatnonzero(url_found & email)  # "a@example.com" is contact data, not a URL
     if len(recheck):
-        url_found[recheck] = [_clean.has_url(_clean.EMAIL_RE.sub(" ", t)) for t in raw.iloc[recheck]]
+        url_found[recheck] = [_clean.has_url(_clean.EMAIL_RE.sub(" ", raw_list[i])) for i in recheck]
     url_ok = ~(has_urls | url_found)
-    maybe_phone = raw.str.contains(_clean.PHONE_HINT_RE, regex=True).to_numpy(dtype=bool)
     phone = np.zeros(n, dtype=bool)
-    if maybe_phone.any():
-        idx = np.flatnonzero(maybe_phone)
-        phone[idx] = [_clean.has_phone(t) for t in raw.iloc[idx]]
+    for i in np.flatnonzero(_clean.re2_mask(raw_arr, _PHONE_HINT_RE2, n)):
+        phone[i] = _clean.has_phone(raw_list[i])
     contact = email | phone
     personal_ok = ~contact if settings.contact_policy == "reject" else np.ones(n, dtype=bool)
 
-    spam = text.str.contains(spam_regex(settings.extra_spam_keywords), regex=True).to_numpy(dtype=bool)
-    spam |= _contains(text, HYPE_RE, prefilter=text.str.contains("0x", case=False, regex=False))
+    spam_re, spam_re2 = _compiled((*SPAM_KEYWORDS, *settings.extra_spam_keywords))
+    spam_maybe = _clean.re2_mask(text_arr, spam_re2 + fold, n) if spam_re2 else np.ones(n, dtype=bool)
+    spam = _search(text_list, spam_re, spam_maybe)
+    spam |= _search(text_list, HYPE_RE, _clean.re2_mask(text_arr, "0[xX]", n))
     spam_ok = ~spam
 
-    gre = generic_regex(settings.extra_generic_phrases)
+    gre, gre2 = _compiled((*GENERIC_PHRASES, *settings.extra_generic_phrases))
+    generic_maybe = _clean.re2_mask(text_arr, gre2 + fold, n) if gre2 else np.ones(n, dtype=bool)
+    has_generic, rest_texts = [], []
+    for i in np.flatnonzero(generic_maybe):
+        rest_text, found = gre.subn(" ", text_list[i])
+        if found:
+            has_generic.append(i)
+            rest_texts.append(rest_text)
     ratio = np.zeros(n, dtype=np.float64)
-    has_generic = text.str.contains(gre, regex=True).to_numpy(dtype=bool)
-    for i in np.flatnonzero(has_generic):  # only rows holding a generic phrase need counting
-        t = text.iat[i]
-        total = len(_WORD_RE.findall(t))
-        if total:
-            ratio[i] = max(total - len(_WORD_RE.findall(gre.sub(" ", t))), 0) / total
+    if has_generic:  # only rows holding a generic phrase need counting
+        total = _word_counts([text_list[i] for i in has_generic])
+        rest = _word_counts(rest_texts)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio[has_generic] = np.where(total > 0, np.maximum(total - rest, 0) / np.maximum(total, 1), 0.0)
     out["generic_ratio"] = ratio
-    meaningful = _meaningful_count(text, settings.handle_placeholder)
+    meaningful = _meaningful_count(text_list, settings.handle_placeholder)
     out["meaningful_words"] = meaningful
 
     verdicts = {
@@ -343,14 +526,16 @@ def apply_rules(
         "personal_data": personal_ok,
     }
     valid = np.ones(n, dtype=bool)
-    reasons = np.full(n, "", dtype=object)
-    for code in RULES:
+    failed = np.zeros(n, dtype=np.int64)  # bit i set: RULES[i] failed
+    for bit, code in enumerate(RULES):
         ok = np.asarray(verdicts[code], dtype=bool)
         out[f"rule_{code}"] = ok
         valid &= ok
-        reasons = reasons + np.where(ok, "", code + ",").astype(object)
+        failed |= (~ok).astype(np.int64) << bit
     out["valid"] = valid
-    out["reasons"] = pd.Series(reasons, index=out.index, dtype="string").str.rstrip(",")
+    combos, inverse = np.unique(failed, return_inverse=True)  # few distinct combinations
+    texts = np.array([",".join(c for b, c in enumerate(RULES) if combo >> b & 1) for combo in combos], dtype=object)
+    out["reasons"] = pd.Series(texts[inverse.reshape(-1)] if n else [], index=out.index, dtype="string")
     return out[list(PAIR_COLUMNS) + list(VALIDATION_COLUMNS)]
 
 

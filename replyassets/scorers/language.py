@@ -86,7 +86,7 @@ def detection_text(text: str) -> str:
 
 
 def letter_count(text: str) -> int:
-    return sum(ch.isalpha() for ch in text)
+    return sum(map(str.isalpha, text))
 
 
 @lru_cache(maxsize=8)
@@ -135,30 +135,38 @@ class LanguageScorer:
         if not texts:
             return out
         prior = self.english_prior
+        english = Language.ENGLISH
         for i, values in enumerate(detector.compute_language_confidence_values_in_parallel(texts)):
             p_en = 0.0
-            p_top = 0.0
-            for cv in values:  # sorted by value, highest first
-                if cv.language == Language.ENGLISH:
+            p_top = -1.0
+            for cv in values:  # sorted by value, highest first: the first other language is the top one
+                if cv.language == english:
                     p_en = cv.value
-                elif cv.value > p_top:
+                    if p_top >= 0.0:
+                        break
+                elif p_top < 0.0:
                     p_top = cv.value
+                    if p_en > 0.0:
+                        break
+            p_top = max(p_top, 0.0)
             den = prior * p_en + (1.0 - prior) * p_top
             out[i] = prior * p_en / den if den > 0.0 else 0.0
         return out
 
     def english_confidence(self, texts: Sequence[str]) -> np.ndarray:
-        """One float per text; 0.0 for text with too few letters to judge (and for non-strings)."""
+        """One float per text; 0.0 for text with too few letters to judge (and for non-strings).
+
+        lingua sees ``detection_text(text)``, so texts that differ only in what it strips
+        (digits, URLs, handles, punctuation, emoji) are scored once."""
         texts = list(texts)
         result = np.zeros(len(texts), dtype=np.float64)
         if not texts:
             return result
         unique: dict[str, list[int]] = {}
         for i, t in enumerate(texts):
-            unique.setdefault(t if isinstance(t, str) else "", []).append(i)
-        keys = list(unique)
-        prepared = [detection_text(k) for k in keys]
-        scores = np.zeros(len(keys), dtype=np.float64)
+            unique.setdefault(detection_text(t) if isinstance(t, str) else "", []).append(i)
+        prepared = list(unique)
+        scores = np.zeros(len(prepared), dtype=np.float64)
         judged = [j for j, p in enumerate(prepared) if letter_count(p) >= self.min_letters]
         todo = judged
         if self._fast is not None and judged:
@@ -171,6 +179,6 @@ class LanguageScorer:
                     todo.append(j)
         if todo:
             scores[todo] = self._posterior(self._accurate, [prepared[j] for j in todo])
-        for key, score in zip(keys, scores):
+        for key, score in zip(prepared, scores):
             result[unique[key]] = score
         return np.clip(result, 0.0, 1.0)
