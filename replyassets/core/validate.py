@@ -27,13 +27,20 @@ seed's single keyword "revolution" is replaced by the phrase "revolution is the 
 change" (the bot text it came from): "the AI revolution" is ordinary tech talk. "100x" and
 "1000x" trip only when not followed by a comparison ("100x faster" is ordinary tech talk).
 
-Speed (benchmarks/validate.py, the shared 2-core machine at load average about 7, i.e. a
-fraction of one core): the rule engine without inference 9,400 rows/s on 100,000 rows vs
-793 rows/s for a naive per-row loop with the same verdicts (11.9x); the full local
-validation (lingua two-pass + profanity-check) 950 rows/s on 10,000 unique replies. The
-targets (50,000 and 2,000 rows/s) were not reached under that load; phrase lists are
-compiled into character tries, and each text is cleaned and scored once however often it
-repeats.
+Speed. The engine works on whole columns: each distinct text is cleaned once
+(clean.clean_texts returns a text that no cleaning step can change as it is, found for all
+rows with RE2 and numpy); every pattern runs first as an RE2 superset over the column
+(pyarrow, C++, 20-30x faster than ``re`` here) and then in Python on the candidate rows
+only, except on pure-ASCII rows where the RE2 pattern is the Python one exactly (phrase
+tries, URLs); meaningful words and word counts are counted with numpy over the code points
+and pyarrow hashing. Every verdict and score equals the per-row definitions
+(replyassets_tests/validate/test_batch_paths.py, hypothesis). Measured with
+benchmarks/validate.py and an A/B of the previous commit on the same rows (shared 2-core
+machine, load average about 2, best of 3): the rule engine without inference 61,000 rows/s
+on 100,000 rows (previous code 19,000; naive per-row loop 1,300-1,900); the full local
+validation 4,300-4,900 rows/s on 10,000 unique replies (previous 1,900-3,500). At load
+average 2.6-2.8 the same benchmark gave 42,000 and 1,400 rows/s: the figures track the share
+of the two cores the other processes leave (see the benchmark's per-CPU-second column).
 """
 
 from __future__ import annotations
@@ -218,7 +225,7 @@ def _meaningful_count_reference(texts, placeholder: str) -> np.ndarray:
     return out
 
 
-def _meaningful_count(texts: list[str], placeholder: str) -> np.ndarray:
+def _meaningful_count(texts: list[str], placeholder: str, ascii_rows: np.ndarray | None = None) -> np.ndarray:
     r"""Unique non-stop ``_TOKEN_RE`` tokens per text (as ``_meaningful_count_reference``),
     for all texts at once.
 
@@ -235,7 +242,8 @@ def _meaningful_count(texts: list[str], placeholder: str) -> np.ndarray:
     texts = [t if isinstance(t, str) else "" for t in texts]
     if n == 0 or _clean.SEP in placeholder:
         return _meaningful_count_reference(texts, placeholder)
-    ascii_rows = np.fromiter(map(str.isascii, texts), dtype=bool, count=n)
+    if ascii_rows is None:
+        ascii_rows = np.fromiter(map(str.isascii, texts), dtype=bool, count=n)
     counts = np.zeros(n, dtype=np.int64)
     for rows in (np.flatnonzero(ascii_rows), np.flatnonzero(~ascii_rows)):
         if len(rows):
@@ -379,6 +387,14 @@ _EMAIL_HINT_RE2 = r"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za
 _URL_HINT_RE2 = (
     r"(?i)https?://|www\.|\.(?:com|net|org|io|ai|co|ly|me|xyz|app|dev|gg|info|biz|link|to|tv|us|uk)"
 )
+# clean.URL_RE itself for pure-ASCII text (where Python's \w, \b and case folding are
+# ASCII ones): the lookbehind becomes "start or a character outside the class", which
+# keeps whether a match exists.
+_URL_ASCII_RE2 = (
+    r"(?i)(?:^|[^\w.@/\-])(?:https?://[^" + _clean.PY_SPACE_RE2 + r"]|www\.[a-z0-9\-]+\.[^"
+    + _clean.PY_SPACE_RE2 + r"]|[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\."
+    r"(?:com|net|org|io|ai|co|ly|me|xyz|app|dev|gg|info|biz|link|to|tv|us|uk)\b)"
+)
 _PHONE_HINT_RE2 = r"\p{Nd}(?:[" + _clean.PY_SPACE_RE2 + r"().\-]{0,3}\p{Nd}){9}"
 
 
@@ -478,7 +494,14 @@ def apply_rules(
 
     has_urls = out["has_urls"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     email = _search(raw_list, _clean.EMAIL_RE, _clean.re2_mask(raw_arr, _EMAIL_HINT_RE2, n))
-    url_found = _search(raw_list, _clean.URL_RE, _clean.re2_mask(raw_arr, _URL_HINT_RE2 + fold, n))
+    # RE2 decides alone on pure-ASCII rows where its pattern is exact (none without arrays)
+    raw_ascii = np.fromiter(map(str.isascii, raw_list), dtype=bool, count=n) & (raw_arr is not None)
+    text_ascii = np.fromiter(map(str.isascii, text_list), dtype=bool, count=n) & (text_arr is not None)
+    url_maybe = _clean.re2_mask(raw_arr, _URL_HINT_RE2 + fold, n)
+    url_found = _search(raw_list, _clean.URL_RE, url_maybe & ~raw_ascii)
+    ascii_maybe = np.flatnonzero(url_maybe & raw_ascii)
+    if len(ascii_maybe):  # exact on ASCII text
+        url_found[ascii_maybe] = _clean.re2_mask(raw_arr.take(ascii_maybe), _URL_ASCII_RE2, len(ascii_maybe))
     recheck = np.flatnonzero(url_found & email)  # "a@example.com" is contact data, not a URL
     if len(recheck):
         url_found[recheck] = [_clean.has_url(_clean.EMAIL_RE.sub(" ", raw_list[i])) for i in recheck]
@@ -491,14 +514,28 @@ def apply_rules(
 
     spam_re, spam_re2 = _compiled((*SPAM_KEYWORDS, *settings.extra_spam_keywords))
     spam_maybe = _clean.re2_mask(text_arr, spam_re2 + fold, n) if spam_re2 else np.ones(n, dtype=bool)
-    spam = _search(text_list, spam_re, spam_maybe)
+    spam = _search(text_list, spam_re, spam_maybe & ~text_ascii)
+    if spam_re2:  # on pure-ASCII text the RE2 trie is the Python one exactly (as for generic below)
+        spam |= spam_maybe & text_ascii
     spam |= _search(text_list, HYPE_RE, _clean.re2_mask(text_arr, "0[xX]", n))
     spam_ok = ~spam
 
     gre, gre2 = _compiled((*GENERIC_PHRASES, *settings.extra_generic_phrases))
     generic_maybe = _clean.re2_mask(text_arr, gre2 + fold, n) if gre2 else np.ones(n, dtype=bool)
     has_generic, rest_texts = [], []
-    for i in np.flatnonzero(generic_maybe):
+    candidates = np.flatnonzero(generic_maybe)
+    if gre2 and len(candidates):
+        # On pure-ASCII text the RE2 trie is the Python one exactly (\b is the lookarounds,
+        # the space class is \s, same leftmost-first alternation), so RE2 also does the sub.
+        ascii_rows = text_ascii[candidates]
+        done = candidates[ascii_rows]
+        if len(done):
+            import pyarrow.compute as pc
+
+            has_generic = done.tolist()
+            rest_texts = pc.replace_substring_regex(text_arr.take(done), pattern=gre2, replacement=" ").to_pylist()
+        candidates = candidates[~ascii_rows]
+    for i in candidates:
         rest_text, found = gre.subn(" ", text_list[i])
         if found:
             has_generic.append(i)

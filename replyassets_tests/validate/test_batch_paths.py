@@ -52,7 +52,7 @@ def _crafted() -> list[str]:
         "big news #100DaysOfCode today", "café café cafe\u0301", "İstanbul ΣΟΦΟΣ word's",
         "it's a NUL\x00inside", "lone \ud800 surrogate", "12abc a_b_c __init__ x1 ²³ 7a 9bc_def",
         "wagmı frens", "ſer, this is the way", "gıveaway time", "site.lın\u212a here",
-        "call 555\u00a0123\u00a04567 now", "call \u0665\u0665\u0665-\u0661\u0662\u0663-\u0664\u0665\u0666\u0667",
+        "not a link: @github.com/x or x@y", "call 555\u00a0123\u00a04567 now", "call \u0665\u0665\u0665-\u0661\u0662\u0663-\u0664\u0665\u0666\u0667",
     ]
 
 
