@@ -18,35 +18,10 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-
-class InputError(ValueError):
-    pass
-
-
-def read_records(path: str) -> list[dict]:
-    if path == "-":
-        lines, name = sys.stdin.read().splitlines(), "<stdin>"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"{path}: no such file")
-        lines, name = p.read_text(encoding="utf-8", errors="replace").splitlines(), path
-    records = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{name}:{lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise InputError(f"{name}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        records.append(obj)
-    return records
+from replyassets.commands._jsonl import InputError, read_records
 
 
 def _frame(records: list[dict]) -> pd.DataFrame:

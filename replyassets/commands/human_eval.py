@@ -38,5 +38,5 @@ def run_import(args: argparse.Namespace) -> int:
     stored = store_ratings(db, ratings)
     for row in problems.to_dict("records"):
         print(json.dumps(row, default=str), file=sys.stderr)
-    print(json.dumps({"stored": stored, "refused": int(len(problems)), "database": str(db)}))
+    print(json.dumps({"stored": stored, "refused": len(problems), "database": str(db)}))
     return 1 if len(problems) else 0

@@ -14,36 +14,14 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-
-class InputError(ValueError):
-    pass
+from replyassets.commands._jsonl import InputError, read_records
 
 
 def read_jsonl(path: str) -> pd.DataFrame:
-    if path == "-":
-        lines = sys.stdin.read().splitlines()
-        name = "<stdin>"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"{path}: no such file")
-        lines = p.read_text(encoding="utf-8", errors="replace").splitlines()
-        name = path
-    records = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{name}:{lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise InputError(f"{name}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        records.append(obj)
+    records = read_records(path)
     return pd.DataFrame.from_records(records) if records else pd.DataFrame()
 
 
