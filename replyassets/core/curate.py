@@ -34,8 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from replyassets.core.columns import PAIR_COLUMNS
+from replyassets.core.files import atomic_write
 from replyassets.settings import CollectionSettings, CurationSettings
 
 SPLITS = ("train", "eval", "test")
@@ -318,20 +317,7 @@ def training_record(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _atomic_write(path: Path, data: bytes) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return hashlib.sha256(data).hexdigest()
+_atomic_write = atomic_write
 
 
 def _describe(values: pd.Series) -> dict[str, float | int | None]:

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from replyassets.core.files import atomic_write
 
 SHEET_COLUMNS = ["pair_id", "tweet", "reply_1", "reply_2", "preferred", "rater_id", "comment"]
 KEY_COLUMNS = ["pair_id", "item_id", "reply_1_source", "reply_2_source", "seed"]
@@ -36,16 +36,7 @@ LABELS = ("win", "tie", "loss")
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            df.to_csv(f, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, df.to_csv(index=False).encode("utf-8"))
 
 
 def export_sheet(items: pd.DataFrame, out_dir: str | Path, seed: int = 42, name: str = "human_eval") -> dict[str, Any]:

@@ -26,22 +26,12 @@ from typing import Any
 
 import pandas as pd
 
+from replyassets.core.files import atomic_write
+
 Block = tuple  # ("h1"|"h2"|"p"|"table"|"img"|"examples", ...)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+_atomic_write = atomic_write
 
 
 def fmt(v: Any, digits: int = 3) -> str:

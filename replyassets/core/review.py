@@ -12,9 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import re
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +20,8 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+
+from replyassets.core.files import atomic_write
 
 TABLE = "review_decisions"
 DECISIONS = ("keep", "reject", "edit")
@@ -222,16 +222,7 @@ class ReviewStore:
         frame = frame[CSV_COLUMNS]
         buf = io.StringIO()
         frame.to_csv(buf, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as fh:
-                fh.write(buf.getvalue())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, buf.getvalue().encode("utf-8-sig"))
         return {"path": str(path), "rows": len(frame), "decided": int(frame["decision"].notna().sum())}
 
     def import_csv(self, path: str | Path, candidates: pd.DataFrame | None = None,
