@@ -426,7 +426,7 @@ class TrainingLauncher(dg.ConfigurableResource):
 def training_launcher_for(settings: Settings) -> TrainingLauncher:
     """The launcher a profile uses: ``local`` for the local profile, else ``training.launcher``.
 
-    Override per run in run config: ``resources: {training_launcher: {config: {kind: local}}}``.
+    Override per run in run config: ``resources: {launcher: {config: {kind: local}}}``, or per run ``ops: {lora_adapter: {config: {launcher: local}}}``.
     """
     kind = "local" if settings.profile == "local" else settings.training.launcher
     shared = str(settings.data_dir / "shared") if kind != "local" else ""
