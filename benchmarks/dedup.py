@@ -8,17 +8,22 @@ time is excluded everywhere.
 - 2,000 / 10,000 / 20,000 rows: ``seed_greedy_dedup`` (the seed's loop, each row against
   every kept row with one numpy matrix-vector product, on one BLAS thread: with two threads
   on this shared 2-core machine the per-row products ran 10-70x slower, so one thread is
-  the baseline's best setting) vs ``greedy_exact`` (blocked matrix
-  products) and ``greedy_lsh`` (approximate candidates, exact verification); the keep sets
-  are asserted identical (exact: always; lsh: checked, reported).
+  the baseline's best setting) vs ``greedy_exact`` (blocked screens with the sound
+  principal-axes bound, k chosen per input; also timed with the plain full product,
+  ``prefilter_dims=None``) and ``greedy_lsh`` (approximate candidates, exact verification);
+  the keep sets are asserted identical (exact: always; lsh: checked, reported).
 - 2,000 rows also: the seed's loop exactly as written (one Python-level dot per pair).
+- ``--minilm N``: also real all-MiniLM-L6-v2 embeddings (packaged model, offline) of N
+  texts made from the bundled sample's tweets and replies (originals, then recombined
+  halves of two random replies), embedding time excluded: exact path with and without the
+  screen, and the per-row reference loop; same keep set asserted.
 - 100,000 and 1,000,000 rows: ours alone: ``dedupe`` on a DataFrame (walk order, exact
   keys, then the LSH path, which ``auto`` picks above 50,000 rows) is timed; ``greedy_lsh``
   is run again with the same seed to expose its verified pairs; recall = found / true duplicate pairs,
   where the true pairs are every planted pair whose exact similarity is >= the threshold
   (unrelated random rows have cosine ~N(0, 0.05), never near 0.9).
 
-Usage: python benchmarks/dedup.py [--sizes 2000,10000,20000] [--big 100000,1000000]
+Usage: python benchmarks/dedup.py [--sizes 2000,10000,20000] [--big 100000,1000000] [--minilm 20000]
 Ends with one JSON line of figures.
 """
 
@@ -102,25 +107,90 @@ def timed(fn, *a, **k):
     return r, time.perf_counter() - t
 
 
+def _strings(node, out: list[str]) -> None:
+    """Every text field of an export item, whatever its format (apidojo, legacy, twscrape...)."""
+    if isinstance(node, dict):
+        for key, v in node.items():
+            if isinstance(v, str) and key in {"text", "full_text", "fullText", "rawContent", "tweet", "reply"}:
+                out.append(v)
+            else:
+                _strings(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            _strings(v, out)
+
+
+def minilm_texts(n: int) -> list[str]:
+    """n texts from the bundled sample: every tweet and reply once, then recombined halves."""
+    texts: list[str] = []
+    for f in sorted((Path(__file__).resolve().parents[1] / "data" / "sample").iterdir()):
+        raw = f.read_text(encoding="utf-8")
+        try:
+            items = json.loads(raw)
+        except json.JSONDecodeError:
+            items = []
+            for line in raw.splitlines():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+        _strings(items, texts)
+    texts = list(dict.fromkeys(t for t in texts if len(t) >= 20))
+    rng = np.random.default_rng(0)
+    words = [t.split() for t in texts]
+    out = texts[:n]
+    while len(out) < n:
+        a, b = rng.integers(0, len(words), 2)
+        out.append(" ".join(words[a][: max(1, len(words[a]) // 2)] + words[b][len(words[b]) // 2:]))
+    return out
+
+
+def minilm(n: int, figures: dict) -> None:
+    from replyassets.scorers.embeddings import SentenceTransformerEmbedder
+
+    texts = minilm_texts(n)
+    emb, t_embed = timed(SentenceTransformerEmbedder().encode, texts)
+    x = normalize_rows(emb)[np.random.default_rng(1).permutation(n)]
+    with _one_blas_thread():
+        ref, t_seed = timed(seed_greedy_dedup, x, np.arange(n), THRESHOLD)
+    ex, t_exact = timed(greedy_exact, x, THRESHOLD)
+    fp, t_full = timed(greedy_exact, x, THRESHOLD, prefilter_dims=None)
+    mask = np.zeros(n, dtype=bool)
+    mask[ref] = True
+    assert np.array_equal(ex.kept, mask) and np.array_equal(fp.kept, mask), "MiniLM keep sets differ"
+    print(f"all-MiniLM-L6-v2, {n} sample texts (embedded in {t_embed:.0f} s, excluded): per-row seed "
+          f"loop {t_seed:.2f} s, exact {t_exact:.3f} s (k={ex.info['prefilter_dims']}, "
+          f"{ex.info['screened_pairs']} pairs checked in full), full product {t_full:.3f} s; "
+          f"{int(mask.sum())} kept")
+    figures.update({f"minilm_rowvec_seconds_{n}": round(t_seed, 3), f"minilm_exact_seconds_{n}": round(t_exact, 3),
+                    f"minilm_full_product_seconds_{n}": round(t_full, 3),
+                    f"minilm_screen_dims_{n}": ex.info["prefilter_dims"], f"minilm_kept_{n}": int(mask.sum())})
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="2000,10000,20000")
     ap.add_argument("--big", default="100000,1000000")
+    ap.add_argument("--minilm", type=int, default=0,
+                    help="also dedup N real all-MiniLM-L6-v2 embeddings of sample texts (0: skip)")
     ap.add_argument("--literal-max", type=int, default=20000,
                     help="run the seed's per-pair loop as written up to this many rows")
     args = ap.parse_args()
     figures: dict[str, float | int | bool | str] = {"threshold": THRESHOLD, "dim": 384,
                                                     "cpu_count": os.cpu_count() or 0}
-    print(f"{'rows':>9} {'seed loop s':>12} {'exact s':>9} {'x':>7} {'lsh s':>8} {'x':>7} {'kept':>7} lsh-same")
+    print(f"{'rows':>9} {'seed loop s':>12} {'exact s':>9} {'x':>7} {'lsh s':>8} {'x':>7} {'kept':>7} "
+          f"lsh-same  full-product s  k  screened")
     for n in [int(s) for s in args.sizes.split(",") if s]:
         x, groups = planted(n, seed=n)
         with _one_blas_thread():  # the per-row loop is faster on one thread (measured)
             ref, t_seed = timed(seed_greedy_dedup, x, np.arange(n), THRESHOLD)
         ex, t_exact = timed(greedy_exact, x, THRESHOLD)
+        fp, t_full = timed(greedy_exact, x, THRESHOLD, prefilter_dims=None)
         ls, t_lsh = timed(greedy_lsh, x, THRESHOLD)
         ref_mask = np.zeros(n, dtype=bool)
         ref_mask[ref] = True
         assert np.array_equal(ex.kept, ref_mask), f"exact keep set differs from the seed loop at {n}"
+        assert np.array_equal(fp.kept, ref_mask), f"full-product keep set differs at {n}"
         same_lsh = bool(np.array_equal(ls.kept, ref_mask))
         figures[f"lsh_rows_decided_differently_{n}"] = int((ls.kept != ref_mask).sum())
         if n <= args.literal_max:  # the seed's loop as written: one cosine per (row, kept row) pair
@@ -134,11 +204,15 @@ def main() -> int:
                             f"speedup_{n}": round(t_lit / t_exact, 1),
                             f"speedup_vs_literal_{n}": round(t_lit / t_exact, 1)})
         print(f"{n:>9} {t_seed:>12.2f} {t_exact:>9.3f} {t_seed / t_exact:>7.1f} {t_lsh:>8.3f} "
-              f"{t_seed / t_lsh:>7.1f} {int(ref_mask.sum()):>7} {same_lsh}")
+              f"{t_seed / t_lsh:>7.1f} {int(ref_mask.sum()):>7} {same_lsh!s:>8} {t_full:>14.3f} "
+              f"{ex.info['prefilter_dims']:>3} {ex.info['screened_pairs']:>9}")
         figures.update({f"seed_seconds_{n}": round(t_seed, 3), f"exact_seconds_{n}": round(t_exact, 3),
                         f"lsh_seconds_{n}": round(t_lsh, 3), f"speedup_rowvec_{n}": round(t_seed / t_exact, 1),
                         f"speedup_lsh_{n}": round(t_seed / t_lsh, 1), f"lsh_same_keep_set_{n}": same_lsh,
-                        f"kept_{n}": int(ref_mask.sum())})
+                        f"kept_{n}": int(ref_mask.sum()), f"full_product_seconds_{n}": round(t_full, 3),
+                        f"screen_dims_{n}": ex.info["prefilter_dims"]})
+    if args.minilm:
+        minilm(args.minilm, figures)
     print(f"{'rows':>9} {'dedupe s':>8} {'lsh s':>8} {'true pairs':>11} {'recall':>8} {'kept':>9} tables x bits")
     for n in [int(s) for s in args.big.split(",") if s]:
         x, groups = planted(n, seed=n)

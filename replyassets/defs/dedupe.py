@@ -40,7 +40,9 @@ def deduped_pairs(
     valid = df[df["valid"]]
     cached = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(s.database_path))
     embeddings = cached.encode(valid["reply_clean"].tolist()) if len(valid) else None
-    out = dedupe(df, embeddings, threshold=s.dedup.similarity_threshold, text_col="reply_clean")
+    out = dedupe(df, embeddings, threshold=s.dedup.similarity_threshold, text_col="reply_clean",
+                 ann_threshold_rows=s.dedup.ann_threshold_rows)
+    how = out.attrs.pop("semantic_dedup", {})
     stats = cached.stats()
     n_valid = int(df["valid"].sum())
     kept = int(out["kept"].sum())
@@ -64,6 +66,9 @@ def deduped_pairs(
             "exact_duplicates": exact,
             "semantic_duplicates": semantic,
             "similarity_threshold": s.dedup.similarity_threshold,
+            "semantic_method": str(how.get("method", "none")),
+            "screen_dims": int(how.get("prefilter_dims", 0)),
+            "screened_pairs": int(how.get("screened_pairs", how.get("lsh_screened_pairs", 0))),
             "embedding_model": embedder.model,
             "embedding_cache_hits": int(stats.get("cache_hits", 0)),
             "embedding_cache_misses": int(stats.get("cache_misses", 0)),

@@ -22,6 +22,19 @@ from replyassets.core.embedding_cache import DuckDBEmbeddingCache, text_hash
 PACKAGED_MINILM = "packaged:all-MiniLM-L6-v2"
 
 
+def model_text(text: object) -> str:
+    """The text as the tokenizer can take it: lone surrogates (valid in a Python str, not
+    in UTF-8; the Rust tokenizer rejects them with a TypeError deep inside) become U+FFFD."""
+    t = str(text)
+    if t.isascii():
+        return t
+    try:
+        t.encode("utf-8")
+        return t
+    except UnicodeEncodeError:
+        return t.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 @runtime_checkable
 class Embedder(Protocol):
     model_id: str
@@ -82,7 +95,7 @@ class SentenceTransformerEmbedder:
         return int(get())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        texts = [str(t) for t in texts]
+        texts = [model_text(t) for t in texts]
         self.encode_calls += 1
         self.texts_encoded += len(texts)
         if not texts:
@@ -105,7 +118,7 @@ class CachedEmbedder:
         self.embedded = 0
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        texts = [str(t) for t in texts]
+        texts = [model_text(t) for t in texts]
         hashes = [text_hash(t) for t in texts]
         found = self.cache.get_many(self.model_id, hashes)
         todo: dict[str, str] = {}

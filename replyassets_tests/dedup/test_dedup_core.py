@@ -11,6 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replyassets.core.dedup import (
+    bound_rows,
+    choose_prefilter_dims,
     dedup_summary,
     dedupe,
     exact_key,
@@ -18,6 +20,7 @@ from replyassets.core.dedup import (
     greedy_exact,
     greedy_lsh,
     normalize_rows,
+    principal_basis,
     seed_greedy_dedup,
     walk_order,
 )
@@ -72,9 +75,12 @@ def frame(n: int, rng: np.random.Generator, tie_heavy: bool) -> pd.DataFrame:
     block=st.integers(1, 16),
     col_tile=st.integers(1, 20),
     tie_heavy=st.booleans(),
+    prefilter=st.one_of(st.none(), st.just("auto"), st.integers(1, 12)),
+    row_chunk=st.integers(1, 24),
 )
 def test_fast_dedup_keeps_exactly_the_seed_loops_rows(seed, n, d, frac, sig, exact_copies,
-                                                      threshold_mode, fixed, block, col_tile, tie_heavy):
+                                                      threshold_mode, fixed, block, col_tile, tie_heavy,
+                                                      prefilter, row_chunk):
     rng = np.random.default_rng(seed)
     emb = planted_embeddings(rng, n, d, frac, min(sig), max(sig), exact_copies)
     x = normalize_rows(emb)
@@ -92,7 +98,8 @@ def test_fast_dedup_keeps_exactly_the_seed_loops_rows(seed, n, d, frac, sig, exa
     reference = seed_greedy_dedup(emb, order, threshold)
     assert reference.tolist() == literal
 
-    fast = greedy_exact(x[order], threshold, block_size=block, col_tile=col_tile)
+    fast = greedy_exact(x[order], threshold, block_size=block, col_tile=col_tile,
+                        prefilter_dims=prefilter, row_chunk=row_chunk)
     assert sorted(order[np.flatnonzero(fast.kept)].tolist()) == sorted(literal)
 
     out = dedupe(df, emb, threshold=threshold, block_size=block)
@@ -109,6 +116,40 @@ def test_fast_dedup_keeps_exactly_the_seed_loops_rows(seed, n, d, frac, sig, exa
         earlier_kept = [j for j in range(n) if out["kept"].iloc[j] and rank[j] < rank[int(i)]]
         best = max(exact_similarity(x[i], x[j]) for j in earlier_kept)
         assert out["similarity"].iloc[i] >= best - 1e-4
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(2, 40), k=st.integers(1, 39),
+       skew=st.floats(0.0, 8.0), near=st.floats(0.0, 1.0))
+def test_bound_rows_never_undercut_the_true_similarity(seed, d, k, skew, near):
+    """The screen is sound: the bound row product is >= the exact similarity, for any basis
+    width, on anisotropic data and on near-identical pairs (where the bound is tightest)."""
+    rng = np.random.default_rng(seed)
+    k = min(k, d - 1) if d > 1 else 1
+    scale = np.exp(-skew * np.arange(d) / d)  # energy concentrated in a few axes when skewed
+    base = rng.standard_normal((40, d)) * scale
+    other = base + near * rng.standard_normal((40, d)) * scale
+    x = normalize_rows(np.vstack([base, other]).astype(np.float32))
+    h = bound_rows(x, principal_basis(x), k)
+    bound = (h @ h.T).astype(np.float64)
+    exact = np.array([[exact_similarity(a, b) for b in x] for a in x])
+    assert (bound >= exact - 2e-5).all()  # float32 rounding only, far inside the 1e-4 band
+
+
+def test_auto_prefilter_on_a_realistic_size_keeps_the_same_rows_and_screens_less():
+    rng = np.random.default_rng(11)
+    emb = planted_embeddings(rng, 6000, 384, 0.1, 0.15, 0.6, 3)
+    x = normalize_rows(emb)
+    full = greedy_exact(x, 0.9, prefilter_dims=None)
+    auto = greedy_exact(x, 0.9)
+    k, rates = choose_prefilter_dims(x, principal_basis(x), 0.9)
+    assert auto.info["prefilter_dims"] < 384 and k < 384 and rates
+    assert np.array_equal(auto.kept, full.kept) and np.array_equal(auto.dup_of, full.dup_of)
+    assert np.allclose(auto.similarity, full.similarity, equal_nan=True)
+    assert (~full.kept).sum() > 100  # real duplicates were there to find
+    # a bound too weak to help (everything passes) falls back to the full product
+    same = normalize_rows(np.ones((5000, 384), dtype=np.float32) + 1e-3 * rng.standard_normal((5000, 384)))
+    assert choose_prefilter_dims(same, principal_basis(same), 0.9)[0] == 384
 
 
 def test_similarity_exactly_at_threshold_counts_as_duplicate():

@@ -191,3 +191,16 @@ def test_cli_prints_every_row_with_kept_duplicate_of_similarity(tmp_path):
     assert res.returncode == 0
     assert [json.loads(x)["kept"] for x in res.stdout.splitlines()] == [True, True, False, True, False]
     assert run_cli([str(tmp_path / "missing.jsonl")], tmp_path).returncode == 2
+
+
+def test_lone_surrogates_embed_and_cache_instead_of_crashing_in_the_tokenizer(tmp_path, minilm):
+    """A hand-made JSONL can carry "\\ud800": valid in a Python str, not in UTF-8. The Rust
+    tokenizer raised a TypeError on it; now it is embedded as U+FFFD and cached by its own key."""
+    bad = "TIL you can use pathlib to replace \ud800 here"
+    cached = CachedEmbedder(minilm, DuckDBEmbeddingCache(tmp_path / "c.duckdb"))
+    v = cached.encode([bad, "TIL you can use pathlib to replace \ufffd here"])
+    assert v.shape == (2, 384) and np.allclose(v[0], v[1], atol=1e-6)
+    assert text_hash(bad) != text_hash(bad.replace("\ud800", "\ufffd"))
+    assert cached.stats()["cache_misses"] == 2
+    again = CachedEmbedder(minilm, DuckDBEmbeddingCache(tmp_path / "c.duckdb"))
+    assert np.array_equal(again.encode([bad]), v[:1]) and again.stats()["cache_hits"] == 1

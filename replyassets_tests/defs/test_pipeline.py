@@ -98,6 +98,7 @@ def test_whole_graph_on_the_sample(two_query_project):
     md1 = _md(inst, "deduped_pairs")
     valid_1 = _count(p.database, "SELECT count(DISTINCT reply_clean) FROM main.validated_pairs WHERE valid")[0][0]
     assert md1["texts_embedded"] == valid_1 and md1["embedding_cache_hits"] == 0
+    assert md1["semantic_method"] == "exact"  # under ann_threshold_rows: the exact greedy
 
     # -- a new query in the file is a new partition; dedup then embeds only its replies
     p.queries_file.write_text(yaml.safe_dump({"queries": p.all_entries}))
