@@ -49,7 +49,7 @@ Similarity, exactly
     Trade-off: a true duplicate pair the tables miss is treated as "not similar"; that
     can keep a row the seed would drop (and, through it, change what that row would have
     dropped). Recall is data-independent and measured in ``benchmarks/dedup.py``: 0.9996
-    of true pairs at 100,000 and 1,000,000 rows (1,000,000 in 168 s through ``dedupe``);
+    of true pairs at 100,000 and 1,000,000 rows (1,000,000 in 65-109 s through ``dedupe``);
     at 10,000 and 20,000 rows one row's decision differed from the exact keep set
     (``lsh_recall=0.9999`` made them identical, with about 1.7x the tables).
     usearch (HNSW) was measured first and rejected for this path: on 2 cores it built a
