@@ -205,6 +205,7 @@ def _resolve_graph(m: int, ei: np.ndarray, ej: np.ndarray, sims: np.ndarray,
 
 PREFILTER_DIMS = (32, 48, 64, 96, 128, 192)
 _VERIFY_CHUNK = 1 << 20
+_SCREEN_MIN_ROWS = 4096  # below this the full product takes a few milliseconds
 
 
 def principal_basis(x: np.ndarray, max_rows: int = 32768, seed: int = 0) -> np.ndarray:
@@ -253,7 +254,7 @@ def choose_prefilter_dims(x: np.ndarray, basis: np.ndarray, threshold: float,
     """
     n, d = x.shape
     info: dict = {}
-    if n < 4096 or d <= PREFILTER_DIMS[0]:
+    if n < _SCREEN_MIN_ROWS or d <= PREFILTER_DIMS[0]:
         return d, info
     rng = np.random.default_rng(seed)
     kmax = max(k for k in PREFILTER_DIMS if k < d)
@@ -346,7 +347,9 @@ def greedy_exact(x: np.ndarray, threshold: float, block_size: int = 4096,
     n, d = x.shape
     info: dict = {"block_size": block_size}
     basis = None
-    if prefilter_dims == "auto":
+    if prefilter_dims == "auto" and (n < _SCREEN_MIN_ROWS or d <= PREFILTER_DIMS[0]):
+        k = d  # small input: the full product is already cheap, skip the basis
+    elif prefilter_dims == "auto":
         basis = principal_basis(x)
         k, est = choose_prefilter_dims(x, basis, threshold)
         info.update(est)
