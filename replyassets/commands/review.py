@@ -18,6 +18,7 @@ import getpass
 import math
 import re
 import shutil
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -233,6 +234,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{progress['reviewed']}/{progress['candidates']} reviewed")
             return 1 if res["bad"] else 0
         if sys.stdin.isatty():
+            # Ctrl-C must end an interactive session cleanly even when a parent started us
+            # with SIGINT ignored (a shell's background job does; Python then installs no
+            # KeyboardInterrupt handler and the key would do nothing).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             try:
                 import readline  # noqa: F401  (line editing for the edit prompt)
             except ImportError:

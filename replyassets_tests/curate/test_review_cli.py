@@ -193,9 +193,10 @@ def test_ctrl_c_in_a_real_terminal_keeps_saved_decisions(db, tmp_path):
     child.sendline("r")
     child.expect(r"saved: reject")
     child.expect(r"\[q\]uit > ")
-    # CPython's readline waits in select(); a SIGINT that lands after the prompt is drawn but
-    # before select() starts only sets a flag, seen at the next key. Under CI load that window
-    # was hit once: press Ctrl-C again, as a person would, if nothing happens.
+    # Run from a shell's background job, pytest and so the CLI inherit SIGINT *ignored*; the
+    # CLI restores Python's handler for an interactive session (this test failed in that setup
+    # before it did). A SIGINT landing after the prompt is drawn but before readline's
+    # select() starts is only seen at the next key: press Ctrl-C again, as a person would.
     time.sleep(0.2)
     for _ in range(5):
         child.sendintr()
