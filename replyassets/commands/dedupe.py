@@ -21,7 +21,7 @@ import sys
 
 import pandas as pd
 
-from replyassets.commands._jsonl import InputError, read_records
+from replyassets.core.jsonl import JSONLError, read_objects
 
 
 def _frame(records: list[dict]) -> pd.DataFrame:
@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from replyassets.settings import load_settings
 
     try:
-        records = read_records(args.file)
-    except InputError as exc:
+        records = read_objects(args.file)
+    except JSONLError as exc:
         print(f"replyassets dedupe: {exc}", file=sys.stderr)
         return 2
     settings = load_settings(None).dedup

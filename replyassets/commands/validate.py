@@ -17,11 +17,11 @@ import sys
 
 import pandas as pd
 
-from replyassets.commands._jsonl import InputError, read_records
+from replyassets.core.jsonl import JSONLError, read_objects
 
 
 def read_jsonl(path: str) -> pd.DataFrame:
-    records = read_records(path)
+    records = read_objects(path)
     return pd.DataFrame.from_records(records) if records else pd.DataFrame()
 
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         pairs = read_jsonl(args.file)
-    except InputError as exc:
+    except JSONLError as exc:
         print(f"replyassets validate: {exc}", file=sys.stderr)
         return 2
     settings = load_settings(args.profile).validation

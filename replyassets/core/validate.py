@@ -205,6 +205,19 @@ _TOKEN_RE = re.compile(r"[^\W\d_][^\W_]+")  # 2+ chars, starting with a letter (
 _PLACEHOLDERS_RE = re.compile(r"\[(?:email|phone)\]")
 
 
+def _token_text(text: str, ph: str) -> str:
+    """Lower-cased text with the handle placeholder ``ph`` (lower-cased) and the contact masks
+    blanked and apostrophes dropped: what the meaningful-word tokens are read from."""
+    low = text.lower()
+    if ph and ph in low:
+        low = low.replace(ph, " ")
+    if "[" in low:
+        low = _PLACEHOLDERS_RE.sub(" ", low)
+    if "'" in low or "’" in low:
+        low = low.replace("'", "").replace("’", "")
+    return low
+
+
 def _meaningful_count_reference(texts, placeholder: str) -> np.ndarray:
     """The rule's definition, one text at a time (``_meaningful_count`` computes the same)."""
     stop = STOP_WORDS
@@ -214,14 +227,7 @@ def _meaningful_count_reference(texts, placeholder: str) -> np.ndarray:
     for i, text in enumerate(texts):
         if not text:
             continue
-        low = text.lower()
-        if ph and ph in low:
-            low = low.replace(ph, " ")
-        if "[" in low:
-            low = _PLACEHOLDERS_RE.sub(" ", low)
-        if "'" in low or "’" in low:
-            low = low.replace("'", "").replace("’", "")
-        out[i] = len(set(findall(low)) - stop)
+        out[i] = len(set(findall(_token_text(text, ph))) - stop)
     return out
 
 
@@ -258,14 +264,8 @@ def _meaningful_count_group(texts: list[str], placeholder: str, ascii: bool) -> 
     joined = _clean.SEP.join(texts)
     if joined.count(_clean.SEP) != n - 1:
         return None  # a text holds a NUL
-    low = joined.lower()  # per character; a NUL is uncased, so no row sees its neighbours
-    ph = placeholder.lower()
-    if ph and ph in low:
-        low = low.replace(ph, " ")
-    if "[" in low:
-        low = _PLACEHOLDERS_RE.sub(" ", low)
-    if "'" in low or "’" in low:
-        low = low.replace("'", "").replace("’", "")
+    # per character; a NUL is uncased, so no row sees its neighbours
+    low = _token_text(joined, placeholder.lower())
     if ascii and low.isascii():
         data = low.encode("ascii")
         cls = np.frombuffer(data.translate(_ascii_classes()), dtype=np.uint8)

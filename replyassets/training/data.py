@@ -14,9 +14,10 @@ TRL's conversational prompt/completion path would also label that trailing newli
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from replyassets.core.jsonl import JSONLError, read_objects
 
 
 class DataError(ValueError):
@@ -24,21 +25,12 @@ class DataError(ValueError):
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{n}: expected a JSON object per line")
-            rows.append(row)
+    """The rows of a train/eval file; ``DataError`` for a missing, unreadable or empty file."""
+    try:
+        # strict: a corrupt byte must stop training, not become U+FFFD in what the model learns
+        rows = read_objects(Path(path), missing="data file not found: {path}", strict_utf8=True)
+    except JSONLError as exc:
+        raise DataError(str(exc)) from None
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
