@@ -30,14 +30,14 @@ RUN if [ "$TORCH_VARIANT" = "cpu" ]; then \
         pip install torch==2.13.0; \
     fi
 
-# then the project and its pinned dependencies
-COPY pyproject.toml README.md ./
-COPY replyassets ./replyassets
-RUN pip install . && mkdir -p "$DAGSTER_HOME" /cache/huggingface /shared
-
+# then the project and its pinned dependencies. Installed in place (editable): the code reads
+# config/, data/sample and pyproject.toml's [tool.dg] (the defs folder) relative to /app.
+COPY pyproject.toml README.md workspace.yaml ./
 COPY config ./config
 COPY data/sample ./data/sample
-COPY workspace.yaml ./
+COPY replyassets ./replyassets
+RUN pip install -e . && mkdir -p "$DAGSTER_HOME" /cache/huggingface /shared
+
 COPY dagster.yaml /opt/dagster/home/dagster.yaml
 
 # A training pod runs `python -m replyassets.training.train` (the launcher passes the command);

@@ -30,9 +30,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: install
 	$(PY) -m replyassets.demo
 
-## The Dagster UI (webserver + daemon) on 127.0.0.1:3000.
+## The Dagster UI (webserver + daemon) on 127.0.0.1:3000, through `dg dev` and workspace.yaml.
 ui: install
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	$(VENV)/bin/dg dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 ## Debian's chromium for the browser test (never a downloaded browser); skipped when it cannot be installed.
 chromium:
@@ -46,8 +46,9 @@ chromium:
 test: install chromium
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+## Load the definitions the way a deployment does and report any error (`dg check defs`).
 validate-defs: install
-	$(VENV)/bin/dagster definitions validate -m replyassets.definitions
+	$(VENV)/bin/dg check defs
 
 bench: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -1,9 +1,19 @@
-"""``make demo``: materialize the whole graph offline on the bundled sample.
+"""``make demo``: materialize what is missing or stale, offline, on the bundled sample.
 
-Runs go through the project's Dagster instance (``DAGSTER_HOME=.dagster_home``), so they
-appear in the UI (``make ui``). Steps whose inputs, settings and code have not changed since
-their latest materialization are skipped (see ``defs/fingerprint.py``): a second demo is fast
-and leaves the data exactly as the first did.
+Dagster decides what to recompute, exactly as the UI's "Unsynced"/"Missing" badges show it:
+
+1. query partitions are registered from ``config/queries.yaml`` and the observed sources
+   (``query_inputs``, ``review_decisions``) record a new data version where their content
+   changed (``replyassets/defs/sources.py``);
+2. walking the asset graph in dependency order, the first asset with missing or stale
+   partitions (Dagster's own stale status: a new code version, i.e. changed logic or a
+   changed setting it reads, or an upstream data version that changed) is materialized,
+   one run per partition, and the status is asked again. Because data versions are content
+   hashes, a recomputation that produces the same data marks nothing downstream stale.
+
+A second ``make demo`` therefore materializes nothing. Each run is a real run of the code
+location's asset job (``__ASSET_JOB`` with its asset selection, tagged
+``replyassets/launched_by=make-demo``): the UI lists it with its assets and can re-execute it.
 """
 
 from __future__ import annotations
@@ -12,9 +22,21 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from replyassets.settings import PROJECT_ROOT
+
+LOCATION_NAME = "replyassets"
+DEFINITIONS_MODULE = "replyassets.definitions"
+ASSET_JOB = "__ASSET_JOB"
+REPOSITORY = "__repository__"
+TAGS = {"replyassets/launched_by": "make-demo"}
+# In-process execution (one process per run, not per step) and quiet console logs.
+RUN_CONFIG = {
+    "execution": {"config": {"in_process": {}}},
+    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+}
 
 
 def _ensure_dagster_home() -> Path:
@@ -32,7 +54,194 @@ def _say(msg: str) -> None:
     print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+class AssetRunner:
+    """Runs asset selections as runs of the code location's asset job, in this process.
+
+    The run records the code location's origin (location ``replyassets``, as in
+    ``workspace.yaml`` and ``[tool.dg]``), so the UI shows it with its asset selection and
+    can re-execute it.
+    """
+
+    def __init__(self, instance):
+        from dagster._core.definitions.reconstruct import ReconstructableRepository
+        from dagster._core.remote_origin import (
+            ManagedGrpcPythonEnvCodeLocationOrigin,
+            RemoteJobOrigin,
+            RemoteRepositoryOrigin,
+        )
+        from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+        self.instance = instance
+        self.repo = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", working_directory=str(PROJECT_ROOT))
+        location = ManagedGrpcPythonEnvCodeLocationOrigin(
+            LoadableTargetOrigin(
+                executable_path=sys.executable, module_name=DEFINITIONS_MODULE, working_directory=str(PROJECT_ROOT)
+            ),
+            location_name=LOCATION_NAME,
+        )
+        self.remote_origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, REPOSITORY), ASSET_JOB)
+
+    def run(self, keys: Iterable, partition: str | None = None):
+        """Materialize ``keys`` (one partition or none); returns the finished DagsterRun."""
+        from dagster._core.execution.api import execute_run
+
+        keys = frozenset(keys)
+        job = self.repo.get_reconstructable_job(ASSET_JOB).get_subset(asset_selection=keys)
+        job_def = job.get_definition()
+        tags = dict(TAGS)
+        if partition is not None:
+            tags.update(job_def.get_tags_for_partition_key(partition, selected_asset_keys=keys))
+        run = self.instance.create_run_for_job(
+            job_def=job_def,
+            run_config=RUN_CONFIG,
+            tags=tags,
+            asset_selection=keys,
+            job_code_origin=job.get_python_origin(),
+            remote_job_origin=self.remote_origin,
+        )
+        result = execute_run(job, run, self.instance, raise_on_error=False)
+        return result.dagster_run if hasattr(result, "dagster_run") else self.instance.get_run_by_id(run.run_id)
+
+
+def stale_plan(instance, asset_graph, partitions: Sequence[str]) -> list[tuple[list, list, list[str]]]:
+    """Every materializable asset that is missing or stale, in dependency order.
+
+    Returns ``[(execution set keys, partitions (or [None]), reasons)]``; an asset with several
+    outputs that materialize together (``raw_tweets`` + ``raw_tweet_rejections``) is one entry.
+    """
+    import dagster as dg
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._time import get_current_datetime
+
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=asset_graph,
+    )
+    resolver = CachingStaleStatusResolver(instance, asset_graph, view)
+    plan, seen = [], set()
+    for key in asset_graph.toposorted_asset_keys:
+        node = asset_graph.get(key)
+        if node.is_external or key in seen:
+            continue
+        group = sorted(node.execution_set_asset_keys, key=lambda k: k.to_user_string())
+        seen.update(group)
+        todo, reasons = [], []
+        for p in (partitions if node.is_partitioned else [None]):
+            statuses = {k: resolver.get_status(k, p) for k in group}
+            if any(st == StaleStatus.MISSING for st in statuses.values()):
+                todo.append(p)
+                reasons.append(f"{p + ': ' if p else ''}missing")
+            elif any(st == StaleStatus.STALE for st in statuses.values()):
+                todo.append(p)
+                causes = sorted({f"{c.key.asset_key.to_user_string()} {c.reason}" for k in group
+                                 for c in resolver.get_stale_root_causes(k, p)})
+                reasons.append(f"{p + ': ' if p else ''}" + "; ".join(causes))
+        if todo:
+            plan.append((group, todo, reasons))
+    assert all(isinstance(k, dg.AssetKey) for g, _, _ in plan for k in g)
+    return plan
+
+
+def asset_statuses(instance) -> dict[str, str]:
+    """Dagster's stale status of every materializable asset (partition), e.g.
+    ``{"validated_pairs[ai-agents]": "FRESH", "deduped_pairs": "STALE"}``, after registering
+    partitions and observing the sources (what ``python -m replyassets.demo --status`` prints).
+    """
+    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver
+    from dagster._time import get_current_datetime
+
+    from replyassets.definitions import defs
+    from replyassets.defs.collect import sync_query_partitions
+    from replyassets.defs.sources import observe_now
+
+    sync_query_partitions(instance)
+    observe_now(instance)
+    graph = defs.resolve_asset_graph()
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=graph,
+    )
+    resolver = CachingStaleStatusResolver(instance, graph, view)
+    partitions = sorted(instance.get_dynamic_partitions("query"))
+    out = {}
+    for key in graph.toposorted_asset_keys:
+        node = graph.get(key)
+        if node.is_external:
+            continue
+        for p in (partitions if node.is_partitioned else [None]):
+            out[key.to_user_string() + (f"[{p}]" if p else "")] = resolver.get_status(key, p).value
+    return out
+
+
+def materialize_stale(instance, say=_say, max_runs: int = 200) -> tuple[bool, list[tuple[str, str | None, str]]]:
+    """Materialize what Dagster says is missing or stale until nothing is. Returns (ok, runs).
+
+    ``runs`` lists ``(asset keys, partition, run id)`` of every run launched.
+    """
+    from replyassets.definitions import defs
+    from replyassets.defs.collect import sync_query_partitions
+    from replyassets.defs.sources import observe_now
+
+    added, orphaned = sync_query_partitions(instance)
+    if added:
+        say(f"registered {len(added)} new query partitions: {', '.join(added)}")
+    if orphaned:
+        say(f"partitions no longer in the queries file (data kept): {orphaned}")
+    observed, problems = observe_now(instance)
+    for problem in problems:
+        say(f"warning: {problem}")
+    if observed:
+        say(f"observed {observed} changed source(s) (queries, replay files, review decisions)")
+    asset_graph = defs.resolve_asset_graph()
+    partitions = sorted(instance.get_dynamic_partitions("query"))
+    runner = AssetRunner(instance)
+    done: set = set()
+    launched: list[tuple[str, str | None, str]] = []
+    while True:
+        plan = stale_plan(instance, asset_graph, partitions)
+        if not plan:
+            return True, launched
+        group, todo, reasons = plan[0]
+        names = ", ".join(k.to_user_string() for k in group)
+        for p, why in zip(todo, reasons, strict=True):
+            if (names, p) in done or len(launched) >= max_runs:
+                say(f"  STILL STALE after materializing {names} {p or ''}: {why}")
+                return False, launched
+            done.add((names, p))
+            start = time.monotonic()
+            run = runner.run(group, partition=p)
+            launched.append((names, p, run.run_id))
+            took = time.monotonic() - start
+            label = f"{names}{f' [{p}]' if p else ''}"
+            if run.is_success:
+                say(f"  ok   {label} ({took:.1f}s, run {run.run_id[:8]}) — {why}")
+                continue
+            say(f"  FAILED {label} ({took:.1f}s, run {run.run_id[:8]}) — {why}")
+            for line in _failure_lines(instance, run.run_id):
+                say(f"       {line}")
+            return False, launched
+
+
+def _failure_lines(instance, run_id: str) -> list[str]:
+    from dagster import DagsterEventType
+
+    lines = []
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            lines.append(f"{event.step_key}: {(record.message or '')[:400]}")
+        elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            data = event.event_specific_data
+            evaluation = getattr(data, "evaluation", data)
+            if not getattr(evaluation, "passed", True):
+                lines.append(f"check {evaluation.check_name} failed: {(evaluation.description or '')[:300]}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,83 +253,23 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster as dg
 
-    from replyassets.definitions import defs
-    from replyassets.defs import collect, curate, dedupe, evaluate, train, validate
-    from replyassets.defs.collect import sync_query_partitions
-    from replyassets.defs.fingerprint import fingerprint, recorded_fingerprint
+    from replyassets.defs.common import latest_materialization
     from replyassets.settings import get_settings
 
     s = get_settings()
     instance = dg.DagsterInstance.get()
-    added, orphaned = sync_query_partitions(instance)
-    partitions = sorted(instance.get_dynamic_partitions("query"))
-    _say(f"profile {s.profile}; Dagster instance {home}; {len(partitions)} query partitions"
-         + (f" ({len(added)} new)" if added else ""))
-    if orphaned:
-        _say(f"partitions no longer in the queries file (data kept): {orphaned}")
+    if argv and argv[0] == "--status":
+        import json
 
-    assets = list(defs.assets or [])
-    checks = list(defs.asset_checks or [])
-    resources = dict(defs.resources or {})
-
-    def run(selection: list[str], partition: str | None = None, label: str = "") -> bool:
-        start = time.monotonic()
-        result = dg.materialize(
-            assets + checks,
-            selection=selection,
-            partition_key=partition,
-            instance=instance,
-            resources=resources,
-            run_config=QUIET,
-            tags={"replyassets/launched_by": "make-demo"},
-            raise_on_error=False,
-        )
-        took = time.monotonic() - start
-        if result.success:
-            _say(f"  ok   {label or ', '.join(selection)} ({took:.1f}s, run {result.run_id[:8]})")
-            return True
-        _say(f"  FAILED {label or ', '.join(selection)} ({took:.1f}s, run {result.run_id[:8]})")
-        for event in result.all_events:
-            if event.is_failure or event.event_type_value == "ASSET_CHECK_EVALUATION":
-                data = event.event_specific_data
-                if event.event_type_value == "ASSET_CHECK_EVALUATION" and getattr(data, "passed", True):
-                    continue
-                _say(f"       {event.step_key or ''}: {event.message[:400]}")
-        return False
-
-    def fresh(key: str, code_version: str, partition: str | None = None) -> bool:
-        return recorded_fingerprint(instance, key, partition) == fingerprint(instance, key, code_version, partition)
-
-    _say("collect + validate each query partition (raw_tweets, raw_tweet_rejections, validated_pairs)")
-    for p in partitions:
-        todo = []
-        if not fresh("raw_tweets", collect.COLLECT_CODE_VERSION, p):
-            todo += ["raw_tweets", "raw_tweet_rejections"]
-        if todo or not fresh("validated_pairs", validate.VALIDATE_CODE_VERSION, p):
-            todo += ["validated_pairs"]
-        if not todo:
-            _say(f"  skip {p}: unchanged")
-            continue
-        if not run(todo, partition=p, label=f"{p}: {', '.join(todo)}"):
-            return 1
-
-    downstream = [
-        ("deduped_pairs", dedupe.DEDUP_CODE_VERSION),
-        ("curated_set", curate.CURATE_CODE_VERSION),
-        ("base_model", train.TRAIN_CODE_VERSION),
-        ("lora_adapter", train.TRAIN_CODE_VERSION),
-        ("eval_report", evaluate.EVAL_CODE_VERSION),
-    ]
-    for key, code_version in downstream:
-        if fresh(key, code_version):
-            _say(f"  skip {key}: unchanged")
-            continue
-        _say(f"materialize {key}")
-        if not run([key], label=key):
-            _say("stopped: fix what failed above (the UI shows the details: make ui)")
-            return 1
-
-    from replyassets.defs.fingerprint import latest_materialization
+        print(json.dumps(asset_statuses(instance), indent=1))
+        return 0
+    _say(f"profile {s.profile}; Dagster instance {home}; materializing what Dagster reports missing or stale")
+    ok, runs = materialize_stale(instance)
+    if not ok:
+        _say("stopped: fix what failed above (the UI shows the details: make ui)")
+        return 1
+    if not runs:
+        _say("nothing is missing or stale: every asset is up to date")
 
     report = latest_materialization(instance, "eval_report")
     adapter = latest_materialization(instance, "lora_adapter")
@@ -128,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     amd = {k: v.value for k, v in (adapter.metadata.items() if adapter else [])}
     print()
     print("=" * 72)
-    print(f"replyassets demo finished in {time.monotonic() - t0:.0f}s")
+    print(f"replyassets demo finished in {time.monotonic() - t0:.0f}s ({len(runs)} runs)")
     print(f"  DuckDB file : {s.database_path}")
     print(f"  adapter     : {amd.get('adapter_path', '?')}")
     print(f"  report      : {md.get('report_html', md.get('report_md', '?'))}")
@@ -139,4 +288,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -15,18 +15,21 @@ from replyassets.defs.common import (
     DUCKDB_POOL,
     OWNERS,
     QUERY_PARTITIONS,
+    derived_code_version,
     frame_hash,
     funnel_table,
     settings,
     table_md,
 )
-from replyassets.defs.fingerprint import fingerprint
 from replyassets.defs.resources import TweetSourceResource
 from replyassets.schemas import RawPairs, Rejections
 from replyassets.settings import QuerySpec, load_queries
 from replyassets.sources.base import SourceError
 
-COLLECT_CODE_VERSION = "collect-v1"
+COLLECT_CODE_VERSION = derived_code_version(
+    "replyassets.defs.collect", "replyassets.sources.replay", "replyassets.sources.apify",
+    settings_paths=("collection",),
+)
 
 
 class CollectConfig(dg.Config):
@@ -77,6 +80,7 @@ def checkpoint_key(spec: QuerySpec) -> str:
         ),
     },
     partitions_def=QUERY_PARTITIONS,
+    deps=["query_inputs"],
     pool=DUCKDB_POOL,
     check_specs=[
         dg.AssetCheckSpec(
@@ -93,7 +97,6 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
     """
     s = settings()
     spec = query_spec(context.partition_key)
-    input_fingerprint = fingerprint(context.instance, "raw_tweets", COLLECT_CODE_VERSION, context.partition_key)
     source = tweet_source.build()
     checkpoint = None
     if tweet_source.kind != "replay":
@@ -118,7 +121,6 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
         data_version=dg.DataVersion(frame_hash(pairs.drop(columns=["collected_at"]))),
         metadata={
             "query_text": spec.text,
-            "input_fingerprint": input_fingerprint,
             "source": source.name if hasattr(source, "name") else tweet_source.kind,
             "pairs": len(pairs),
             "unique_tweets": int(pairs["tweet_id"].nunique()),

@@ -22,13 +22,21 @@ def settings() -> Settings:
 
 
 def frame_hash(df: pd.DataFrame, columns: list[str] | None = None) -> str:
-    """Order-independent content hash of a frame (used as the Dagster data version)."""
+    """Order-independent content hash of a frame (used as the Dagster data version).
+
+    Floats enter as 10 significant digits, so the same inputs give the same version in any process.
+    """
     cols = sorted(columns or list(df.columns))
     if df.empty:
         return hashlib.sha256(("|".join(cols)).encode()).hexdigest()
     sub = df[cols].copy()
     for c in cols:
-        sub[c] = sub[c].astype("string").fillna("\x00")
+        if pd.api.types.is_float_dtype(sub[c]):
+            # Scores (language confidence, toxicity, similarity) differ in the last bits from one
+            # process to another; canonical 10-significant-digit text keeps the version stable.
+            sub[c] = sub[c].map(lambda v: "\x00" if pd.isna(v) else f"{v + 0.0:.10g}").astype("string")
+        else:
+            sub[c] = sub[c].astype("string").fillna("\x00")
     row_hashes = pd.util.hash_pandas_object(sub, index=False).sort_values().to_numpy()
     return hashlib.sha256(row_hashes.tobytes() + "|".join(cols).encode()).hexdigest()
 
@@ -94,3 +102,23 @@ def column_schema(model) -> dg.TableSchema:
             )
         )
     return dg.TableSchema(columns=columns)
+
+
+def derived_code_version(*modules: str, settings_paths: tuple[str, ...] = ()) -> str:
+    """The asset's code version: a hash of the code it runs and the settings it reads.
+
+    See ``replyassets/core/code_version.py``. Computed when the definitions load, with the
+    active profile's settings, so a changed threshold or changed logic marks the asset stale.
+    """
+    from replyassets.core.code_version import code_version
+
+    return code_version(modules, get_settings(), settings_paths)
+
+
+def latest_materialization(instance: dg.DagsterInstance, key: str, partition: str | None = None):
+    """The latest ``AssetMaterialization`` of ``key`` (and ``partition``), or None."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition] if partition else None),
+        limit=1,
+    ).records
+    return records[0].asset_materialization if records else None

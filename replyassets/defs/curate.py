@@ -9,36 +9,33 @@ from replyassets.core.curate import candidates_from_deduped, content_hash, curat
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
 from replyassets.core.quality_checks import CURATED_CHECKS, run_curated_checks
 from replyassets.core.review import ReviewStore, progress_of
-from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, frame_hash, json_md, settings, table_md
-from replyassets.defs.fingerprint import fingerprint
+from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, derived_code_version, frame_hash, json_md, settings, table_md
 from replyassets.defs.resources import EmbedderResource
 from replyassets.schemas import CuratedSet, ReviewDecisions
 from replyassets.scorers.embeddings import CachedEmbedder
 
-CURATE_CODE_VERSION = "curate-v1"
+# curated_set reads the curation settings, the collection windows its quality score is scaled
+# by, and the thresholds its blocking checks re-apply.
+CURATE_CODE_VERSION = derived_code_version(
+    "replyassets.defs.curate",
+    "replyassets.scorers.embeddings",
+    settings_paths=(
+        "curation",
+        "collection.reply_max_likes",
+        "collection.reply_min_followers",
+        "collection.reply_max_followers",
+        "collection.reply_min_delay_s",
+        "collection.reply_max_delay_s",
+        "validation.max_toxicity",
+        "validation.min_lang_confidence",
+        "dedup.similarity_threshold",
+        "dedup.embedding_model",
+    ),
+)
 CURATED_CHECK_SPECS = [
     dg.AssetCheckSpec(name=name, asset="curated_set", blocking=spec.blocking, description=spec.description)
     for name, spec in CURATED_CHECKS.items()
 ]
-
-
-@dg.observable_source_asset(
-    name="review_decisions",
-    description=(
-        "Manual review decisions (keep / reject / edit) keyed by reply id, written one at a time "
-        "by `replyassets review` into the DuckDB table main.review_decisions. They survive every "
-        "re-materialization; curated_set applies them."
-    ),
-    group_name="curate",
-    # observable_source_asset silently drops owners=/kinds=/auto_observe_interval_minutes=
-    # (**kwargs in dagster 1.13): a kind is the tag dagster/kind/<kind>; owners cannot be set.
-    tags={"dagster/kind/duckdb": ""},
-    automation_condition=dg.AutomationCondition.cron_tick_passed("*/5 * * * *"),
-    metadata={"dagster/column_schema": column_schema(ReviewDecisions)},
-)
-def review_decisions() -> dg.DataVersion:
-    decisions = ReviewStore(settings().database_path).decisions()
-    return dg.DataVersion(frame_hash(decisions.drop(columns=["decided_at"], errors="ignore")))
 
 
 @dg.asset(
@@ -61,7 +58,6 @@ def review_decisions() -> dg.DataVersion:
 )
 def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, embedder: EmbedderResource):
     s = settings()
-    input_fingerprint = fingerprint(context.instance, "curated_set", CURATE_CODE_VERSION)
     candidates = candidates_from_deduped(deduped_pairs)
     store = ReviewStore(s.database_path)
     decisions = store.decisions()
@@ -76,7 +72,6 @@ def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, 
         curated,
         data_version=dg.DataVersion(digest),
         metadata={
-            "input_fingerprint": input_fingerprint,
             "pairs": len(curated),
             "content_hash": digest,
             "splits": json_md(card.get("splits", {})),

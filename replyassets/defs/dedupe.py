@@ -6,13 +6,14 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from replyassets.core.dedup import dedupe
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
-from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, frame_hash, funnel_table, settings, table_md
-from replyassets.defs.fingerprint import fingerprint
+from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, derived_code_version, frame_hash, funnel_table, settings, table_md
 from replyassets.defs.resources import EmbedderResource
 from replyassets.schemas import DedupedPairs
 from replyassets.scorers.embeddings import CachedEmbedder
 
-DEDUP_CODE_VERSION = "dedup-v1"
+DEDUP_CODE_VERSION = derived_code_version(
+    "replyassets.defs.dedupe", "replyassets.scorers.embeddings", settings_paths=("dedup.similarity_threshold", "dedup.embedding_model", "dedup.ann_threshold_rows")
+)
 
 
 @dg.asset(
@@ -35,7 +36,6 @@ def deduped_pairs(
     context: dg.AssetExecutionContext, validated_pairs: pd.DataFrame, embedder: EmbedderResource
 ) -> dg.Output:
     s = settings()
-    input_fingerprint = fingerprint(context.instance, "deduped_pairs", DEDUP_CODE_VERSION)
     df = validated_pairs.reset_index(drop=True)
     valid = df[df["valid"]]
     cached = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(s.database_path))
@@ -59,7 +59,6 @@ def deduped_pairs(
         out,
         data_version=dg.DataVersion(frame_hash(out.drop(columns=["collected_at"], errors="ignore"))),
         metadata={
-            "input_fingerprint": input_fingerprint,
             "rows_in": len(df),
             "valid_in": n_valid,
             "kept": kept,

@@ -7,11 +7,17 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from replyassets.defs.common import DUCKDB_POOL, OWNERS, frame_hash, json_md, settings, table_md
-from replyassets.defs.fingerprint import fingerprint, latest_materialization
+from replyassets.defs.common import DUCKDB_POOL, OWNERS, derived_code_version, frame_hash, json_md, settings, table_md
+from replyassets.defs.common import latest_materialization
 from replyassets.defs.resources import JudgeResource
 
-EVAL_CODE_VERSION = "eval-v1"
+EVAL_CODE_VERSION = derived_code_version(
+    "replyassets.defs.evaluate",
+    "replyassets.judges.factory",
+    "replyassets.judges.offline",
+    "replyassets.judges.anthropic_judge",
+    settings_paths=("evaluation",),
+)
 
 
 def _meta(instance: dg.DagsterInstance, key: str) -> dict:
@@ -55,11 +61,11 @@ def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, ju
         import torch
 
         torch.set_num_threads(s.training.cpu_threads)
-    input_fingerprint = fingerprint(context.instance, "eval_report", EVAL_CODE_VERSION)
     adapter_md = _meta(context.instance, "lora_adapter")
     base_md = _meta(context.instance, "base_model")
     base_path = str(base_md["model_path"])
     adapter_path = str(adapter_md["adapter_path"])
+    check_same_curated_set(adapter_md, curated_set)
 
     test = curated_set[curated_set["split"] == "test"].sort_values("rank")
     if test.empty:
@@ -136,7 +142,6 @@ def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, ju
         data_version=dg.DataVersion(frame_hash(judged.drop(columns=["run_id"]))),
         metadata={
             **{k: (float(v) if isinstance(v, float) else v) for k, v in flat.items()},
-            "input_fingerprint": input_fingerprint,
             "success": dg.MetadataValue.bool(bool(decision.get("success"))),
             "criteria": json_md(decision.get("criteria", {})),
             "perplexity_test": json_md(sanity["perplexity_test"]),
@@ -175,6 +180,27 @@ def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, ju
         description=f"general-text perplexity ratio adapter/base = {forgetting.get('ratio')}",
         metadata={"ratio": _num(forgetting.get("ratio")), "threshold": ev.forgetting_warn_ratio},
     )
+
+
+def check_same_curated_set(adapter_md: dict, curated_set: pd.DataFrame) -> None:
+    """Refuse to evaluate an adapter on a curated set it was not trained on.
+
+    After a re-curation the test split can hold tweets the adapter trained on, which would
+    inflate every statistic of the report.
+    """
+    from replyassets.core.curate import content_hash
+
+    trained_on = str(adapter_md.get("curated_set_hash") or "")
+    current = content_hash(curated_set)
+    if trained_on != current:
+        raise dg.Failure(
+            description=(
+                f"lora_adapter was trained on curated_set {trained_on[:16] or '(unknown)'} but the current "
+                f"curated_set is {current[:16]}: its test split may hold tweets the adapter trained on. "
+                "Materialize lora_adapter again (it trains on the current set), then eval_report."
+            ),
+            metadata={"adapter_curated_set_hash": trained_on, "current_curated_set_hash": current},
+        )
 
 
 def _read(path) -> str:

@@ -168,3 +168,7 @@ def resources_for_profile(profile: str | None = None) -> dict[str, Any]:
 
 def _packaged_or(model: str) -> str:
     return model
+
+
+# Picked up by `load_from_defs_folder` (replyassets/definitions.py): the active profile's resources.
+defs = dg.Definitions(resources=resources_for_profile())

@@ -7,7 +7,6 @@ from replyassets.defs.common import QUERY_PARTITIONS
 collect_job = dg.define_asset_job(
     "recollect_queries",
     selection=dg.AssetSelection.assets("raw_tweets", "raw_tweet_rejections"),
-    partitions_def=QUERY_PARTITIONS,
     description="Re-collect query partitions from the source (checkpoints cleared: fresh replies).",
 )
 

@@ -7,12 +7,21 @@ from typing import Optional
 
 import dagster as dg
 
-from replyassets.defs.common import OWNERS, json_md, settings
+from replyassets.defs.common import OWNERS, derived_code_version, json_md, settings
 from replyassets.defs.curate import blocking_check_status
-from replyassets.defs.fingerprint import fingerprint
 from replyassets.defs.launchers import TrainingLauncher, train_eval_gap_check_spec
 
-TRAIN_CODE_VERSION = "train-v1"
+BASE_MODEL_CODE_VERSION = derived_code_version(
+    "replyassets.defs.train", "replyassets.training.tiny_model", settings_paths=("training.base_model",)
+)
+# The training program the launcher starts is part of what lora_adapter runs.
+TRAIN_CODE_VERSION = derived_code_version(
+    "replyassets.defs.train",
+    "replyassets.defs.launchers",
+    "replyassets.training.train",
+    "replyassets.training.merge",
+    settings_paths=("training",),
+)
 LOCAL_TINY = "local-tiny"
 
 
@@ -45,17 +54,17 @@ def sample_texts() -> list[str]:
         "template, built deterministically under data/models/. In production: the configured hub id "
         "(e.g. Qwen/Qwen3-8B), recorded as is."
     ),
-    code_version=TRAIN_CODE_VERSION,
+    deps=["query_inputs"],
+    code_version=BASE_MODEL_CODE_VERSION,
     owners=OWNERS,
     kinds={"pytorch"},
     group_name="train",
 )
 def base_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     s = settings()
-    input_fingerprint = fingerprint(context.instance, "base_model", TRAIN_CODE_VERSION)
     if s.training.base_model != LOCAL_TINY:
         return dg.MaterializeResult(
-            metadata={"model_path": s.training.base_model, "kind": "hub", "input_fingerprint": input_fingerprint},
+            metadata={"model_path": s.training.base_model, "kind": "hub"},
             data_version=dg.DataVersion(hashlib.sha256(s.training.base_model.encode()).hexdigest()),
         )
     from replyassets.training.tiny_model import build_tiny_model, tiny_model_hash
@@ -71,7 +80,6 @@ def base_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         metadata={
             "model_path": dg.MetadataValue.path(str(out)),
             "kind": LOCAL_TINY,
-            "input_fingerprint": input_fingerprint,
             "model_sha256": digest,
             "tokenizer_corpus_texts": len(texts),
         },
@@ -88,6 +96,18 @@ class LoraAdapterConfig(dg.Config):
     """none | nf4 (QLoRA)."""
     merge: bool = False
     """Also merge the adapter into the base model (saved beside the adapter)."""
+
+
+COMPLETE_MARKER = "COMPLETE"
+
+
+def unused_output_dir(base: Path) -> Path:
+    """``base`` unless a finished training already lives there; then ``base-2``, ``base-3``..."""
+    candidate, n = base, 1
+    while (candidate / COMPLETE_MARKER).exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
 
 
 def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig) -> dict:
@@ -107,9 +127,11 @@ def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig) 
         eval_file=str(curated["eval_file"]),
         curated_set_hash=str(curated["content_hash"]),
     )
-    # Same data, base model and config -> same folder: a rerun after a crash resumes there.
+    # Same data, base model and config -> same folder, so a rerun after a crash resumes there;
+    # a folder whose training completed (COMPLETE marker) is never written again: a retrain
+    # of the same recipe gets the next free folder (-2, -3, ...).
     key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
-    cfg["output_dir"] = str(s.data_dir / "adapters" / f"{str(curated['content_hash'])[:12]}-{key}")
+    cfg["output_dir"] = str(unused_output_dir(s.data_dir / "adapters" / f"{str(curated['content_hash'])[:12]}-{key}"))
     cfg["run_name"] = f"lora-{key}"
     return cfg
 
@@ -135,7 +157,6 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
             description="Refusing to train: the latest curated_set did not pass its blocking checks.",
             metadata={"blocking_check_problems": json_md(problems)},
         )
-    input_fingerprint = fingerprint(context.instance, "lora_adapter", TRAIN_CODE_VERSION)
     cfg = training_config(context.instance, config)
     Path(cfg["output_dir"]).mkdir(parents=True, exist_ok=True)
     context.log.info(f"training config: {json.dumps(cfg, sort_keys=True)}")
@@ -148,11 +169,12 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         adapter_dir = getattr(adapter_dir, "value", adapter_dir)
         merged = merge_adapter(adapter_dir, Path(cfg["output_dir"]) / "merged", base_model=cfg["base_model"])
         extra["merged_model_path"] = dg.MetadataValue.path(str(merged))
+    # From here on the folder belongs to this materialization: nothing writes into it again.
+    (Path(cfg["output_dir"]) / COMPLETE_MARKER).write_text(context.run_id + "\n")
     return dg.MaterializeResult(
         metadata={
             **(result.metadata or {}),
             **extra,
-            "input_fingerprint": input_fingerprint,
             "launcher": config.launcher or launcher.kind,
         },
         check_results=result.check_results,

@@ -10,17 +10,20 @@ from replyassets.defs.common import (
     DUCKDB_POOL,
     OWNERS,
     QUERY_PARTITIONS,
+    derived_code_version,
     frame_hash,
     funnel_table,
     histogram_md,
     settings,
     table_md,
 )
-from replyassets.defs.fingerprint import fingerprint
 from replyassets.defs.resources import LanguageResource, ToxicityResource
 from replyassets.schemas import ValidatedPairs
 
-VALIDATE_CODE_VERSION = "validate-v1"
+VALIDATE_CODE_VERSION = derived_code_version(
+    "replyassets.defs.validate", "replyassets.scorers.language", "replyassets.scorers.toxicity",
+    settings_paths=("validation",),
+)
 
 
 @dg.asset(
@@ -53,7 +56,6 @@ def validated_pairs(
     toxicity: ToxicityResource,
 ):
     s = settings()
-    input_fingerprint = fingerprint(context.instance, "validated_pairs", VALIDATE_CODE_VERSION, context.partition_key)
     df = validate_pairs(raw_tweets, s.validation, language.build(), toxicity.build())
     n, valid = len(df), int(df["valid"].sum()) if len(df) else 0
     context.log.info(f"{context.partition_key}: {valid}/{n} pairs valid")
@@ -69,7 +71,6 @@ def validated_pairs(
         df,
         data_version=dg.DataVersion(frame_hash(df.drop(columns=["collected_at"], errors="ignore"))),
         metadata={
-            "input_fingerprint": input_fingerprint,
             "pairs_in": n,
             "valid": valid,
             "rejected": n - valid,

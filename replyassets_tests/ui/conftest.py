@@ -1,11 +1,11 @@
-"""A real `dagster dev` (webserver + daemon) in a temporary project, for the UI and backfill tests.
+"""A real `dg dev` (webserver + daemon, what `make ui` runs) in a temporary project, for the UI and backfill tests.
 
 `ui_project` builds the project: a temporary DAGSTER_HOME holding a copy of the repository's
 dagster.yaml (the "duckdb" pool and the queued run coordinator), a temporary DuckDB file and
 data dir, and a small queries file (a subset of config/queries.yaml reading the bundled sample).
 Its query partitions are registered before the server starts.
 
-`dagster_ui` starts `dagster dev` on a free loopback port in that project, waits until the code
+`dagster_ui` starts `dg dev` on a free loopback port in that project, waits until the code
 location is loaded, and always stops it at teardown by killing its process group. A test module
 may override the `ui_prepare` fixture to put state in place before the server starts.
 """
@@ -88,7 +88,7 @@ class UIProject:
         import dagster as dg
         from dagster._core.instance.ref import InstanceRef
 
-        # The same instance `dagster dev` uses: the copied dagster.yaml in the temp DAGSTER_HOME.
+        # The same instance `dg dev` uses: the copied dagster.yaml in the temp DAGSTER_HOME.
         return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(self.home)))
 
 
@@ -167,15 +167,14 @@ def ui_prepare(ui_project):
 
 @contextlib.contextmanager
 def run_dagster_dev(project: UIProject, startup_timeout: float = 240):
-    dagster = Path(sys.executable).parent / "dagster"
-    if not dagster.exists():
-        pytest.skip(f"{dagster} is not installed")
+    dg_cli = Path(sys.executable).parent / "dg"  # `make ui` runs the same command
+    assert dg_cli.exists(), f"{dg_cli} is not installed (dagster-dg-cli is a dependency)"
     port = free_port()
     log_path = project.root / f"dagster_dev_{port}.log"
     env = {**os.environ, **project.env}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _EXEC_WRAPPER, str(dagster), "dev",
+            [sys.executable, "-c", _EXEC_WRAPPER, str(dg_cli), "dev",
              "-h", "127.0.0.1", "-p", str(port), "-w", str(ROOT / "workspace.yaml")],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -194,7 +193,7 @@ def _wait_until_loaded(server: DagsterDev, timeout: float) -> None:
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
             raise AssertionError(
-                f"dagster dev exited with {server.proc.returncode} before serving:\n{server.log_tail()}"
+                f"dg dev exited with {server.proc.returncode} before serving:\n{server.log_tail()}"
             )
         try:
             version = server.graphql("{ version }", timeout=5)["version"]
@@ -211,7 +210,7 @@ def _wait_until_loaded(server: DagsterDev, timeout: float) -> None:
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
             last = repr(exc)
         time.sleep(1)
-    raise AssertionError(f"dagster dev did not serve within {timeout}s ({last}):\n{server.log_tail()}")
+    raise AssertionError(f"dg dev did not serve within {timeout}s ({last}):\n{server.log_tail()}")
 
 
 def _group_alive(pgid: int) -> bool:

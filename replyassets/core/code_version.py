@@ -1,0 +1,132 @@
+"""Code versions derived from what an asset actually runs (no Dagster here).
+
+An asset's code version is a hash of
+
+* the code it runs: the asset's own module, any extra modules it names (the scorers its
+  resources build, the training program its launcher starts) and, transitively, every
+  ``replyassets`` module those import. Modules are hashed as their syntax tree without
+  docstrings, so comments, docstrings and formatting do not change a version, while any
+  change to what the code does does;
+* the settings it reads, named as dotted paths into the loaded settings
+  (``"validation"``, ``"collection.reply_max_likes"``): their values for the active profile.
+
+Dagster compares an asset's code version with the one recorded by its latest materialization
+and marks it stale ("Unsynced" in the UI) when they differ: editing a threshold in a profile
+file or changing the logic makes exactly the assets that read it stale, and ``make demo``
+recomputes them (see ``replyassets/demo.py``).
+
+The closure leaves out ``replyassets.settings`` (the values that matter enter through the
+named settings paths) and the Dagster wiring modules under ``replyassets.defs`` other than
+the ones named (shared helpers and resource definitions), so editing one asset's wiring
+does not mark every other asset stale.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import json
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any
+
+_EXCLUDED = ("replyassets.settings",)
+_WIRING = ".defs."
+
+
+def _module_file(name: str) -> str | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return spec.origin
+
+
+@lru_cache(maxsize=None)
+def _parsed(name: str) -> tuple[str, tuple[str, ...]]:
+    """(normalized syntax-tree dump, modules of the same top-level package imported) of one module."""
+    package = name.split(".")[0]
+    path = _module_file(name)
+    if path is None:
+        raise ValueError(f"code_version: {name!r} is not a module of this installation")
+    with open(path, encoding="utf-8") as fh:
+        tree = ast.parse(fh.read(), filename=path)
+    imports: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imports += [a.name for a in node.names if a.name.split(".")[0] == package]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] != package:
+                continue
+            imports.append(node.module)
+            for alias in node.names:  # `from replyassets.core import stats` imports a module
+                candidate = f"{node.module}.{alias.name}"
+                if _module_file(candidate) is not None:
+                    imports.append(candidate)
+    _strip_docstrings(tree)
+    return ast.dump(tree, annotate_fields=False, include_attributes=False), tuple(sorted(set(imports)))
+
+
+def _strip_docstrings(tree: ast.AST) -> None:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+
+
+def module_closure(roots: Iterable[str]) -> list[str]:
+    """The named modules and every module of their package they import, transitively (sorted).
+
+    Modules inside a ``defs`` folder are followed only when named (they are Dagster wiring).
+    """
+    roots = list(roots)
+    named = set(roots)
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for dep in _parsed(name)[1]:
+            if dep in seen or dep in _EXCLUDED or _module_file(dep) is None:
+                continue
+            if _WIRING in f".{dep}." and dep not in named:
+                continue
+            if "." not in dep:  # the package itself
+                continue
+            todo.append(dep)
+    return sorted(seen)
+
+
+def settings_values(settings: Any, paths: Iterable[str]) -> dict[str, Any]:
+    """The values at dotted ``paths`` of a pydantic settings object, JSON-ready."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        value: Any = settings
+        for part in path.split("."):
+            if not hasattr(value, part):
+                raise ValueError(f"code_version: settings have no {path!r}")
+            value = getattr(value, part)
+        out[path] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+    return out
+
+
+def code_version(modules: Iterable[str], settings: Any = None, settings_paths: Iterable[str] = ()) -> str:
+    """A short, stable version string for the code in ``modules`` (closure) and the settings read."""
+    digest = hashlib.sha256()
+    for name in module_closure(modules):
+        digest.update(name.encode() + b"\0" + _parsed(name)[0].encode() + b"\0")
+    values = settings_values(settings, settings_paths) if settings is not None else {}
+    digest.update(json.dumps(values, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def describe(modules: Iterable[str], settings_paths: Iterable[str] = ()) -> Mapping[str, Any]:
+    """What a code version covers (shown in the asset's metadata)."""
+    return {"modules": module_closure(modules), "settings": list(settings_paths)}

@@ -1,0 +1,156 @@
+"""Observed sources: what the graph reads that Dagster does not compute.
+
+* ``query_inputs`` (one partition per query): the query's entry in the queries file (text and
+  overrides) and, in the local profile, the content of its replay export files.
+* ``review_decisions``: the manual review decisions ``replyassets review`` writes into the
+  DuckDB table ``main.review_decisions``.
+
+Both are external assets (``AssetSpec``): Dagster does not compute them, it records what the
+``observe_sources`` sensor (every minute while the daemon runs) and ``make demo`` (before it
+asks Dagster what is stale) see. Each observation that finds new content records an
+``AssetObservation`` and then an external ``AssetMaterialization``, both carrying the content
+hash as data version: Dagster reads a partitioned source's newer versions from observations
+and records the version a downstream run consumed from materializations, so both are written,
+the observation first. Nothing is recorded while the content is unchanged, so an edited query or export marks exactly its ``raw_tweets`` partition
+stale, and a new decision marks ``curated_set`` stale.
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+
+from replyassets.defs.common import OWNERS, QUERY_PARTITIONS, column_schema, frame_hash, settings
+from replyassets.schemas import ReviewDecisions
+from replyassets.settings import QuerySpec, load_queries
+
+DATA_VERSION_TAG = "dagster/data_version"
+OBSERVE_INTERVAL_S = 60
+
+query_inputs = dg.AssetSpec(
+    "query_inputs",
+    description=(
+        "A search query as the pipeline reads it: its entry in `config/queries.yaml` (text and "
+        "per-query overrides) and, in the local profile, the replay export files it names. "
+        "Observed by the `observe_sources` sensor: a changed query or export makes exactly its "
+        "`raw_tweets` partition stale."
+    ),
+    partitions_def=QUERY_PARTITIONS,
+    group_name="collect",
+    owners=OWNERS,
+    kinds={"yaml", "json"},
+)
+
+review_decisions = dg.AssetSpec(
+    "review_decisions",
+    description=(
+        "Manual review decisions (keep / reject / edit) keyed by reply id, written one at a time "
+        "by `replyassets review` into the DuckDB table `main.review_decisions`. They survive every "
+        "re-materialization; `curated_set` applies them. Observed every minute by the "
+        "`observe_sources` sensor (and by `make demo`)."
+    ),
+    group_name="curate",
+    owners=OWNERS,
+    kinds={"duckdb"},
+    metadata={"dagster/column_schema": column_schema(ReviewDecisions)},
+)
+
+
+def query_inputs_version(spec: QuerySpec) -> tuple[str, dict]:
+    """(data version, metadata) of one query: its spec and its replay files' content."""
+    s = settings()
+    files: dict[str, str | None] = {}
+    if s.profile == "local" or spec.replay:
+        for rel in spec.replay:
+            path = s.sample_dir / rel
+            files[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    doc = {"spec": spec.model_dump(mode="json"), "files": files}
+    version = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    meta = {"query_text": spec.text, "replay_files": len(files), "missing_files": sum(v is None for v in files.values())}
+    return version, meta
+
+
+def review_decisions_version() -> tuple[str, dict]:
+    from replyassets.core.review import ReviewStore
+
+    decisions = ReviewStore(settings().database_path).decisions()
+    version = frame_hash(decisions.drop(columns=["decided_at"], errors="ignore"))
+    counts = decisions["decision"].value_counts().to_dict() if len(decisions) and "decision" in decisions else {}
+    return version, {"decisions": len(decisions), **{f"{k}": int(v) for k, v in counts.items()}}
+
+
+def _latest_version(instance: dg.DagsterInstance, key: str, partition: str | None) -> str | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[partition] if partition else None),
+        limit=1,
+    ).records
+    if not records:
+        return None
+    event = records[0].asset_materialization
+    return (event.tags or {}).get(DATA_VERSION_TAG) if event else None
+
+
+def _events(key: str, partition: str | None, version: str, meta: dict) -> list:
+    tags = {DATA_VERSION_TAG: version}
+    return [
+        dg.AssetObservation(asset_key=key, partition=partition, tags=tags, metadata=meta),
+        dg.AssetMaterialization(asset_key=key, partition=partition, tags=tags, metadata=meta),
+    ]
+
+
+def source_observations(instance: dg.DagsterInstance) -> tuple[list, list[str]]:
+    """Observations for every source whose content changed since its last observation.
+
+    Returns (observations, problems); a source that cannot be read now (e.g. the DuckDB file is
+    held by a writer) is left for the next tick and named in ``problems``.
+    """
+    events: list[dg.AssetMaterialization] = []
+    problems: list[str] = []
+    registered = set(instance.get_dynamic_partitions(QUERY_PARTITIONS.name))
+    try:
+        specs = load_queries(settings().queries_path)
+    except (OSError, ValueError) as exc:
+        specs, problems = [], [f"queries file unreadable: {exc}"]
+    for spec in specs:
+        if spec.name not in registered:
+            continue
+        version, meta = query_inputs_version(spec)
+        if version != _latest_version(instance, "query_inputs", spec.name):
+            events += _events("query_inputs", spec.name, version, meta)
+    try:
+        version, meta = review_decisions_version()
+    except Exception as exc:  # noqa: BLE001 - a busy DuckDB file is retried on the next tick
+        problems.append(f"review_decisions not readable now: {type(exc).__name__}: {str(exc)[:200]}")
+    else:
+        if version != _latest_version(instance, "review_decisions", None):
+            events += _events("review_decisions", None, version, meta)
+    return events, problems
+
+
+def observe_now(instance: dg.DagsterInstance) -> tuple[int, list[str]]:
+    """Record the changed sources' observations directly (``make demo``, tests).
+
+    Returns (sources whose content changed, problems).
+    """
+    events, problems = source_observations(instance)
+    for event in events:
+        instance.report_runless_asset_event(event)
+    return len(events) // 2, problems
+
+
+@dg.sensor(
+    name="observe_sources",
+    minimum_interval_seconds=OBSERVE_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Every minute: records a new data version for each query (spec and replay files) and for "
+        "the review decisions whose content changed, so Dagster marks what they feed stale."
+    ),
+)
+def observe_sources(context: dg.SensorEvaluationContext):
+    events, problems = source_observations(context.instance)
+    for problem in problems:
+        context.log.warning(problem)
+    if not events:
+        return dg.SkipReason("no source changed" + (f" ({'; '.join(problems)})" if problems else ""))
+    return dg.SensorResult(asset_events=events)

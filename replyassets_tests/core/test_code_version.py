@@ -1,0 +1,89 @@
+"""Code versions derived from the code an asset runs and the settings it reads."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+
+from replyassets.core import code_version as cv
+from replyassets.settings import load_settings
+
+
+@pytest.fixture
+def fakepkg(tmp_path, monkeypatch):
+    """A throwaway package ``cvpkg`` (a ``defs`` wiring module, logic, a helper) on sys.path."""
+    root = tmp_path / "cvpkg"
+    (root / "defs").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "defs" / "__init__.py").write_text("")
+    files = {
+        "logic.py": "from cvpkg import helper\n\nLIMIT = 3\n\ndef run(x):\n    return helper.twice(x) + LIMIT\n",
+        "helper.py": "def twice(x):\n    return 2 * x\n",
+        "unrelated.py": "VALUE = 1\n",
+        "defs/common.py": "SHARED = 1\n",
+        "defs/stage.py": "from cvpkg.logic import run\nfrom cvpkg.defs.common import SHARED\n",
+    }
+    for rel, text in files.items():
+        (root / rel).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+
+    def write(rel: str, text: str) -> None:
+        (root / rel).write_text(text)
+        cv._parsed.cache_clear()
+
+    yield write
+    cv._parsed.cache_clear()
+    for name in [m for m in sys.modules if m == "cvpkg" or m.startswith("cvpkg.")]:
+        del sys.modules[name]
+
+
+def test_closure_follows_imports_but_not_other_wiring(fakepkg):
+    closure = cv.module_closure(["cvpkg.defs.stage"])
+    assert "cvpkg.logic" in closure and "cvpkg.helper" in closure  # transitively
+    assert "cvpkg.defs.common" not in closure  # shared wiring is not the stage's logic
+    assert "cvpkg.unrelated" not in closure
+
+
+def test_version_ignores_comments_and_docstrings_but_not_logic(fakepkg):
+    before = cv.code_version(["cvpkg.defs.stage"])
+    fakepkg("helper.py", '"""Helpers."""\n\n# doubles x\ndef twice(x):\n    """Twice."""\n    return 2 * x\n')
+    assert cv.code_version(["cvpkg.defs.stage"]) == before
+    fakepkg("helper.py", "def twice(x):\n    return 3 * x\n")  # a logic change two imports away
+    changed = cv.code_version(["cvpkg.defs.stage"])
+    assert changed != before
+    fakepkg("unrelated.py", "VALUE = 2\n")
+    fakepkg("defs/common.py", "SHARED = 2\n")
+    assert cv.code_version(["cvpkg.defs.stage"]) == changed
+
+
+def test_version_follows_the_settings_read_and_only_those():
+    base = load_settings("local")
+    other_dedup = base.model_copy(update={"dedup": base.dedup.model_copy(update={"similarity_threshold": 0.85})})
+    paths = ("validation", "collection.reply_max_likes")
+    assert cv.code_version(["replyassets.core.validate"], base, paths) == \
+        cv.code_version(["replyassets.core.validate"], other_dedup, paths)
+    assert cv.code_version(["replyassets.core.dedup"], base, ("dedup.similarity_threshold",)) != \
+        cv.code_version(["replyassets.core.dedup"], other_dedup, ("dedup.similarity_threshold",))
+
+
+def test_bad_names_are_errors():
+    with pytest.raises(ValueError, match="no 'dedup.nope'"):
+        cv.code_version(["replyassets.core.dedup"], load_settings("local"), ("dedup.nope",))
+    with pytest.raises(ValueError, match="not a module"):
+        cv.code_version(["replyassets.core.no_such_module"])
+
+
+def test_every_asset_declares_a_derived_code_version():
+    from replyassets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    versions = {}
+    for key in graph.materializable_asset_keys:
+        version = graph.get(key).code_version
+        assert version and len(version) == 16 and version.isalnum(), (key, version)
+        versions[key.to_user_string()] = version
+    assert versions["raw_tweets"] == versions["raw_tweet_rejections"]  # one multi-asset
+    assert len({v for k, v in versions.items() if k != "raw_tweet_rejections"}) == len(versions) - 1
