@@ -20,27 +20,35 @@ REASONS_PATTERN = r"^([a-z0-9_]+(,[a-z0-9_]+)*)?$"
 class RawPairs(pa.DataFrameModel):
     """``raw_tweets``: tweet/reply pairs that passed the collection filters, one row per reply."""
 
-    query: Series[str] = pa.Field(str_matches=SLUG_PATTERN, description="query name (partition key)")
-    source: Series[str] = pa.Field(description="replay | apify | ...")
-    tweet_id: Series[str] = pa.Field(str_length={"min_value": 1})
-    tweet: Series[str]
-    tweet_author: Series[str] = pa.Field(nullable=True)
-    tweet_author_followers: Series[pd.Int64Dtype] = pa.Field(nullable=True, ge=0)
-    tweet_likes: Series[int] = pa.Field(ge=0)
-    tweet_retweets: Series[int] = pa.Field(ge=0)
-    tweet_created_at: Series[pd.Timestamp]
-    reply_id: Series[str] = pa.Field(str_length={"min_value": 1})
-    reply: Series[str]
-    reply_author: Series[str] = pa.Field(nullable=True)
-    reply_author_followers: Series[int] = pa.Field(ge=0)
-    reply_likes: Series[int] = pa.Field(ge=0)
-    reply_retweets: Series[int] = pa.Field(ge=0)
-    reply_created_at: Series[pd.Timestamp]
-    reply_time_diff_seconds: Series[int]
-    has_media: Series[bool]
-    has_urls: Series[bool]
-    lang: Series[str] = pa.Field(nullable=True)
-    collected_at: Series[pd.Timestamp]
+    query: Series[str] = pa.Field(
+        str_matches=SLUG_PATTERN, description="Query name from config/queries.yaml (the partition key)"
+    )
+    source: Series[str] = pa.Field(description="Where the pair came from: replay (local exports) or apify")
+    tweet_id: Series[str] = pa.Field(str_length={"min_value": 1}, description="Id of the source tweet")
+    tweet: Series[str] = pa.Field(description="Text of the source tweet, as collected")
+    tweet_author: Series[str] = pa.Field(nullable=True, description="Handle of the tweet's author")
+    tweet_author_followers: Series[pd.Int64Dtype] = pa.Field(
+        nullable=True, ge=0, description="Followers of the tweet's author at collection time"
+    )
+    tweet_likes: Series[int] = pa.Field(ge=0, description="Likes of the source tweet at collection time")
+    tweet_retweets: Series[int] = pa.Field(ge=0, description="Retweets of the source tweet at collection time")
+    tweet_created_at: Series[pd.Timestamp] = pa.Field(description="When the tweet was posted (naive UTC)")
+    reply_id: Series[str] = pa.Field(str_length={"min_value": 1}, description="Id of the reply (one row per reply)")
+    reply: Series[str] = pa.Field(description="Text of the reply, as collected")
+    reply_author: Series[str] = pa.Field(nullable=True, description="Handle of the reply's author")
+    reply_author_followers: Series[int] = pa.Field(
+        ge=0, description="Followers of the reply's author at collection time"
+    )
+    reply_likes: Series[int] = pa.Field(ge=0, description="Likes of the reply at collection time (engagement)")
+    reply_retweets: Series[int] = pa.Field(ge=0, description="Retweets of the reply at collection time")
+    reply_created_at: Series[pd.Timestamp] = pa.Field(description="When the reply was posted (naive UTC)")
+    reply_time_diff_seconds: Series[int] = pa.Field(
+        description="Seconds between the tweet and the reply (reply_created_at - tweet_created_at)"
+    )
+    has_media: Series[bool] = pa.Field(description="The reply carries images or video")
+    has_urls: Series[bool] = pa.Field(description="The reply contains links")
+    lang: Series[str] = pa.Field(nullable=True, description="Language code the source reported for the reply")
+    collected_at: Series[pd.Timestamp] = pa.Field(description="When this row was collected (naive UTC)")
 
     @pa.dataframe_check(description="a reply is stored once per query")
     def unique_reply_per_query(cls, df: pd.DataFrame) -> bool:
@@ -55,15 +63,24 @@ class RawPairs(pa.DataFrameModel):
 class Rejections(pa.DataFrameModel):
     """``raw_tweet_rejections``: every item collection did not keep, with all its reasons."""
 
-    query: Series[str] = pa.Field(str_matches=SLUG_PATTERN)
-    source: Series[str]
-    stage: Series[str] = pa.Field(isin=["normalize", "tweet_filter", "reply_filter", "pairing", "source"])
-    item_kind: Series[str] = pa.Field(isin=["tweet", "reply", "item"])
-    item_id: Series[str] = pa.Field(nullable=True)
-    tweet_id: Series[str] = pa.Field(nullable=True)
-    reasons: Series[str] = pa.Field(str_length={"min_value": 1}, str_matches=REASONS_PATTERN)
-    detail: Series[str] = pa.Field(nullable=True)
-    collected_at: Series[pd.Timestamp]
+    query: Series[str] = pa.Field(
+        str_matches=SLUG_PATTERN, description="Query name from config/queries.yaml (the partition key)"
+    )
+    source: Series[str] = pa.Field(description="Where the item came from: replay (local exports) or apify")
+    stage: Series[str] = pa.Field(
+        isin=["normalize", "tweet_filter", "reply_filter", "pairing", "source"],
+        description="The collection stage that rejected the item",
+    )
+    item_kind: Series[str] = pa.Field(isin=["tweet", "reply", "item"], description="What was rejected")
+    item_id: Series[str] = pa.Field(nullable=True, description="Id of the rejected item (empty when it had none)")
+    tweet_id: Series[str] = pa.Field(nullable=True, description="The tweet a rejected reply belongs to, when known")
+    reasons: Series[str] = pa.Field(
+        str_length={"min_value": 1},
+        str_matches=REASONS_PATTERN,
+        description="Every rule the item broke: comma-separated rule codes",
+    )
+    detail: Series[str] = pa.Field(nullable=True, description="The offending item as JSON, truncated")
+    collected_at: Series[pd.Timestamp] = pa.Field(description="When the item was collected (naive UTC)")
 
     class Config:
         coerce = True
@@ -74,14 +91,25 @@ class Rejections(pa.DataFrameModel):
 class ValidatedPairs(RawPairs):
     """``validated_pairs``: every raw pair with each rule's verdict, scores and cleaned text."""
 
-    tweet_clean: Series[str]
-    reply_clean: Series[str]
-    lang_confidence: Series[float] = pa.Field(ge=0, le=1, nullable=True)
-    toxicity: Series[float] = pa.Field(ge=0, le=1, nullable=True)
-    meaningful_words: Series[int] = pa.Field(ge=0)
-    generic_ratio: Series[float] = pa.Field(ge=0, le=1)
-    valid: Series[bool]
-    reasons: Series[str] = pa.Field(str_matches=REASONS_PATTERN)
+    tweet_clean: Series[str] = pa.Field(description="Tweet text after cleaning (entities decoded, contacts masked, @handles replaced, hashtags as words)")
+    reply_clean: Series[str] = pa.Field(description="Reply text after the same cleaning: the text trained on")
+    lang_confidence: Series[float] = pa.Field(
+        ge=0, le=1, nullable=True, description="Language detector's confidence that the reply is English"
+    )
+    toxicity: Series[float] = pa.Field(
+        ge=0, le=1, nullable=True, description="Toxicity score of the reply (higher: more toxic)"
+    )
+    meaningful_words: Series[int] = pa.Field(
+        ge=0, description="Unique words in the reply that are not stop words"
+    )
+    generic_ratio: Series[float] = pa.Field(
+        ge=0, le=1, description="Share of the reply's words that belong to generic phrases"
+    )
+    valid: Series[bool] = pa.Field(description="The pair passed every validation rule")
+    reasons: Series[str] = pa.Field(
+        str_matches=REASONS_PATTERN,
+        description="Validation rules the pair broke, comma-separated (empty when valid)",
+    )
 
     @pa.dataframe_check(description="valid rows carry no reasons; rejected rows carry at least one")
     def reasons_match_verdict(cls, df: pd.DataFrame) -> bool:
@@ -96,10 +124,19 @@ class ValidatedPairs(RawPairs):
 class DedupedPairs(ValidatedPairs):
     """``deduped_pairs``: every validated pair with the global dedup decision."""
 
-    kept: Series[bool]
-    duplicate_of: Series[str] = pa.Field(nullable=True)
-    similarity: Series[float] = pa.Field(nullable=True, ge=-1.0001, le=1.0001)
-    dup_kind: Series[str] = pa.Field(nullable=True, isin=["exact", "semantic"])
+    kept: Series[bool] = pa.Field(description="The pair survives deduplication (valid and not a duplicate)")
+    duplicate_of: Series[str] = pa.Field(
+        nullable=True, description="reply_id of the kept pair this one duplicates (empty when not a duplicate)"
+    )
+    similarity: Series[float] = pa.Field(
+        nullable=True,
+        ge=-1.0001,
+        le=1.0001,
+        description="Cosine similarity of the reply's embedding to the kept duplicate's",
+    )
+    dup_kind: Series[str] = pa.Field(
+        nullable=True, isin=["exact", "semantic"], description="How the duplicate was found"
+    )
 
     @pa.dataframe_check(description="only valid rows are kept")
     def kept_implies_valid(cls, df: pd.DataFrame) -> bool:
@@ -120,16 +157,24 @@ class DedupedPairs(ValidatedPairs):
 class CuratedSet(pa.DataFrameModel):
     """``curated_set``: the ranked, reviewed, split training set."""
 
-    reply_id: Series[str] = pa.Field(unique=True)
-    tweet_id: Series[str]
-    query: Series[str]
-    reply_author: Series[str] = pa.Field(nullable=True)
-    prompt: Series[str] = pa.Field(str_length={"min_value": 1})
-    train_reply: Series[str] = pa.Field(str_length={"min_value": 1})
-    quality_score: Series[float]
-    rank: Series[int] = pa.Field(ge=1)
-    split: Series[str] = pa.Field(isin=["train", "eval", "test"])
-    review_status: Series[str] = pa.Field(isin=["kept", "edited", "pending"])
+    reply_id: Series[str] = pa.Field(unique=True, description="Id of the reply")
+    tweet_id: Series[str] = pa.Field(description="Id of the source tweet (splits are grouped by it)")
+    query: Series[str] = pa.Field(description="Query the pair was collected for")
+    reply_author: Series[str] = pa.Field(nullable=True, description="Handle of the reply's author")
+    prompt: Series[str] = pa.Field(
+        str_length={"min_value": 1}, description="The user turn the model sees: the prompt template around the tweet"
+    )
+    train_reply: Series[str] = pa.Field(
+        str_length={"min_value": 1}, description="The assistant turn trained on: the cleaned or reviewer-edited reply"
+    )
+    quality_score: Series[float] = pa.Field(
+        description="Weighted engagement, author credibility and timing, each on a log scale in [0, 1]"
+    )
+    rank: Series[int] = pa.Field(ge=1, description="Position by quality_score (1 = best)")
+    split: Series[str] = pa.Field(isin=["train", "eval", "test"], description="Which split the pair belongs to")
+    review_status: Series[str] = pa.Field(
+        isin=["kept", "edited", "pending"], description="Manual review outcome so far"
+    )
 
     @pa.dataframe_check(description="no tweet appears in two splits")
     def splits_grouped_by_tweet(cls, df: pd.DataFrame) -> bool:
@@ -144,9 +189,11 @@ class CuratedSet(pa.DataFrameModel):
 class ReviewDecisions(pa.DataFrameModel):
     """``review_decisions``: written by ``replyassets review``; keyed by reply id."""
 
-    reply_id: Series[str] = pa.Field(unique=True)
-    decision: Series[str] = pa.Field(isin=["keep", "reject", "edit"])
-    edited_reply: Series[str] = pa.Field(nullable=True)
+    reply_id: Series[str] = pa.Field(unique=True, description="Id of the reviewed reply")
+    decision: Series[str] = pa.Field(isin=["keep", "reject", "edit"], description="The reviewer's decision")
+    edited_reply: Series[str] = pa.Field(
+        nullable=True, description="The reviewer's text for an edit decision (empty otherwise)"
+    )
 
     class Config:
         coerce = True

@@ -10,7 +10,8 @@ core/stats.py builds both). ``meta`` is free-form and shown as the header table;
 module looks for: ``run_id``, ``base_model``, ``adapter_dir``, ``adapter_sha256``, ``judge_name``,
 ``judge_model``, ``judge_prompt_version``, ``judge_offline`` (bool: the report then says the judge
 is offline and not an LLM), ``decoding`` (dict), ``human_agreement`` (dict from
-``human_eval.judge_human_agreement``), ``perplexity`` (dict), ``forgetting`` (dict).
+``human_eval.judge_human_agreement``; the one key for it, ``HUMAN_AGREEMENT_KEY``), ``perplexity``
+(dict), ``forgetting`` (dict). The plots come from ``core/plots.py`` (the same PNGs the UI shows).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,9 @@ import pandas as pd
 from replyassets.core.files import atomic_write
 
 Block = tuple  # ("h1"|"h2"|"p"|"table"|"img"|"examples", ...)
+
+# The one key under which ``meta`` carries the judge-human agreement (``eval_report`` writes it).
+HUMAN_AGREEMENT_KEY = "human_agreement"
 
 
 _atomic_write = atomic_write
@@ -42,7 +44,9 @@ def fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "n/a"
-        return f"{v:.{digits}f}" if abs(v) < 1e6 else f"{v:.3g}"
+        if abs(v) >= 1e6:
+            return f"{v:.3g}"
+        return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}"  # 1872.0, not 1871.965
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(fmt(x, digits) for x in v) + "]"
     return str(v)
@@ -59,57 +63,13 @@ def _pass(p: Any) -> str:
 # --------------------------------------------------------------------------- plots
 
 def _plots(out_dir: Path, stats: dict[str, Any], items: pd.DataFrame) -> dict[str, Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Write the plots of ``core.plots.report_plots`` (the same PNGs the UI embeds)."""
+    from replyassets.core.plots import report_plots
 
     paths: dict[str, Path] = {}
-
-    def save(fig: Any, name: str) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".png", dir=out_dir)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
-            os.replace(tmp, out_dir / name)
-        finally:
-            plt.close(fig)
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    for name, png in report_plots(stats, items).items():
+        _atomic_write(out_dir / name, png)
         paths[name] = out_dir / name
-
-    fig, ax = plt.subplots(figsize=(5, 3))
-    vals = [stats.get("wins", 0), stats.get("ties", 0), stats.get("losses", 0)]
-    ax.bar(["adapter wins", "ties", "adapter loses"], vals, color=["#2a9d8f", "#adb5bd", "#e76f51"])
-    ax.set_ylabel("items")
-    ax.set_title("Pairwise outcomes (both orders)")
-    save(fig, "outcomes.png")
-
-    if len(items):
-        fig, ax = plt.subplots(figsize=(5, 3))
-        bins = [x + 0.5 for x in range(11)]
-        for col, label, color in (("base_score", "base", "#264653"), ("adapter_score", "adapter", "#e9c46a")):
-            v = pd.to_numeric(items.get(col), errors="coerce").dropna()
-            if len(v):
-                ax.hist(v, bins=bins, alpha=0.6, label=label, color=color)
-        ax.set_xlabel("judge score (1-10)")
-        ax.set_ylabel("replies")
-        ax.legend()
-        ax.set_title("Score distributions")
-        save(fig, "scores.png")
-
-        fig, ax = plt.subplots(figsize=(5, 3))
-        for col, label, color in (("base_reply", "base", "#264653"), ("adapter_reply", "adapter", "#e9c46a"),
-                                  ("reference", "real reply", "#8d99ae")):
-            if col in items:
-                lens = items[col].fillna("").astype(str).str.len()
-                if len(lens) and (col != "reference" or lens.sum() > 0):
-                    ax.hist(lens, bins=20, alpha=0.5, label=label, color=color)
-        ax.set_xlabel("characters")
-        ax.set_ylabel("replies")
-        ax.legend()
-        ax.set_title("Reply lengths")
-        save(fig, "lengths.png")
     return paths
 
 
@@ -199,10 +159,16 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
     if "lengths.png" in plots:
         b.append(("img", "lengths.png", "reply lengths"))
 
-    ha = meta.get("human_agreement")
+    ha = meta.get(HUMAN_AGREEMENT_KEY)
     b.append(("h2", "Human raters"))
     if isinstance(ha, dict) and ha.get("n"):
+        b.append(("p", "Agreement between the judge's outcome and each human rating of the same pair:"))
         b.append(("table", ["measure", "value"], [(k, fmt(x)) for k, x in ha.items() if not isinstance(x, dict)]))
+        confusion = ha.get("confusion_judge_rows_human_cols")
+        if isinstance(confusion, dict) and confusion:
+            cols = list(next(iter(confusion.values())).keys())
+            b.append(("table", ["judge (rows) / human (columns)", *cols],
+                      [(r, *[fmt(confusion[r].get(c)) for c in cols]) for r in confusion]))
     else:
         b.append(("p", "No human ratings imported yet (export a blinded sheet with human_eval.export_sheet)."))
 
@@ -331,6 +297,19 @@ def write_report(out_dir: Path, stats: dict[str, Any], items: pd.DataFrame, sani
     return {"dir": str(out_dir), "markdown": str(md), "html": str(htm), "json": str(js),
             "report_md": str(md), "report_html": str(htm), "report_json": str(js),
             "plots": {k: str(v) for k, v in plots.items()}}
+
+
+def verdict_line(v: dict[str, Any] | None) -> str:
+    """The verdict in one readable line: ``NOT SHOWN BETTER — 3 of 4 criteria pass``."""
+    v = v or {}
+    label = str(v.get("label") or "no verdict").upper()
+    total = int(v.get("criteria_total") or 0)
+    if not total:
+        return label
+    n_pass = int(v.get("criteria_passed") or 0)
+    unknown = sum(1 for c in (v.get("criteria") or {}).values() if c.get("passed") is None)
+    line = f"{label} — " + (f"all {total} criteria pass" if n_pass == total else f"{n_pass} of {total} criteria pass")
+    return line + (f", {unknown} not computable" if unknown else "")
 
 
 def ui_metadata(stats: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from replyassets.core.curate import candidates_from_deduped, content_hash, curat
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
 from replyassets.core.quality_checks import CURATED_CHECKS, run_curated_checks
 from replyassets.core.review import ReviewStore, progress_of
-from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, derived_code_version, frame_hash, json_md, settings, table_md
+from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, derived_code_version, json_md, mapping_table, settings, table_md
 from replyassets.defs.resources import EmbedderResource
 from replyassets.schemas import CuratedSet, ReviewDecisions
 from replyassets.scorers.embeddings import CachedEmbedder
@@ -43,7 +43,7 @@ CURATED_CHECK_SPECS = [
         "The training set: valid, deduplicated pairs ranked by quality (engagement, author "
         "credibility, timing), review decisions applied, at most N replies per author, up to the "
         "target size, split train/eval/test grouped by source tweet. Exports train/eval/test JSONL "
-        "in the Qwen3 chat format and a dataset card under data/curated/<content hash>/. Blocking "
+        "in the Qwen3 chat format and a dataset card under `data/curated/{content hash}/`. Blocking "
         "checks stop lora_adapter when the set is not fit to train on."
     ),
     deps=["review_decisions"],
@@ -74,16 +74,16 @@ def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, 
         metadata={
             "pairs": len(curated),
             "content_hash": digest,
-            "splits": json_md(card.get("splits", {})),
+            "splits": mapping_table(card.get("splits", {}), key="split", value="pairs"),
             "unique_tweets": card.get("unique_tweets", 0),
             "unique_authors": card.get("unique_authors", 0),
             "review_policy": s.curation.review_policy,
-            "review_progress": json_md(progress),
+            "review_progress": mapping_table(progress, key="review", value="count"),
             "export_dir": dg.MetadataValue.path(str(export["out_dir"])),
             "train_file": dg.MetadataValue.path(str(export["files"]["train.jsonl"]["path"])),
             "eval_file": dg.MetadataValue.path(str(export["files"]["eval.jsonl"]["path"])),
             "test_file": dg.MetadataValue.path(str(export["files"]["test.jsonl"]["path"])),
-            "files_sha256": json_md({k: v["sha256"] for k, v in export["files"].items()}),
+            "files_sha256": mapping_table({k: v["sha256"] for k, v in export["files"].items()}, key="file", value="sha256"),
             "dataset_card": dg.MetadataValue.md(_read(export["files"].get("dataset_card.md", {}).get("path"))),
             "top_pairs": table_md(curated.head(8)[["rank", "split", "quality_score", "train_reply"]].to_dict("records")),
         },

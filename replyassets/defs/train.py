@@ -2,12 +2,21 @@
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import dagster as dg
 
-from replyassets.defs.common import OWNERS, derived_code_version, json_md, settings
+from replyassets.defs.common import (
+    OWNERS,
+    derived_code_version,
+    json_md,
+    ordered,
+    records_table,
+    settings,
+    tidy_metadata,
+)
 from replyassets.defs.curate import blocking_check_status
 from replyassets.defs.launchers import TrainingLauncher, train_eval_gap_check_spec
 
@@ -172,11 +181,82 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     # From here on the folder belongs to this materialization: nothing writes into it again.
     (Path(cfg["output_dir"]) / COMPLETE_MARKER).write_text(context.run_id + "\n")
     return dg.MaterializeResult(
-        metadata={
-            **(result.metadata or {}),
-            **extra,
-            "launcher": config.launcher or launcher.kind,
-        },
-        check_results=result.check_results,
+        metadata=adapter_metadata(
+            {**(result.metadata or {}), **extra,
+             "launcher": config.launcher or launcher.kind}
+        ),
+        check_results=[_tidy_check(c) for c in (result.check_results or [])],
         data_version=result.data_version,
+    )
+
+
+# --------------------------------------------------------------------------- metadata (presentation)
+
+# The order a person reads the asset page in (Dagster shows metadata in insertion order).
+ADAPTER_METADATA_ORDER = (
+    "loss_curve",
+    "final_eval_loss", "final_train_loss", "train_eval_gap", "gap_alarm", "eval_perplexity", "train_perplexity",
+    "global_step", "best_step", "early_stopped", "resumed_from_step",
+    "adapter_path", "adapter_sha256", "curated_set_hash", "base_model", "merged_model_path",
+    "loss_curve_table", "sample_generations_table",
+    "train_steps_per_s", "train_tokens_per_s", "peak_memory_mb", "peak_memory_kind", "device", "launcher",
+)
+
+
+LOSS_SIG_DIGITS = 4
+
+
+def _value(v: Any) -> Any:
+    return getattr(v, "value", v) if isinstance(v, dg.MetadataValue) else v
+
+
+def loss_history(metadata: Mapping[str, Any]) -> list[dict]:
+    """The per-step losses the training program reported (``loss_curve`` rows), else the ones
+    in its result.json (``result_json``); ``[]`` when neither is there."""
+    rows = _value(metadata.get("loss_curve"))
+    if isinstance(rows, list):
+        return [dict(r) for r in rows if isinstance(r, Mapping)]
+    path = _value(metadata.get("result_json"))
+    try:
+        return list(json.loads(Path(str(path)).read_text()).get("loss_curve") or []) if path else []
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
+    """``lora_adapter``'s metadata in reading order: the loss curve as an inline PNG (train and
+    eval loss per step), the headline numbers, the adapter's identity, the per-step table and
+    sample replies (tables), then the rest. Floats are rounded for display to 4 significant digits: the tiny
+    local model's losses move in the third decimal (result.json keeps the exact figures)."""
+    from replyassets.core.plots import image_md, loss_curve_png
+
+    md = dict(reported)
+    curve = loss_history(md)
+    md["loss_curve"] = dg.MetadataValue.md(image_md(loss_curve_png(curve), "loss curve: train and eval loss per step"))
+    if curve:
+        md["loss_curve_table"] = records_table(
+            [{k: r.get(k) for k in ("step", "train_loss", "eval_loss", "gap")} for r in curve],
+            ["step", "train_loss", "eval_loss", "gap"],
+            sig=LOSS_SIG_DIGITS,
+        )
+    history = _value(md.get("sample_generations"))
+    if isinstance(history, list):
+        # a typed table, not the worker's markdown: generated text may hold "<think>" or other
+        # markup that a markdown cell would swallow
+        md["sample_generations_table"] = records_table(
+            [{"step": h.get("step"), "tweet_id": str(smp.get("tweet_id", "")), "reply": str(smp.get("reply", ""))}
+             for h in history if isinstance(h, Mapping) for smp in (h.get("samples") or []) if isinstance(smp, Mapping)],
+            ["step", "tweet_id", "reply"],
+        )
+    return tidy_metadata(ordered(md, ADAPTER_METADATA_ORDER), sig=LOSS_SIG_DIGITS)
+
+
+def _tidy_check(check: dg.AssetCheckResult) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=check.passed,
+        asset_key=check.asset_key,
+        check_name=check.check_name,
+        metadata=tidy_metadata(check.metadata or {}, sig=LOSS_SIG_DIGITS),
+        severity=check.severity,
+        description=check.description,
     )

@@ -122,6 +122,7 @@ def test_whole_graph_on_the_sample(two_query_project):
 
     ds = load_dataset("json", data_files={"train": str(curated["train_file"]), "eval": str(curated["eval_file"])})
     assert len(ds["train"]) > len(ds["eval"]) > 0
+    assert {r.data["split"]: r.data["pairs"] for r in curated["splits"].records}.keys() == {"train", "eval", "test"}
 
     # -- base model + adapter through the local Pipes launcher
     run(["base_model"])
@@ -139,6 +140,7 @@ def test_whole_graph_on_the_sample(two_query_project):
     assert len(str(lora["adapter_sha256"])) == 64
     assert lora["curated_set_hash"] == curated["content_hash"]
     assert lora["final_eval_loss"] > 0 and lora["train_tokens_per_s"] > 0
+    assert next(iter(lora)) == "loss_curve" and "data:image/png;base64," in lora["loss_curve"]
     gap = [e for e in result.get_asset_check_evaluations() if e.check_name == "train_eval_gap"]
     assert len(gap) == 1
 
@@ -146,14 +148,15 @@ def test_whole_graph_on_the_sample(two_query_project):
     run(["eval_report"])
     report = _md(inst, "eval_report")
     assert Path(str(report["report_html"])).exists() and Path(str(report["report_md"])).exists()
-    criteria = report["criteria"]
-    all_passed = all(c["passed"] for c in criteria.values())
+    assert next(iter(report)) == "verdict" and list(report)[1] == "criteria"
+    criteria = report["criteria"]  # a table: criterion, value, threshold, pass
+    all_passed = all(r.data["pass"] for r in criteria.records)
     assert report["success"] == all_passed
+    assert "data:image/png;base64," in report["score_distribution"]
     rows = _count(p.database, "SELECT count(*) FROM main.eval_report")[0][0]
     test_rows = _count(p.database, "SELECT count(*) FROM main.curated_set WHERE split = 'test'")[0][0]
     assert rows == test_rows > 0
     assert "OFFLINE" in Path(str(report["report_md"])).read_text()
-    json.dumps(report["criteria"])  # JSON-safe
 
     # -- human raters: fill the blinded sheet, import it through the CLI, agreement is reported
     import subprocess
@@ -176,7 +179,10 @@ def test_whole_graph_on_the_sample(two_query_project):
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["stored"] == len(sheet)
     run(["eval_report"])
-    agreement = _md(inst, "eval_report")["judge_human_agreement"]
+    report = _md(inst, "eval_report")
+    agreement = report["judge_human_agreement"]
     assert agreement["n"] == len(sheet) and agreement["n_raters"] == 1
+    report_md = Path(str(report["report_md"])).read_text()
+    assert "percent_agreement" in report_md and "No human ratings imported yet" not in report_md
     assert 0.0 <= agreement["percent_agreement"] <= 1.0
     shutil.rmtree(adapter.parent, ignore_errors=True)

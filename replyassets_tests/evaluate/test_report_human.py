@@ -13,7 +13,12 @@ from replyassets.core.human_eval import (
     judge_human_agreement,
 )
 from replyassets.core.judging import judge_pairs
-from replyassets.core.report import ui_metadata, write_report
+from replyassets.core.report import (
+    HUMAN_AGREEMENT_KEY,
+    ui_metadata,
+    verdict_line,
+    write_report,
+)
 from replyassets.core.stats import sanity_stats, summarize
 from replyassets.judges.offline import OfflineJudge
 from replyassets.settings import EvaluationSettings
@@ -103,6 +108,41 @@ def test_human_eval_round_trip(tmp_path):
         bad_file = tmp_path / "bad.csv"
         bad_file.write_text("a,b\n1,2\n")
         import_ratings(bad_file, out["key"])
+
+
+NO_RATINGS_LINE = "No human ratings imported yet"
+
+
+def test_report_with_agreement_shows_it_and_not_the_no_ratings_line(tmp_path):
+    df = judged_items(6)
+    stats = summarize(df, EvaluationSettings(bootstrap_resamples=100))
+    ratings = pd.DataFrame({"item_id": df["item_id"], "human_outcome": df["outcome"].where(df["outcome"] != "invalid", "tie"),
+                            "rater_id": "alice"})
+    agreement = judge_human_agreement(df, ratings)
+    assert agreement["n"] == 6
+    paths = write_report(tmp_path / "with", stats, df, {}, {"judge_offline": True, HUMAN_AGREEMENT_KEY: agreement})
+    md = Path(paths["markdown"]).read_text(encoding="utf-8")
+    html = Path(paths["html"]).read_text(encoding="utf-8")
+    section = md.split("## Human raters", 1)[1].split("## Cost", 1)[0]
+    assert "| percent_agreement | 1.000 |" in section and "| n_raters | 1 |" in section
+    assert "judge (rows) / human (columns)" in section  # the confusion matrix
+    assert NO_RATINGS_LINE not in md and NO_RATINGS_LINE not in html
+    assert "percent_agreement" in html
+
+    without = write_report(tmp_path / "without", stats, df, {}, {"judge_offline": True})
+    assert NO_RATINGS_LINE in Path(without["markdown"]).read_text(encoding="utf-8")
+    # zero matched ratings is "no ratings", not an empty agreement table
+    empty = write_report(tmp_path / "empty", stats, df, {}, {HUMAN_AGREEMENT_KEY: {"n": 0}})
+    assert NO_RATINGS_LINE in Path(empty["markdown"]).read_text(encoding="utf-8")
+
+
+def test_verdict_line():
+    crit = {"a": {"passed": True}, "b": {"passed": True}, "c": {"passed": False}, "d": {"passed": None}}
+    v = {"label": "not shown better", "criteria_passed": 2, "criteria_total": 4, "criteria": crit}
+    assert verdict_line(v) == "NOT SHOWN BETTER — 2 of 4 criteria pass, 1 not computable"
+    assert verdict_line({"label": "adapter better", "criteria_passed": 4, "criteria_total": 4}) == (
+        "ADAPTER BETTER — all 4 criteria pass")
+    assert verdict_line(None) == "NO VERDICT"
 
 
 def test_kappa_matches_sklearn():

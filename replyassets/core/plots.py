@@ -1,0 +1,148 @@
+"""Small PNG plots for the report files and the Dagster UI (no Dagster here).
+
+Every function returns PNG bytes (or ``None`` when there is nothing to draw). The figures are
+drawn with matplotlib's object API on an Agg canvas (no pyplot, no global backend switch, safe
+in threads), at a low dpi so that one plot is a few tens of KB: small enough to embed in a
+Dagster markdown metadata value as a data URI (``image_md``).
+
+The same bytes serve both places: ``core/report.py`` writes them next to report.md/.html and
+``eval_report`` / ``lora_adapter`` embed them in their metadata.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+DPI = 80
+SIZE = (5.0, 3.0)  # inches: 400 x 240 pixels at 80 dpi
+
+BASE_COLOR, ADAPTER_COLOR, REFERENCE_COLOR = "#264653", "#e9c46a", "#8d99ae"
+OUTCOME_COLORS = ("#2a9d8f", "#adb5bd", "#e76f51")
+
+
+def _figure(size: tuple[float, float] = SIZE):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size)
+    return fig, fig.subplots()
+
+
+def _png(fig, dpi: int = DPI) -> bytes:
+    buf = io.BytesIO()
+    # no "Software" text chunk: the same figure gives the same bytes on every matplotlib build
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def image_md(png: bytes | None, alt: str) -> str:
+    """Markdown that shows ``png`` inline (``![alt](data:image/png;base64,...)``)."""
+    if not png:
+        return f"_{alt}: nothing to plot_"
+    safe_alt = alt.replace("[", "(").replace("]", ")")
+    return f"![{safe_alt}]({data_uri(png)})"
+
+
+# --------------------------------------------------------------------------- training
+
+
+def loss_curve_png(curve: Iterable[Mapping[str, Any]], title: str = "Loss per step") -> bytes | None:
+    """Train and eval loss per step from rows ``{"step", "train_loss", "eval_loss"}``
+    (``training.train.loss_curve``); ``None`` when no row carries a loss."""
+    rows = list(curve or [])
+    tr = [(int(r["step"]), float(r["train_loss"])) for r in rows if r.get("train_loss") is not None]
+    ev = [(int(r["step"]), float(r["eval_loss"])) for r in rows if r.get("eval_loss") is not None]
+    if not tr and not ev:
+        return None
+    fig, ax = _figure()
+    if tr:
+        ax.plot(*zip(*tr, strict=True), color=BASE_COLOR, label="train loss")
+    if ev:
+        ax.plot(*zip(*ev, strict=True), color="#e76f51", marker="o", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def outcomes_png(wins: int, ties: int, losses: int) -> bytes:
+    fig, ax = _figure()
+    ax.bar(["adapter wins", "ties", "adapter loses"], [wins, ties, losses], color=list(OUTCOME_COLORS))
+    ax.set_ylabel("items")
+    ax.set_title("Pairwise outcomes (both orders)")
+    return _png(fig)
+
+
+def scores_png(base_scores: Sequence[Any], adapter_scores: Sequence[Any]) -> bytes | None:
+    """Histograms of the per-reply judge scores (1-10), base and adapter overlaid."""
+    series = [(pd.to_numeric(pd.Series(list(v), dtype=object), errors="coerce").dropna(), label, color)
+              for v, label, color in ((base_scores, "base", BASE_COLOR), (adapter_scores, "adapter", ADAPTER_COLOR))]
+    if all(s.empty for s, _, _ in series):
+        return None
+    fig, ax = _figure()
+    bins = [x + 0.5 for x in range(11)]
+    for s, label, color in series:
+        if len(s):
+            ax.hist(s.astype(float), bins=bins, alpha=0.6, label=label, color=color)
+    ax.set_xlabel("judge score (1-10)")
+    ax.set_ylabel("replies")
+    ax.set_title("Score distributions")
+    ax.legend()
+    return _png(fig)
+
+
+def lengths_png(texts: Mapping[str, Sequence[Any]], skip_if_empty: Iterable[str] = ("real reply",)) -> bytes | None:
+    """Histograms of reply lengths in characters, one per label (``{"base": [...], ...}``); a
+    label in ``skip_if_empty`` whose texts are all empty is left out (no reference replies).
+    Bins span the observed lengths only."""
+    colors = {"base": BASE_COLOR, "adapter": ADAPTER_COLOR}
+    lens = {}
+    for label, values in texts.items():
+        n = pd.Series(list(values), dtype=object).fillna("").astype(str).str.len()
+        if len(n) and (label not in set(skip_if_empty) or n.sum() > 0):
+            lens[label] = n
+    if not lens:
+        return None
+    lo = min(int(v.min()) for v in lens.values())
+    hi = max(int(v.max()) for v in lens.values())
+    bins = 20 if hi > lo else [lo - 0.5, lo + 0.5]
+    fig, ax = _figure()
+    for label, n in lens.items():
+        ax.hist(n, bins=bins, range=(lo, hi) if hi > lo else None, alpha=0.5, label=label,
+                color=colors.get(label, REFERENCE_COLOR))
+    ax.set_xlabel("characters")
+    ax.set_ylabel("replies")
+    ax.set_title("Reply lengths")
+    ax.legend()
+    return _png(fig)
+
+
+def report_plots(stats: Mapping[str, Any], items: pd.DataFrame) -> dict[str, bytes]:
+    """The evaluation report's plots by file name: ``outcomes.png`` always; ``scores.png`` and
+    ``lengths.png`` when there are items (and something to draw)."""
+    out = {"outcomes.png": outcomes_png(int(stats.get("wins", 0) or 0), int(stats.get("ties", 0) or 0),
+                                        int(stats.get("losses", 0) or 0))}
+    if items is not None and len(items):
+        scores = scores_png(items.get("base_score", []), items.get("adapter_score", []))
+        if scores:
+            out["scores.png"] = scores
+        texts = {label: items[col] for col, label in (("base_reply", "base"), ("adapter_reply", "adapter"),
+                                                       ("reference", "real reply")) if col in items}
+        lengths = lengths_png(texts)
+        if lengths:
+            out["lengths.png"] = lengths
+    return out

@@ -1,0 +1,311 @@
+"""What the asset pages show: metadata order, tables instead of JSON blobs, inline plots,
+rounded numbers, histograms inside the data's range, column descriptions with their rules,
+descriptions that survive markdown. Builders are called directly (no models, no training):
+the end-to-end materialization is test_pipeline.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pytest
+from pandera.typing import Series
+
+from replyassets.defs.common import (
+    column_schema,
+    histogram_bins,
+    histogram_md,
+    mapping_table,
+    records_table,
+    round_sig,
+    rounded,
+    table_md,
+    tidy_metadata,
+)
+
+DATA_URI = "data:image/png;base64,"
+MAX_SIG = 6
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _floats(value):
+    """Every float inside a metadata value (plain, float, JSON, table, nested)."""
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dg.FloatMetadataValue):
+        if value.value is not None:
+            yield value.value
+    elif isinstance(value, dg.JsonMetadataValue):
+        yield from _floats(value.data)
+    elif isinstance(value, dg.TableMetadataValue):
+        for r in value.records:
+            yield from _floats(dict(r.data))
+    elif isinstance(value, dg.MetadataValue):
+        return  # text, path, md, int, bool, null: no float inside
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _floats(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _floats(v)
+
+
+def assert_rounded(metadata: dict) -> None:
+    too_long = {
+        k: f for k, v in metadata.items() for f in _floats(v)
+        if math.isfinite(f) and float(f"{f:.{MAX_SIG}g}") != f
+    }
+    assert not too_long, too_long
+
+
+def _md_text(v) -> str:
+    return v.value if isinstance(v, dg.MarkdownMetadataValue) else ""
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def test_rounding_helpers():
+    assert round_sig(0.6311475409836066) == 0.631
+    assert round_sig(1871.9646515521367) == 1870.0 and round_sig(1871.9646515521367, 4) == 1872.0
+    assert round_sig(0.0) == 0.0 and math.isnan(round_sig(float("nan")))
+    out = rounded({"win_rate": 0.6311475409836066, "wilcoxon_p": 0.049961234, "n": 61, "ok": True,
+                   "ci": [0.057377049, 0.213114754], "x": np.float64(2.718281828)})
+    assert out == {"win_rate": 0.631, "wilcoxon_p": 0.04996, "n": 61, "ok": True, "ci": [0.0574, 0.213], "x": 2.72}
+    md = tidy_metadata({
+        "a": 0.6311475409836066,
+        "b": dg.MetadataValue.float(7.527329921722412),
+        "c": dg.MetadataValue.json({"loss": [7.612463474273682]}),
+        "d": records_table([{"k": "x", "v": 0.123456789}]),
+        "e": "text", "f": 3, "g": True,
+    })
+    assert list(md) == list("abcdefg")
+    assert md["a"] == 0.631 and md["b"].value == 7.53 and md["c"].data == {"loss": [7.61]}
+    assert md["d"].records[0].data["v"] == 0.123 and md["g"] is True
+    assert_rounded(md)
+
+
+def test_tables_are_typed_and_escape_markup():
+    t = records_table([{"name": "a", "n": 1, "x": 0.5, "ok": True}, {"name": "b", "n": 2, "x": None, "ok": None}])
+    assert [(c.name, c.type) for c in t.schema.columns] == [("name", "string"), ("n", "int"), ("x", "float"), ("ok", "bool")]
+    splits = mapping_table({"train": 480, "eval": 61, "test": 61}, key="split", value="pairs")
+    assert [c.type for c in splits.schema.columns] == ["string", "int"]
+    assert splits.records[0].data == {"split": "train", "pairs": 480}
+    md = table_md([{"reply": "<script>x</script> | <run>", "score": 0.6311475409836066}]).value
+    assert "<script>" not in md and "&lt;run&gt;" in md and "\\|" in md and "0.631" in md
+
+
+# --------------------------------------------------------------------------- histograms
+
+
+@pytest.mark.parametrize("values", [
+    [0, 0, 1, 2, 3, 50, 120],  # non-negative, skewed: pd.cut used to start below 0
+    [0.0, 0.01, 0.02, 0.9, 0.97],  # a score in [0, 1]
+    [3, 4, 4, 5],  # small integer range: one bin per value
+    [7, 7, 7],  # one value
+])
+def test_histogram_bins_lie_within_the_data(values):
+    v = np.asarray(values, dtype=float)
+    counts, edges = histogram_bins(v, bins=10)
+    assert edges[0] >= v.min() and edges[0] == v.min()
+    assert edges[-1] <= v.max() and edges[-1] == v.max()
+    assert counts.sum() == len(v)
+    text = histogram_md(pd.Series(values), title="reply length <chars>").value
+    first_row = text.split("```\n", 1)[1].splitlines()[0]
+    assert "-" not in first_row.split()[0], first_row  # no negative first bin
+    assert "<chars>" not in text and "&lt;chars&gt;" in text
+
+
+def test_histogram_of_nothing():
+    assert "no values" in histogram_md(pd.Series([], dtype=float), title="toxicity").value
+
+
+# --------------------------------------------------------------------------- column schemas
+
+
+class _Model(pa.DataFrameModel):
+    score: Series[float] = pa.Field(in_range={"min_value": 0, "max_value": 1}, description="A score")
+    likes: Series[int] = pa.Field(ge=0, description="Likes")
+    share: Series[float] = pa.Field(ge=0, le=1, description="A share")
+    split: Series[str] = pa.Field(isin=["train", "eval", "test"], description="Split")
+    name: Series[str] = pa.Field(str_length={"min_value": 1}, description="Name")
+
+    @pa.dataframe_check(description="names are unique per split")
+    def unique_names(cls, df: pd.DataFrame) -> bool:
+        return True
+
+
+def test_column_descriptions_carry_the_rules_with_their_values():
+    cols = {c.name: c.description for c in column_schema(_Model).columns}
+    assert cols["score"].startswith("A score") and "between 0 and 1" in cols["score"]
+    assert "in_range" not in cols["score"]
+    assert ">= 0" in cols["likes"] and "greater_than" not in cols["likes"]
+    assert "between 0 and 1" in cols["share"]
+    assert "one of: train, eval, test" in cols["split"]
+    assert "non-empty" in cols["name"]
+    assert column_schema(_Model).constraints.other == ["names are unique per split"]
+
+
+def test_every_stored_table_column_has_a_real_description():
+    from replyassets import schemas
+
+    for model in (schemas.RawPairs, schemas.Rejections, schemas.ValidatedPairs, schemas.DedupedPairs,
+                  schemas.CuratedSet, schemas.ReviewDecisions):
+        for col in column_schema(model).columns:
+            assert col.description and not col.description.startswith("("), (model.__name__, col.name)
+    cols = {c.name: c.description for c in column_schema(schemas.ValidatedPairs).columns}
+    assert "between 0 and 1" in cols["toxicity"] and ">= 0" in cols["meaningful_words"]
+
+
+def test_descriptions_survive_markdown():
+    """No ``<word>`` placeholder that markdown would swallow as an HTML tag."""
+    from replyassets.definitions import defs
+
+    tag = re.compile(r"<[A-Za-z][^>]*>")
+    for a in defs.assets or []:
+        specs = getattr(a, "specs", None) or []
+        for spec in specs:
+            d = spec.description or ""
+            for m in tag.finditer(d):
+                # allowed only inside a code span
+                assert d[: m.start()].count("`") % 2 == 1, (spec.key, d)
+        for check in getattr(a, "check_specs", None) or []:
+            assert not tag.search(check.description or ""), check.name
+
+
+# --------------------------------------------------------------------------- eval_report
+
+
+@pytest.fixture(scope="module")
+def eval_inputs(tmp_path_factory):
+    from replyassets.core.report import write_report
+    from replyassets.core.stats import sanity_stats, summarize
+    from replyassets.settings import EvaluationSettings
+    from replyassets_tests.evaluate.test_report_human import judged_items
+
+    df = judged_items(8)
+    stats = summarize(df, EvaluationSettings(bootstrap_resamples=100))
+    sanity = sanity_stats(df["base_reply"].tolist(), df["adapter_reply"].tolist(), df["reference"].tolist())
+    sanity["perplexity_test"] = {"base": 2017.2216794240578, "adapter": 1871.9646515521367, "warn_above": 1950.0}
+    sanity["forgetting"] = {"base_ppl": 2013.4294673689158, "adapter_ppl": 1972.2122398380918,
+                            "ratio": 0.9795288445913701, "threshold": 1.5, "warn": False}
+    meta = {"run_id": "run-1", "judge_name": "offline-reference-judge", "judge_model": "offline-lexical",
+            "judge_offline": True, "decoding": {"do_sample": True, "max_new_tokens": 48, "temperature": 0.7, "top_p": 0.9},
+            "verdict": stats["verdict"]}
+    paths = write_report(tmp_path_factory.mktemp("report"), stats, df, sanity, meta)
+    return stats, sanity, meta, paths, df.to_dict("records")
+
+
+def test_eval_report_metadata_verdict_first_tables_and_plots(eval_inputs):
+    from replyassets.defs.evaluate import eval_metadata
+
+    stats, sanity, meta, paths, items = eval_inputs
+    agreement = {"n": 8, "n_items": 8, "n_raters": 1, "percent_agreement": 0.625, "cohens_kappa": 0.4285714285714286}
+    md = eval_metadata(stats=stats, decision=stats["verdict"], sanity=sanity, meta=meta, paths=paths,
+                       sheet={"sheet": "s.csv", "key": "k.csv"}, agreement=agreement, items=items,
+                       perplexity_warn=1950.0)
+    keys = list(md)
+    assert keys[0] == "verdict" and keys[1] == "criteria"
+    v = stats["verdict"]
+    assert md["verdict"].startswith(v["label"].upper() + " — ")
+    assert f"{v['criteria_passed']} of {v['criteria_total']}" in md["verdict"] or "all " in md["verdict"]
+    crit = md["criteria"]
+    assert isinstance(crit, dg.TableMetadataValue)
+    assert [c.name for c in crit.schema.columns][:4] == ["criterion", "value", "threshold", "pass"]
+    assert [r.data["criterion"] for r in crit.records] == list(v["criteria"])
+    assert [r.data["pass"] for r in crit.records] == [c["passed"] for c in v["criteria"].values()]
+    # headline numbers before the plots, the plots before the tables
+    assert keys.index("win_rate") < keys.index("outcomes_plot") < keys.index("sanity")
+    for key in ("outcomes_plot", "score_distribution", "length_distribution"):
+        assert _md_text(md[key]).startswith("![") and DATA_URI in _md_text(md[key]), key
+    for key in ("perplexity_test", "forgetting", "sanity", "decoding"):
+        assert isinstance(md[key], dg.TableMetadataValue), key
+    ppl = {r.data["test-reply perplexity"]: r.data["value"] for r in md["perplexity_test"].records}
+    assert ppl["base"] == "2017" and ppl["adapter"] == "1872" and ppl["warn above (adapter)"] == "1950"
+    assert md["judge_human_agreement"].data["cohens_kappa"] == 0.429
+    assert not any(isinstance(x, dg.JsonMetadataValue) for k, x in md.items() if k != "judge_human_agreement")
+    assert md["success"].value is bool(v["success"])
+    assert_rounded(md)
+    # markup from the tweets never reaches the page as HTML; the report's relative image links are gone
+    for key, x in md.items():
+        assert "<script" not in _md_text(x), key
+    assert "](outcomes.png)" not in _md_text(md["report"]) and "plot: pairwise outcomes" in _md_text(md["report"])
+
+
+def test_eval_report_metadata_without_ratings(eval_inputs):
+    from replyassets.defs.evaluate import NO_RATINGS, eval_metadata
+
+    stats, sanity, meta, paths, _ = eval_inputs
+    md = eval_metadata(stats=stats, decision=stats["verdict"], sanity=sanity, meta=meta, paths=paths)
+    assert md["judge_human_agreement"] == NO_RATINGS and next(iter(md)) == "verdict"
+
+
+# --------------------------------------------------------------------------- lora_adapter
+
+
+def _reported(**over):
+    curve = [
+        {"step": 1, "train_loss": 7.612463474273682, "eval_loss": None, "gap": None},
+        {"step": 10, "train_loss": 7.609890407986111, "eval_loss": None, "gap": None},
+        {"step": 20, "train_loss": 7.5992485046386715, "eval_loss": 7.594725131988525, "gap": -0.004523372650146129},
+    ]
+    md = {
+        "adapter_path": dg.MetadataValue.path("/adapters/x/adapter"),
+        "adapter_sha256": "a" * 64,
+        "final_train_loss": dg.MetadataValue.float(7.531108093261719),
+        "final_eval_loss": dg.MetadataValue.float(7.527329921722412),
+        "eval_perplexity": dg.MetadataValue.float(1858.1375014514038),
+        "train_tokens_per_s": dg.MetadataValue.float(12345.678901),
+        "loss_curve": dg.MetadataValue.json(curve),
+        "training_config": dg.MetadataValue.json({"learning_rate": 0.0002, "warmup_ratio": 0.03333333333}),
+        "sample_generations": dg.MetadataValue.json(
+            [{"step": 20, "eval_loss": 7.594725131988525, "samples": [{"tweet_id": "t1", "reply": "<think>\n\n</think> hi | there"}]}]
+        ),
+        "sample_generations_table": dg.MetadataValue.md("| step | tweet | reply |\n|---:|---|---|\n| 20 | t1 | <think> hi |"),
+        "launcher": "local",
+    }
+    md.update(over)
+    return md, curve
+
+
+def test_lora_adapter_metadata_loss_curve_first_as_an_inline_png():
+    from replyassets.defs.train import adapter_metadata
+
+    reported, _ = _reported()
+    md = adapter_metadata(reported)
+    assert next(iter(md)) == "loss_curve"
+    text = _md_text(md["loss_curve"])
+    assert text.startswith("![loss curve") and DATA_URI in text
+    assert list(md)[1:3] == ["final_eval_loss", "final_train_loss"]
+    table = md["loss_curve_table"]
+    assert isinstance(table, dg.TableMetadataValue) and [r.data["step"] for r in table.records] == [1, 10, 20]
+    assert md["final_eval_loss"].value == 7.527 and md["eval_perplexity"].value == 1858.0
+    assert md["adapter_sha256"] == "a" * 64 and md["adapter_path"].value == "/adapters/x/adapter"
+    samples = md["sample_generations_table"]  # a table: generated "<think>" is not swallowed as HTML
+    assert isinstance(samples, dg.TableMetadataValue)
+    assert samples.records[0].data == {"step": 20, "tweet_id": "t1", "reply": "<think>\n\n</think> hi | there"}
+    assert md["sample_generations"].data[0]["eval_loss"] == 7.595
+    assert_rounded(md)
+
+
+def test_lora_adapter_loss_curve_from_result_json_when_not_reported(tmp_path):
+    from replyassets.defs.train import adapter_metadata
+
+    reported, curve = _reported()
+    del reported["loss_curve"]
+    result = tmp_path / "result.json"
+    result.write_text(json.dumps({"loss_curve": curve}))
+    md = adapter_metadata({**reported, "result_json": dg.MetadataValue.path(str(result))})
+    assert DATA_URI in _md_text(md["loss_curve"])
+    assert "nothing to plot" in _md_text(adapter_metadata(_reported(loss_curve=dg.MetadataValue.json([]))[0])["loss_curve"])
+    assert Path(result).exists()
