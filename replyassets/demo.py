@@ -110,8 +110,14 @@ def stale_plan(instance, asset_graph, partitions: Sequence[str]) -> list[tuple[l
     outputs that materialize together (``raw_tweets`` + ``raw_tweet_rejections``) is one entry.
     """
     import dagster as dg
-    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
-    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.asset_graph_view.asset_graph_view import (
+        AssetGraphView,
+        TemporalContext,
+    )
+    from dagster._core.definitions.data_version import (
+        CachingStaleStatusResolver,
+        StaleStatus,
+    )
     from dagster._time import get_current_datetime
 
     view = AssetGraphView(
@@ -149,7 +155,10 @@ def asset_statuses(instance) -> dict[str, str]:
     ``{"validated_pairs[ai-agents]": "FRESH", "deduped_pairs": "STALE"}``, after registering
     partitions and observing the sources (what ``python -m replyassets.demo --status`` prints).
     """
-    from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+    from dagster._core.asset_graph_view.asset_graph_view import (
+        AssetGraphView,
+        TemporalContext,
+    )
     from dagster._core.definitions.data_version import CachingStaleStatusResolver
     from dagster._time import get_current_datetime
 

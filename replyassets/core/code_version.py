@@ -28,7 +28,7 @@ import hashlib
 import importlib.util
 import json
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 _EXCLUDED = ("replyassets.settings",)
@@ -45,7 +45,7 @@ def _module_file(name: str) -> str | None:
     return spec.origin
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parsed(name: str) -> tuple[str, tuple[str, ...]]:
     """(normalized syntax-tree dump, modules of the same top-level package imported) of one module."""
     package = name.split(".")[0]

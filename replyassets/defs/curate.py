@@ -5,13 +5,28 @@ import dagster as dg
 import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from replyassets.core.curate import candidates_from_deduped, content_hash, curate, dataset_card, export_training_files
+from replyassets.core.curate import (
+    candidates_from_deduped,
+    content_hash,
+    curate,
+    dataset_card,
+    export_training_files,
+)
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
 from replyassets.core.quality_checks import CURATED_CHECKS, run_curated_checks
 from replyassets.core.review import ReviewStore, progress_of
-from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, derived_code_version, json_md, mapping_table, settings, table_md
+from replyassets.defs.common import (
+    DUCKDB_POOL,
+    OWNERS,
+    column_schema,
+    derived_code_version,
+    mapping_table,
+    settings,
+    table_md,
+    tidy_metadata,
+)
 from replyassets.defs.resources import EmbedderResource
-from replyassets.schemas import CuratedSet, ReviewDecisions
+from replyassets.schemas import CuratedSet
 from replyassets.scorers.embeddings import CachedEmbedder
 
 # curated_set reads the curation settings, the collection windows its quality score is scaled
@@ -98,7 +113,7 @@ def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, 
             passed=bool(outcome.passed),
             severity=dg.AssetCheckSeverity.ERROR,
             description=outcome.description,
-            metadata={k: _md(v) for k, v in outcome.metadata.items()},
+            metadata=tidy_metadata(outcome.metadata),
         )
 
 
@@ -107,14 +122,6 @@ def _read(path) -> str:
         return open(path, encoding="utf-8").read()[:20000] if path else ""
     except OSError:
         return ""
-
-
-def _md(v):
-    if isinstance(v, bool):
-        return dg.MetadataValue.bool(v)
-    if isinstance(v, (int, float, str)):
-        return v
-    return json_md(v)
 
 
 # ----------------------------------------------------------------------------- the guard

@@ -20,7 +20,13 @@ import json
 
 import dagster as dg
 
-from replyassets.defs.common import OWNERS, QUERY_PARTITIONS, column_schema, frame_hash, settings
+from replyassets.defs.common import (
+    OWNERS,
+    QUERY_PARTITIONS,
+    column_schema,
+    frame_hash,
+    settings,
+)
 from replyassets.schemas import ReviewDecisions
 from replyassets.settings import QuerySpec, load_queries
 
