@@ -23,6 +23,10 @@ The tweet record (:data:`RECORD_FIELDS`)::
     conversation_id, in_reply_to_id, is_retweet, is_quote, is_reply, has_media, has_urls,
     lang, format
 
+``has_urls``: URL entities or links in the item, or a URL in the text by
+:func:`replyassets.core.urls.has_url` (the one detector validation and the curated checks
+also use, so a reply the collection keeps never fails a later URL check on the same text).
+
 Dates accepted: Twitter's ``Thu Oct 02 07:11:55 +0000 2025``, RFC 2822
 (``Thu, 02 Oct 2025 07:11:55 +0000``), ISO 8601 with ``Z`` or an offset (with or without
 fractions; a naive ISO string is taken as UTC), twscrape's ``2024-03-16 10:51:31+00:00``,
@@ -39,6 +43,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from replyassets.core.urls import has_url
 
 RECORD_FIELDS: tuple[str, ...] = (
     "id", "text", "author", "author_followers", "likes", "retweets", "created_at",
@@ -58,7 +64,6 @@ _NUMBER_RE = re.compile(r"^\s*\d{1,13}(?:\.\d+)?\s*$")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 # Whitespace, controls and invisible format characters (zero-width, bidi marks, BOM) only.
 _INVISIBLE_ONLY_RE = re.compile(r"^[\s\x00-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]*$")
-_URL_RE = re.compile(r"https?://|www\.[a-z0-9-]+\.[a-z]", re.IGNORECASE)
 _LANG_RE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})?$")
 _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
@@ -259,10 +264,6 @@ def _has_url_entities(item: dict, present: tuple[str, ...] = _URL_KEYS) -> bool:
     return False
 
 
-def _has_url_text(text: str) -> bool:
-    return ("://" in text or "ww." in text.lower()) and _URL_RE.search(text) is not None
-
-
 def _clean_text(value: Any) -> tuple[str | None, str | None]:
     """(text, None) or (None, reason)."""
     if value is None:
@@ -417,10 +418,10 @@ def _normalize(item: Any) -> tuple[dict[str, Any] | None, list[str]]:
 
     if _is_record(item):
         has_media = bool(_flag(item.get("has_media")))
-        has_urls = bool(_flag(item.get("has_urls"))) or _has_url_text(text)
+        has_urls = bool(_flag(item.get("has_urls"))) or has_url(text)
     else:
         has_media = _has_media(item, P[P_MEDIA])
-        has_urls = _has_url_entities(item, P[P_URLS]) or _has_url_text(text)
+        has_urls = _has_url_entities(item, P[P_URLS]) or has_url(text)
 
     return {
         "id": tid,

@@ -19,6 +19,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from replyassets.core import clean as C
+from replyassets.core import urls as U
 from replyassets.core import validate as V
 from replyassets.settings import ValidationSettings
 from replyassets_tests.validate.conftest import GOOD_REPLY, make_pairs
@@ -62,7 +63,7 @@ def _reference_rules(raw: str, text: str, settings: ValidationSettings) -> dict:
     total = len(V._WORD_RE.findall(text))
     rest = len(V._WORD_RE.findall(gre.sub(" ", text))) if gre.search(text) else total
     email = C.has_email(raw)
-    url = C.has_url(raw) and not (email and not C.has_url(C.EMAIL_RE.sub(" ", raw)))
+    url = U.has_url(raw) or U.has_url(text)  # the raw reply and the cleaned one (core/urls.py)
     return {
         "email": email, "url": url, "phone": C.has_phone(raw),
         "spam": bool(V.spam_regex(settings.extra_spam_keywords).search(text) or V.HYPE_RE.search(text)),
