@@ -26,7 +26,7 @@ import pandas as pd
 from replyassets.core.checkpoint import SEARCH_KEY, CheckpointStore
 from replyassets.core.columns import PAIR_COLUMNS, REJECTION_COLUMNS, join_reasons
 from replyassets.core.filters import apply_author_cap, reply_reasons, tweet_reasons
-from replyassets.core.normalize import normalize_item
+from replyassets.core.normalize import DamagedInput, normalize_item
 from replyassets.settings import CollectionSettings, QuerySpec
 from replyassets.sources.base import SourceError, TweetSource
 
@@ -48,6 +48,8 @@ def _utcnow() -> datetime:
 
 
 def _detail(item: Any) -> str:
+    if isinstance(item, DamagedInput):
+        item = item.as_dict()
     try:
         s = json.dumps(item, ensure_ascii=True, default=str, separators=(",", ":"))
     except (ValueError, TypeError, RecursionError, OverflowError):
@@ -129,7 +131,8 @@ def collect_partition(
     for item in raw_tweets:
         rec, reasons = normalize_item(item, source=src)
         if rec is None:
-            reject("normalize", "tweet", _guess_id(item), None, reasons, item)
+            kind = "item" if isinstance(item, DamagedInput) else "tweet"
+            reject("normalize", kind, _guess_id(item), None, reasons, item)
             continue
         reasons = tweet_reasons(rec, settings)
         if rec["id"] in seen_tweets:

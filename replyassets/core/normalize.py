@@ -15,7 +15,9 @@ Supported shapes (see NOTES.md, "Scraper export shapes"):
 
 :func:`normalize_item` never raises: whatever the input, it returns ``(record, [])`` or
 ``(None, reasons)`` with rule codes such as ``missing_id``, ``bad_created_at``,
-``bad_like_count``, ``missing_text``, ``not_an_object``.
+``bad_like_count``, ``missing_text``, ``not_an_object``. Input the source could not read
+arrives as a :class:`DamagedInput` object (never as a dict key an item could also carry)
+and is rejected with its own code (``truncated_json``, ``bad_json_line``).
 
 The tweet record (:data:`RECORD_FIELDS`)::
 
@@ -40,6 +42,7 @@ import html
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -318,6 +321,39 @@ def _detect_format(item: dict) -> str:
     return "apidojo"
 
 
+_CODE_RE = re.compile(r"^[a-z0-9_]{1,64}$")
+
+
+@dataclass(frozen=True)
+class DamagedInput:
+    """What a source puts in the item stream where it could not read input: a JSONL line
+    that is not JSON, the cut end of a truncated JSON array (sources/replay.py).
+
+    Only code builds one; it never comes out of parsing an item. :func:`normalize_item`
+    recognizes it by its type and rejects it with ``code``, so no key or value of an input
+    item can pose as such a marker: an export item ``{"_replay_error": "A"}`` is an ordinary
+    (and here unusable: ``missing_id``...) item.
+    """
+
+    code: str                  # a rule code (core/columns.py): truncated_json, bad_json_line
+    file: str                  # the file as the source names it
+    line: int | None = None    # 1-based line (JSONL), when there is one
+    text: str = ""             # a snippet of what could not be read
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, str) or not _CODE_RE.match(self.code):
+            raise ValueError(f"DamagedInput code {self.code!r} is not a rule code")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The marker as JSON (rejection detail, checkpoints); :meth:`from_dict` reverses it."""
+        return {"damaged_input": self.code, "file": self.file, "line": self.line, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DamagedInput:
+        return cls(code=d["damaged_input"], file=str(d.get("file", "")), line=d.get("line"),
+                   text=str(d.get("text", "")))
+
+
 def normalize_item(item: Any, *, source: str = "") -> tuple[dict[str, Any] | None, list[str]]:
     """Normalize one raw item into a tweet record. Never raises.
 
@@ -333,11 +369,10 @@ def normalize_item(item: Any, *, source: str = "") -> tuple[dict[str, Any] | Non
 
 
 def _normalize(item: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    if isinstance(item, DamagedInput):  # by type: no key or value of an item can pose as one
+        return None, [item.code]
     if not isinstance(item, dict):
         return None, ["not_an_object"]
-    err = item.get("_replay_error")
-    if err is not None:
-        return None, [str(err) if isinstance(err, str) and _ID_RE.match(err) else "unreadable_item"]
 
     reasons: list[str] = []
     P = _plan(item)

@@ -17,10 +17,13 @@ Damaged files, decided as follows:
 * a file that is missing, unreadable, not UTF-8 (JSON documents) or whose JSON is broken
   before any item could be read: ``SourceError`` naming the file;
 * a JSON array cut short (a truncated download): the complete items before the cut are
-  used and one marker item ``{"_replay_error": "truncated_json", ...}`` is added, which the
-  normalizer turns into a rejection with reason ``truncated_json``;
-* a JSONL line that is not valid JSON (or not UTF-8): a marker item with reason
+  used and one marker, a :class:`~replyassets.core.normalize.DamagedInput` object with code
+  ``truncated_json``, is added, which the normalizer turns into a rejection with that reason;
+* a JSONL line that is not valid JSON (or not UTF-8): a ``DamagedInput`` with code
   ``bad_json_line`` and the file and line number; the other lines are used.
+
+Markers are objects, never dicts: an export item that carries keys such as
+``_replay_error`` is an ordinary item and is judged by what it holds.
 
 Replay is free: ``estimated_cost_usd()`` is 0 and the spend caps of CollectionSettings
 (``max_replies_per_tweet``...) are not applied.
@@ -32,7 +35,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from replyassets.core.normalize import normalize_item, unwrap_items
+from replyassets.core.normalize import DamagedInput, normalize_item, unwrap_items
 from replyassets.settings import CollectionSettings, QuerySpec
 from replyassets.sources.base import SourceError
 
@@ -40,12 +43,8 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 _SNIPPET = 200
 
 
-def _marker(code: str, file: str, line: int | None, snippet: str) -> dict[str, Any]:
-    m: dict[str, Any] = {"_replay_error": code, "_file": file}
-    if line is not None:
-        m["_line"] = line
-    m["_text"] = snippet[:_SNIPPET]
-    return m
+def _marker(code: str, file: str, line: int | None, snippet: str) -> DamagedInput:
+    return DamagedInput(code=code, file=file, line=line, text=snippet[:_SNIPPET])
 
 
 def read_items(path: Path, display: str | None = None) -> list[Any]:

@@ -97,8 +97,9 @@ def test_bad_jsonl_lines_become_rejections(tmp_path):
     assert len(res.pairs) == 2
     bad = res.rejections[res.rejections["reasons"] == "bad_json_line"]
     assert len(bad) == 3
-    assert all('"_file":"f.jsonl"' in d for d in bad["detail"])
-    assert sorted(json.loads(d)["_line"] for d in bad["detail"]) == [2, 4, 6]
+    assert all('"file":"f.jsonl"' in d for d in bad["detail"])
+    assert sorted(json.loads(d)["line"] for d in bad["detail"]) == [2, 4, 6]
+    assert set(bad["item_kind"]) == {"item"}
 
 
 def test_truncated_json_array_keeps_readable_items(tmp_path):
