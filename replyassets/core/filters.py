@@ -14,6 +14,11 @@ Reply codes: ``not_a_reply``, ``not_direct_reply``, ``is_retweet``, ``likes_belo
 ``too_short``, ``too_long``, ``not_english``; after those, ``author_cap`` (see
 :func:`apply_author_cap`).
 
+Pairing codes (``core/collect.py``, stage ``pairing``): a reply no kept tweet claimed is
+``orphan_reply`` (its tweet is not in the export), ``reply_to_reply`` (it answers a reply)
+or ``parent_filtered`` (its tweet was rejected); ``not_direct_reply`` above is a reply to a
+reply inside a kept tweet's conversation.
+
 Language, deliberately:
 
 * tweet: ``lang`` equal to ``settings.tweet_lang`` (or a regional variant such as

@@ -10,7 +10,10 @@ Any shape ``replyassets.core.normalize`` reads may appear, mixed freely; normali
 rows are split into their tweet and reply. ``search_tweets`` returns the items that are not
 replies (plus items too broken to tell, so that the collection records their rejection);
 ``fetch_replies`` returns the replies whose conversation id or in-reply-to id is the
-tweet's id, in file order.
+tweet's id, in file order; ``unclaimed_replies`` returns the replies no kept tweet claimed
+(their parent is not in the files, is a reply, or was filtered out), which the collection
+rejects as ``orphan_reply`` / ``reply_to_reply`` / ``parent_filtered``: every item of the
+files ends up a pair or a rejected row.
 
 Damaged files, decided as follows:
 
@@ -32,6 +35,7 @@ Replay is free: ``estimated_cost_usd()`` is 0 and the spend caps of CollectionSe
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +194,17 @@ class ReplaySource:
         for key in {tweet.get("id"), tweet.get("conversation_id")} - {None}:
             positions.update(by_parent.get(key, ()))
         return [replies[i] for i in sorted(positions)]
+
+    def unclaimed_replies(self, query: QuerySpec, covered: Collection[str]) -> list[Any]:
+        """The replies of ``query``'s files that ``fetch_replies`` hands out for none of the
+        ``covered`` tweet keys (the ids and conversation ids of the kept tweets), in file
+        order: orphans, replies to replies, replies to tweets the filters rejected.
+        ``collect_partition`` turns each into a rejection, so nothing in the files vanishes."""
+        _, by_parent, replies = self._query_index(query)
+        claimed: set[int] = set()
+        for key in covered:
+            claimed.update(by_parent.get(key, ()))
+        return [item for i, item in enumerate(replies) if i not in claimed]
 
     def estimated_cost_usd(self) -> float:
         return 0.0

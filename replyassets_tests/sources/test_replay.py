@@ -156,5 +156,9 @@ def test_hostile_items_only_produce_rejections(tmp_path):
     (tmp_path / "h.json").write_text(json.dumps(hostile))
     res = collect_partition(q("h.json"), ReplaySource(tmp_path), S)
     assert len(res.pairs) == 0
-    assert len(res.rejections) == 10  # every item except the orphan reply (its tweet is rejected)
+    # every item, the reply too: its tweet (3) was rejected, so it is parent_filtered (it used
+    # to vanish, and this count was 10)
+    assert len(res.rejections) == 11 and res.funnel["items_in"] == 11
     assert res.rejections["reasons"].str.len().min() > 0
+    last = res.rejections.iloc[-1]
+    assert (last["item_id"], last["stage"], last["reasons"], last["tweet_id"]) == ("4", "pairing", "parent_filtered", "3")
