@@ -24,6 +24,7 @@ from replyassets.core.dedup import (
     seed_greedy_dedup,
     walk_order,
 )
+from replyassets_tests.hypothesis_profiles import examples
 
 
 def literal_seed_loop(emb: np.ndarray, order, threshold: float) -> list[int]:
@@ -62,7 +63,7 @@ def frame(n: int, rng: np.random.Generator, tie_heavy: bool) -> pd.DataFrame:
     })
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(1, 70),
@@ -118,7 +119,7 @@ def test_fast_dedup_keeps_exactly_the_seed_loops_rows(seed, n, d, frac, sig, exa
         assert out["similarity"].iloc[i] >= best - 1e-4
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), d=st.integers(2, 40), k=st.integers(1, 39),
        skew=st.floats(0.0, 8.0), near=st.floats(0.0, 1.0))
 def test_bound_rows_never_undercut_the_true_similarity(seed, d, k, skew, near):
