@@ -342,10 +342,3 @@ def forgetting_check(base_ppl: float | None, adapter_ppl: float | None, settings
     ratio = _f(a / b) if a is not None and b else None
     return {"base_ppl": b, "adapter_ppl": a, "ratio": ratio, "threshold": s.forgetting_warn_ratio,
             "warn": bool(ratio is not None and ratio > s.forgetting_warn_ratio)}
-
-
-def summarize(items: pd.DataFrame, settings: EvaluationSettings | None = None) -> dict[str, Any]:
-    """``compute_stats`` plus its ``verdict`` under the key ``"verdict"`` (what write_report expects)."""
-    stats = compute_stats(items, settings)
-    stats["verdict"] = verdict(stats, settings)
-    return stats

@@ -194,10 +194,6 @@ def spam_regex(extra: Iterable[str] = ()) -> re.Pattern:
     return _compiled((*SPAM_KEYWORDS, *extra))[0]
 
 
-def has_spam(text: str, extra: Iterable[str] = ()) -> bool:
-    return bool(spam_regex(tuple(extra)).search(text) or ("0x" in text.lower() and HYPE_RE.search(text)))
-
-
 def generic_regex(extra: Iterable[str] = ()) -> re.Pattern:
     return _compiled((*GENERIC_PHRASES, *extra))[0]
 
@@ -348,10 +344,6 @@ def _word_counts(texts: list[str]) -> np.ndarray:
     joiner = (cp[1:-1] == 0x27) | (cp[1:-1] == 0x2019) | (cp[1:-1] == 0x2D)
     joins = np.flatnonzero(joiner & w[:-2] & w[2:]) + 1
     return (runs - np.bincount(np.searchsorted(seps, joins), minlength=n)).astype(np.int64)
-
-
-def _as_str_series(s: pd.Series) -> pd.Series:
-    return s.astype(object).where(s.notna(), None)
 
 
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")

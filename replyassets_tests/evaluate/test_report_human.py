@@ -14,7 +14,7 @@ from replyassets.core.human_eval import (
 )
 from replyassets.core.judging import judge_pairs
 from replyassets.core.report import ui_metadata, write_report
-from replyassets.core.stats import sanity_stats, summarize
+from replyassets.core.stats import compute_stats, sanity_stats, verdict
 from replyassets.judges.offline import OfflineJudge
 from replyassets.settings import EvaluationSettings
 
@@ -33,10 +33,16 @@ def judged_items(n=8):
     return judge_pairs(OfflineJudge(), items, cache=None, concurrency=2)
 
 
+def report_stats(df: pd.DataFrame, s: EvaluationSettings) -> dict:
+    """What write_report takes: compute_stats plus its verdict under "verdict"."""
+    stats = compute_stats(df, s)
+    return {**stats, "verdict": verdict(stats, s)}
+
+
 def test_report_files(tmp_path):
     df = judged_items()
     s = EvaluationSettings(bootstrap_resamples=300)
-    stats = summarize(df, s)
+    stats = report_stats(df, s)
     sanity = sanity_stats(df["base_reply"].tolist(), df["adapter_reply"].tolist(), df["reference"].tolist())
     sanity["perplexity_test"] = {"base": 12.5, "adapter": 9.1}
     meta = {"run_id": "run-1", "base_model": "tiny", "judge_name": "offline-reference-judge",
@@ -59,7 +65,7 @@ def test_report_files(tmp_path):
     md_meta = ui_metadata(stats, meta)
     assert md_meta["verdict"] == stats["verdict"]["label"] and "offline" in md_meta["judge"]
     # degenerate input still writes a report
-    empty = summarize(df.iloc[0:0], s)
+    empty = report_stats(df.iloc[0:0], s)
     p2 = write_report(tmp_path / "empty", empty, df.iloc[0:0], sanity_stats([], []), {"judge_offline": False})
     assert "insufficient data" in Path(p2["markdown"]).read_text()
 
