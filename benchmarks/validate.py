@@ -79,7 +79,7 @@ def synth_pairs(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def naive_validate(pairs: pd.DataFrame, s: ValidationSettings, lang, tox) -> list[bool]:
-    """The seed's shape: one row at a time, one regex per keyword/phrase."""
+    """The prototype's shape (docs/design.md, "Baselines"): one row at a time, one regex per keyword/phrase."""
     spam_res = [re.compile(V._phrase_pattern([k]), re.IGNORECASE) for k in V.SPAM_KEYWORDS]
     spam_res.append(re.compile(V._HYPE_MULTIPLIER, re.IGNORECASE))
     generic_res = [re.compile(V._phrase_pattern([g]), re.IGNORECASE) for g in sorted(V.GENERIC_PHRASES, key=len, reverse=True)]

@@ -1,4 +1,4 @@
-"""Collection filters (DESIGN.md "Defaults from the seed": Collection and Replies).
+"""Collection filters (thresholds: settings.CollectionSettings, listed in docs/design.md, "Defaults").
 
 Every check returns *all* the rule codes an item breaks, never just the first, so a
 rejected row stays queryable with every reason. Inputs are tweet records from

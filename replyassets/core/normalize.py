@@ -1,6 +1,6 @@
 """One normalizer for every tweet export shape the project reads.
 
-Supported shapes (see NOTES.md, "Scraper export shapes"):
+Supported shapes (see docs/design.md, "Scraper export shapes"):
 
 * apidojo tweet-scraper: camelCase, nested ``author{userName, followers}``
 * legacy apify/twitter-scraper: snake_case (``full_text``, ``favorite_count``), nested

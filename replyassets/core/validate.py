@@ -24,7 +24,7 @@ and the comma-separated ``reasons``, in this order):
 
 Decisions: lingua and the toxicity model score every row (unique cleaned replies only), so
 every row stores both scores and the distributions cover the whole partition. The
-seed's single keyword "revolution" is replaced by the phrase "revolution is the power of
+prototype's single keyword "revolution" (docs/design.md, "Baselines") is replaced by the phrase "revolution is the power of
 change" (the bot text it came from): "the AI revolution" is ordinary tech talk. "100x" and
 "1000x" trip only when not followed by a comparison ("100x faster" is ordinary tech talk).
 
@@ -77,7 +77,7 @@ VALIDATION_COLUMNS: dict[str, str] = {
 }
 
 SPAM_KEYWORDS: tuple[str, ...] = (
-    # seed list (crypto engagement farming)
+    # the prototype's list (crypto engagement farming; docs/design.md, "Baselines")
     "gm", "gn", "ser", "fren", "frens", "wagmi", "ngmi", "gmi", "degen", "degens", "wen", "anon",
     "stay locked in", "onchain", "on-chain", "revolution is the power of change",
     # crypto / pump

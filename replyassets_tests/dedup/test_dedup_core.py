@@ -1,4 +1,4 @@
-"""Fast dedup == the seed's greedy loop; exact dedup, ordering, pass-through, LSH path."""
+"""Fast dedup == the prototype's greedy loop (docs/design.md, "Baselines"); exact dedup, ordering, pass-through, LSH path."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from replyassets_tests.hypothesis_profiles import examples
 
 
 def literal_seed_loop(emb: np.ndarray, order, threshold: float) -> list[int]:
-    """The seed's loop verbatim, pair by pair, with the correctly rounded similarity."""
+    """The prototype's loop verbatim, pair by pair, with the correctly rounded similarity."""
     x = normalize_rows(emb)
     keep: list[int] = []
     for i in order:
