@@ -4,7 +4,7 @@ Pure pandas/numpy; no Dagster. The ``curated_set`` asset calls :func:`curate` th
 :func:`export_training_files`; the review CLI calls :func:`rank_candidates`.
 
 Quality score (the prototype's "Quality sorting: by engagement + credibility + timing")
------------------------------------------------------------------------------------------
+---------------------------------------------------------------------------------------
 Every term is a number in [0, 1], placed on a log scale inside the band the collection
 filters already allow (``CollectionSettings``), so a score means the same thing on every run:
 
