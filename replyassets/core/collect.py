@@ -35,7 +35,12 @@ from typing import Any
 import pandas as pd
 
 from replyassets.core.checkpoint import SEARCH_KEY, CheckpointStore
-from replyassets.core.columns import PAIR_COLUMNS, REJECTION_COLUMNS, join_reasons
+from replyassets.core.columns import (
+    PAIR_COLUMNS,
+    REJECTION_COLUMNS,
+    join_reasons,
+    split_reasons,
+)
 from replyassets.core.filters import apply_author_cap, reply_reasons, tweet_reasons
 from replyassets.core.normalize import DamagedInput, normalize_item
 from replyassets.settings import CollectionSettings, QuerySpec
@@ -259,6 +264,26 @@ def pairing_reasons(reply: dict[str, Any], reply_ids: set[str], filtered_tweets:
         return codes, filtered[0]
     tweet = next((p for p in (conv, parent) if p is not None and p != rid and p not in reply_ids), None)
     return codes, tweet
+
+
+def reason_counts(rejections: pd.DataFrame) -> dict[str, int]:
+    """Rejected items per reason code (an item counts once per code), most frequent first,
+    ties by code: what ``funnel["rejected_by_reason"]`` says, recomputed from the frame."""
+    counts: dict[str, int] = {}
+    if len(rejections):
+        for reasons in rejections["reasons"].fillna("").astype(str):
+            for code in dict.fromkeys(split_reasons(reasons)):
+                counts[code] = counts.get(code, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def funnel_rows(funnel: dict[str, Any], rejections: pd.DataFrame) -> list[dict[str, Any]]:
+    """The ``raw_tweets`` funnel table: one ``{"stage", "count"}`` row per number of
+    ``funnel`` (booleans and nested dicts left out), then ``rejected: <code>`` per reason."""
+    rows = [{"stage": k, "count": int(v)} for k, v in funnel.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    rows += [{"stage": f"rejected: {code}", "count": n} for code, n in reason_counts(rejections).items()]
+    return rows
 
 
 def _cost(source: Any) -> float:

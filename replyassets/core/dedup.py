@@ -606,12 +606,16 @@ def dedupe(df: pd.DataFrame, embeddings: np.ndarray | None, threshold: float = 0
 
 
 def dedup_summary(result: pd.DataFrame) -> dict:
-    """Counts for metadata: rows in, valid, kept, exact and semantic duplicates."""
+    """Counts for metadata: rows in, valid, kept, exact and semantic duplicates, and
+    ``funnel``, those counts as the ``deduped_pairs`` funnel table (``{"stage", "count"}``)."""
     valid = result["valid"].fillna(False).astype(bool) if "valid" in result else pd.Series(True, index=result.index)
-    return {
+    counts = {
         "rows": len(result),
         "valid": int(valid.sum()),
         "kept": int(result["kept"].sum()),
         "exact_duplicates": int((result["dup_kind"] == "exact").sum()),
         "semantic_duplicates": int((result["dup_kind"] == "semantic").sum()),
     }
+    stages = (("rows in", "rows"), ("valid", "valid"), ("exact duplicates", "exact_duplicates"),
+              ("semantic duplicates", "semantic_duplicates"), ("kept", "kept"))
+    return {**counts, "funnel": [{"stage": stage, "count": counts[key]} for stage, key in stages]}

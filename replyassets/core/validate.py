@@ -611,6 +611,24 @@ def validation_funnel(df: pd.DataFrame) -> dict:
     return result
 
 
+def validation_funnel_rows(df: pd.DataFrame) -> tuple[list[dict], dict[str, int]]:
+    """The ``validated_pairs`` funnel table and the failures per rule.
+
+    Returns ``(rows, reason_counts)``: rows ``{"stage", "count"}`` for ``pairs in``,
+    ``valid`` and ``rejected: <rule>`` per failing rule; ``reason_counts`` maps each rule
+    that failed at least once to its rows (a row failing two rules counts under both), most
+    frequent first, ties in RULES order. Empty frame: two zero rows and ``{}``.
+    """
+    n = len(df)
+    valid = int(df["valid"].sum()) if n else 0
+    counts = {code: int((~df[f"rule_{code}"].astype(bool)).sum()) for code in RULES} if n else {}
+    order = {code: i for i, code in enumerate(RULES)}
+    reason_counts = dict(sorted(((c, k) for c, k in counts.items() if k), key=lambda kv: (-kv[1], order[kv[0]])))
+    rows = [{"stage": "pairs in", "count": n}, {"stage": "valid", "count": valid}]
+    rows += [{"stage": f"rejected: {code}", "count": k} for code, k in reason_counts.items()]
+    return rows, reason_counts
+
+
 def _hist(values: np.ndarray, edges: np.ndarray) -> dict:
     values = values[~np.isnan(values)]
     counts, _ = np.histogram(np.clip(values, edges[0], edges[-1]), bins=edges)

@@ -288,3 +288,28 @@ def test_pairing_reasons():
     assert pairing_reasons(r("3", "2", "1"), {"2"}, {"1"}) == (["reply_to_reply", "parent_filtered"], "1")
     assert pairing_reasons(r("3", "2", None), {"2"}, set()) == (["reply_to_reply"], None)
     assert pairing_reasons(r("3", "3", None), {"3"}, {"3"}) == (["orphan_reply"], None)  # self-reference
+
+
+def test_reason_counts_and_funnel_rows_match_the_funnel(tmp_path):
+    from replyassets.core.collect import funnel_rows, reason_counts
+
+    t = apidojo(10, "source tweet", likes=500)
+    items = [t, apidojo(11, "retweeted tweet", isRetweet=True, likes=50),
+             apidojo(12, "x" * 5, parent=10, likes=0, followers=50, at=T0 + timedelta(seconds=5)),
+             apidojo(13, "A perfectly fine reply with more than thirty chars.", parent=10, at=T0 + timedelta(hours=1)),
+             apidojo(14, "orphan reply that is long enough to be kept otherwise", parent=99, at=T0 + timedelta(hours=1)),
+             None]
+    write_json(tmp_path / "f.json", items)
+    res = collect_partition(QuerySpec(name="q", text="t", replay=["f.json"]), ReplaySource(tmp_path), S)
+    counts = reason_counts(res.rejections)
+    assert counts == res.funnel["rejected_by_reason"]
+    assert next(iter(counts.items())) == ("likes_below_min", 2)  # most frequent first, then by code
+    assert list(counts) == sorted(counts, key=lambda c: (-counts[c], c))
+    rows = funnel_rows(res.funnel, res.rejections)
+    stages = {r["stage"]: r["count"] for r in rows}
+    assert stages["items_in"] == 6 and stages["pairs_kept"] == 1 and stages["unclaimed_reply_items"] == 1
+    assert "searched" not in stages and "rejected_by_reason" not in stages  # bools and dicts left out
+    assert [r for r in rows if r["stage"].startswith("rejected: ")] == [
+        {"stage": f"rejected: {k}", "count": v} for k, v in counts.items()]
+    assert reason_counts(res.rejections.iloc[0:0]) == {}
+    assert funnel_rows({"items_in": 0, "searched": True}, res.rejections.iloc[0:0]) == [{"stage": "items_in", "count": 0}]

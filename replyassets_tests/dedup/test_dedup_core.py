@@ -193,8 +193,12 @@ def test_exact_duplicates_keep_the_highest_engagement_row():
     assert out["dup_kind"].tolist()[0] == "exact"
     assert out["similarity"].tolist()[0] == 1.0
     assert pd.isna(out["similarity"].iloc[1]) and pd.isna(out["duplicate_of"].iloc[1])
-    assert dedup_summary(out) == {"rows": 4, "valid": 4, "kept": 2, "exact_duplicates": 2,
-                                  "semantic_duplicates": 0}
+    summary = dedup_summary(out)
+    assert {k: v for k, v in summary.items() if k != "funnel"} == {
+        "rows": 4, "valid": 4, "kept": 2, "exact_duplicates": 2, "semantic_duplicates": 0}
+    assert summary["funnel"] == [{"stage": "rows in", "count": 4}, {"stage": "valid", "count": 4},
+                                 {"stage": "exact duplicates", "count": 2},
+                                 {"stage": "semantic duplicates", "count": 0}, {"stage": "kept", "count": 2}]
 
 
 def test_tie_break_is_deterministic_and_independent_of_input_order():
