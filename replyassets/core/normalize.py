@@ -321,7 +321,7 @@ def _detect_format(item: dict) -> str:
     return "apidojo"
 
 
-_CODE_RE = re.compile(r"^[a-z0-9_]{1,64}$")
+_CODE_RE = re.compile(r"[a-z0-9_]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -341,7 +341,7 @@ class DamagedInput:
     text: str = ""             # a snippet of what could not be read
 
     def __post_init__(self) -> None:
-        if not isinstance(self.code, str) or not _CODE_RE.match(self.code):
+        if not isinstance(self.code, str) or not _CODE_RE.fullmatch(self.code):
             raise ValueError(f"DamagedInput code {self.code!r} is not a rule code")
 
     def as_dict(self) -> dict[str, Any]:

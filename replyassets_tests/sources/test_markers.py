@@ -51,7 +51,7 @@ def test_a_good_item_with_a_marker_key_is_kept():
 
 def test_markers_are_recognized_by_type_and_hold_rule_codes():
     assert normalize_item(DamagedInput("truncated_json", "f.json")) == (None, ["truncated_json"])
-    for bad in ("A", "'; DROP TABLE x", "", "a,b", 7):
+    for bad in ("A", "'; DROP TABLE x", "", "a,b", "a\n", 7):
         with pytest.raises(ValueError):
             DamagedInput(bad, "f.json")  # type: ignore[arg-type]
 
