@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
 
-.PHONY: demo test ui install bench sample clean-data chromium validate-defs
+.PHONY: demo test ui install bench sample clean-data chromium validate-defs fuzz
 
 install: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
@@ -45,6 +45,12 @@ chromium:
 ## The whole test suite (what CI runs).
 test: install chromium
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+## Only the property tests (@given: the "hypothesis" marker), random seeds, 20x the examples
+## (HYPOTHESIS_PROFILE=fuzz; `make test` runs the derandomized "ci" profile: one result per
+## commit). Every failure it finds becomes an @example(...) on its test.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider -m hypothesis --timeout 3600 $(PYTEST_ARGS) replyassets_tests
 
 ## Load the definitions the way a deployment does and report any error (`dg check defs`).
 validate-defs: install

@@ -1,5 +1,5 @@
 """Curation speed: curate() on a large candidate pool, and the semantic-duplicate check
-against the seed's pairwise Python loop (the baseline), both measured in this run.
+against the prototype's pairwise Python loop (the baseline, docs/design.md "Baselines"), both measured in this run.
 
     .venv/bin/python benchmarks/curate.py [--pool 50000] [--set 1200]
 
@@ -29,7 +29,7 @@ from replyassets_tests.curate.data import make_deduped
 
 
 def seed_loop_max_similarity(emb: np.ndarray, threshold: float) -> int:
-    """The seed's dedup check: every pair, one cosine at a time (returns pairs over threshold)."""
+    """The prototype's dedup check: every pair, one cosine at a time (returns pairs over threshold)."""
     over = 0
     for i in range(len(emb)):
         for j in range(i + 1, len(emb)):

@@ -1,18 +1,18 @@
-"""Semantic dedup: the seed's loop vs ours on the same embeddings.
+"""Semantic dedup: the prototype's loop (docs/design.md, "Baselines") vs ours on the same embeddings.
 
 Random 384-d unit vectors with planted near-duplicates (10 % of rows are noisy copies of
 another row, cosine roughly 0.85-0.99 to their source, so pairs fall on both sides of the
 0.9 threshold); rows are in walk order (a random permutation of the copies). Embedding
 time is excluded everywhere.
 
-- 2,000 / 10,000 / 20,000 rows: ``seed_greedy_dedup`` (the seed's loop, each row against
+- 2,000 / 10,000 / 20,000 rows: ``seed_greedy_dedup`` (the prototype's loop, each row against
   every kept row with one numpy matrix-vector product, on one BLAS thread: with two threads
   on this shared 2-core machine the per-row products ran 10-70x slower, so one thread is
   the baseline's best setting) vs ``greedy_exact`` (blocked screens with the sound
   principal-axes bound, k chosen per input; also timed with the plain full product,
   ``prefilter_dims=None``) and ``greedy_lsh`` (approximate candidates, exact verification);
   the keep sets are asserted identical (exact: always; lsh: checked, reported).
-- 2,000 rows also: the seed's loop exactly as written (one Python-level dot per pair).
+- 2,000 rows also: the prototype's loop exactly as written (one Python-level dot per pair).
 - ``--minilm N``: also real all-MiniLM-L6-v2 embeddings (packaged model, offline) of N
   texts made from the bundled sample's tweets and replies (originals, then recombined
   halves of two random replies), embedding time excluded: exact path with and without the
@@ -82,7 +82,7 @@ def true_pairs(x: np.ndarray, groups) -> set[tuple[int, int]]:
 
 
 def literal_seed_loop(x: np.ndarray, threshold: float) -> list[int]:
-    """The seed's loop as written: one Python-level cosine per (row, kept row) pair."""
+    """The prototype's loop as written: one Python-level cosine per (row, kept row) pair."""
     keep: list[int] = []
     for i in range(x.shape[0]):
         e = x[i]
@@ -174,7 +174,7 @@ def main() -> int:
     ap.add_argument("--minilm", type=int, default=0,
                     help="also dedup N real all-MiniLM-L6-v2 embeddings of sample texts (0: skip)")
     ap.add_argument("--literal-max", type=int, default=20000,
-                    help="run the seed's per-pair loop as written up to this many rows")
+                    help="run the prototype's per-pair loop as written up to this many rows")
     args = ap.parse_args()
     figures: dict[str, float | int | bool | str] = {"threshold": THRESHOLD, "dim": 384,
                                                     "cpu_count": os.cpu_count() or 0}
@@ -193,12 +193,12 @@ def main() -> int:
         assert np.array_equal(fp.kept, ref_mask), f"full-product keep set differs at {n}"
         same_lsh = bool(np.array_equal(ls.kept, ref_mask))
         figures[f"lsh_rows_decided_differently_{n}"] = int((ls.kept != ref_mask).sum())
-        if n <= args.literal_max:  # the seed's loop as written: one cosine per (row, kept row) pair
+        if n <= args.literal_max:  # the prototype's loop as written: one cosine per (row, kept row) pair
             lit, t_lit = timed(literal_seed_loop, x, THRESHOLD)
             assert lit == ref.tolist(), "per-pair loop and per-row loop disagree"
             print(f"{n:>9} per-pair seed loop (as written): {t_lit:.2f} s; exact path "
                   f"{t_lit / t_exact:.0f}x, lsh path {t_lit / t_lsh:.0f}x faster")
-            # speedup_N: against the seed's loop as written (DESIGN.md's baseline);
+            # speedup_N: against the prototype's loop as written (docs/design.md, "Baselines");
             # speedup_rowvec_N: against a per-row numpy rewrite of it (a stronger baseline).
             figures.update({f"literal_seed_seconds_{n}": round(t_lit, 3),
                             f"speedup_{n}": round(t_lit / t_exact, 1),

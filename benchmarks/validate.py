@@ -34,6 +34,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from replyassets.core import clean as C
+from replyassets.core import urls as U
 from replyassets.core import validate as V
 from replyassets.settings import ValidationSettings
 from replyassets_tests.validate.lang_samples import ENGLISH, NON_ENGLISH
@@ -78,7 +79,7 @@ def synth_pairs(n: int, seed: int = 0) -> pd.DataFrame:
 
 
 def naive_validate(pairs: pd.DataFrame, s: ValidationSettings, lang, tox) -> list[bool]:
-    """The seed's shape: one row at a time, one regex per keyword/phrase."""
+    """The prototype's shape (docs/design.md, "Baselines"): one row at a time, one regex per keyword/phrase."""
     spam_res = [re.compile(V._phrase_pattern([k]), re.IGNORECASE) for k in V.SPAM_KEYWORDS]
     spam_res.append(re.compile(V._HYPE_MULTIPLIER, re.IGNORECASE))
     generic_res = [re.compile(V._phrase_pattern([g]), re.IGNORECASE) for g in sorted(V.GENERIC_PHRASES, key=len, reverse=True)]
@@ -88,7 +89,7 @@ def naive_validate(pairs: pd.DataFrame, s: ValidationSettings, lang, tox) -> lis
         text = C.clean_text(reply, s)
         ok = bool(row["reply_id"]) and bool(reply.strip()) and row["tweet"] is not None and not pd.isna(row["reply_likes"])
         ok &= s.min_chars <= len(text) <= s.max_chars
-        ok &= not (bool(row["has_urls"]) or C.has_url(reply))
+        ok &= not (bool(row["has_urls"]) or U.has_url(reply) or U.has_url(text))
         ok &= row["reply_likes"] >= s.min_likes
         ok &= lang[i] > s.min_lang_confidence and tox[i] < s.max_toxicity
         ok &= not any(r.search(text) for r in spam_res)

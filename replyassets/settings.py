@@ -1,9 +1,9 @@
-"""Typed settings: every threshold from DESIGN.md, profiles, and the queries file.
+"""Typed settings: every threshold (listed in docs/design.md), profiles, and the queries file.
 
 Nothing here imports Dagster: the CLI, tests and notebooks use the same settings.
 
 Resolution order (later wins):
-  1. the defaults in the models below (the numbers of DESIGN.md),
+  1. the defaults in the models below (docs/design.md, "Defaults", lists them),
   2. ``config/profiles/<profile>.yaml`` (profile from ``REPLYASSETS_PROFILE``, default ``local``),
   3. the file named by ``REPLYASSETS_SETTINGS`` (optional, for a user's own overrides).
 """
@@ -29,7 +29,7 @@ class _Model(BaseModel):
 
 
 class CollectionSettings(_Model):
-    """Collection filters (DESIGN.md, "Defaults from the seed": Collection and Replies)."""
+    """Collection filters (core/filters.py; docs/design.md, "Defaults": Collection)."""
 
     tweet_min_likes: int = 200
     tweet_max_likes: int = 2000
@@ -97,7 +97,7 @@ class CurationSettings(_Model):
     seed: int = 42
     review_policy: Literal["reviewed_only", "unrejected"] = "unrejected"
     prompt_template: str = "Generate an engaging Twitter reply to:\n\n{tweet}"
-    # Quality score weights (core/curate.py: engagement + author credibility + timing, seed).
+    # Quality score weights (core/curate.py: engagement + author credibility + timing).
     quality_weight_engagement: float = 0.6
     quality_weight_credibility: float = 0.25
     quality_weight_timing: float = 0.15

@@ -10,6 +10,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Hypothesis: the derandomized "ci" profile unless HYPOTHESIS_PROFILE=fuzz (hypothesis_profiles.py).
+# Loaded here, before any test module builds its @settings (they inherit from the profile).
+from replyassets_tests import hypothesis_profiles
+
+hypothesis_profiles.register()
+
 
 @pytest.fixture
 def isolated_env(tmp_path, monkeypatch):

@@ -27,8 +27,8 @@ import duckdb
 import pandas as pd
 
 from replyassets.core.curate import candidates_from_deduped, rank_candidates
-from replyassets.core.quality_checks import URL_RE
 from replyassets.core.review import ReviewError, ReviewStore
+from replyassets.core.urls import has_url
 
 DEDUPED_TABLE = "deduped_pairs"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -184,7 +184,7 @@ def review_loop(store: ReviewStore, candidates: pd.DataFrame, limit: int | None,
                         break
                     continue
                 edited = edited.strip()
-                if URL_RE.search(edited):
+                if has_url(edited):
                     print("Edited text contains a URL; training replies must not. Edit cancelled.")
                     continue
                 if not min_chars <= len(edited) <= max_chars:

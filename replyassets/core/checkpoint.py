@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from replyassets.core.normalize import DamagedInput
+
 SEARCH_KEY = "__search__"
 TABLE = "collection_checkpoints"
 
@@ -37,8 +39,26 @@ class CheckpointStore(Protocol):
 
 
 def _dumps(items: list[Any]) -> str:
+    """``items`` as stored: a JSON list; when it holds :class:`DamagedInput` markers (objects a
+    source adds, never items), ``{"items": [... null where a marker was ...], "damaged":
+    [[position, marker], ...]}``. Items always sit inside the list, so no item can make the
+    stored value a dict and pose as a marker."""
+    damaged = [[i, x.as_dict()] for i, x in enumerate(items) if isinstance(x, DamagedInput)]
+    doc: Any = items
+    if damaged:
+        doc = {"items": [None if isinstance(x, DamagedInput) else x for x in items], "damaged": damaged}
     # ensure_ascii keeps lone surrogates and odd characters storable; default=str for datetimes.
-    return json.dumps(items, ensure_ascii=True, default=str, separators=(",", ":"))
+    return json.dumps(doc, ensure_ascii=True, default=str, separators=(",", ":"))
+
+
+def _loads(text: str) -> list[Any]:
+    doc = json.loads(text)
+    if isinstance(doc, dict):  # written by _dumps with markers
+        items = list(doc["items"])
+        for i, marker in doc["damaged"]:
+            items[i] = DamagedInput.from_dict(marker)
+        return items
+    return doc
 
 
 class InMemoryCheckpointStore:
@@ -50,7 +70,7 @@ class InMemoryCheckpointStore:
         self.saves = 0
 
     def load(self, query: str) -> dict[str, list[dict]]:
-        return {k: json.loads(v) for k, v in self._data.get(query, {}).items()}
+        return {k: _loads(v) for k, v in self._data.get(query, {}).items()}
 
     def save(self, query: str, key: str, items: list[dict]) -> None:
         self._data.setdefault(query, {})[key] = _dumps(items)
@@ -103,7 +123,7 @@ class DuckDBCheckpointStore:
             rows = con.execute(f"SELECT key, items FROM {TABLE} WHERE query = ?", [query]).fetchall()
         finally:
             con.close()
-        return {key: json.loads(items) for key, items in rows}
+        return {key: _loads(items) for key, items in rows}
 
     def save(self, query: str, key: str, items: list[dict]) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)

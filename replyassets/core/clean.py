@@ -52,10 +52,6 @@ PHONE_RE = re.compile(
     r"|(?<![\w+])\+\d{9,15}(?!\w)"
     r"|(?<![\w+])(?:\+\d{1,3}[\s.-]?)?\(\d{2,4}\)[\s.-]?\d{3,4}[\s.-]?\d{3,4}(?!\w)"
 )
-URL_RE = re.compile(
-    r"(?i)(?<![\w.@/-])(?:https?://\S+|www\.[a-z0-9-]+\.\S+"
-    r"|[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|ai|co|ly|me|xyz|app|dev|gg|info|biz|link|to|tv|us|uk)\b(?:/\S*)?)"
-)
 # Cheap tests that must hit whenever the full pattern can (used to skip the full pattern).
 PHONE_HINT_RE = re.compile(r"\d(?:[\s().-]{0,3}\d){9}")
 LEADING_MENTIONS_RE = re.compile(r"^(?:\s*[.]?@\w{1,15}\b[:,]?)+\s*")
@@ -135,10 +131,6 @@ def has_email(text: str) -> bool:
 
 def has_phone(text: str) -> bool:
     return bool(text) and PHONE_HINT_RE.search(text) is not None and mask_phones(text)[1]
-
-
-def has_url(text: str) -> bool:
-    return bool(text) and "." in text and URL_RE.search(text) is not None
 
 
 @lru_cache(maxsize=1 << 16)

@@ -7,7 +7,18 @@ the tests share this function. Flow::
       -> normalize_item -> tweet_reasons            (rejections: stage normalize / tweet_filter)
       -> per kept tweet: checkpoint replies, else source.fetch_replies + checkpoint.save
       -> normalize_item -> reply_reasons            (stage normalize / reply_filter)
+      -> source.unclaimed_replies, when the source has it (replay: the export's replies
+         that no kept tweet claimed)                (stage pairing, see below)
       -> one pair per reply id -> apply_author_cap  (reason author_cap)
+
+Nothing vanishes: every item the source hands over is a pair or a rejected row, and
+``funnel["items_in"]`` counts them all (tweet items + fetched replies + unclaimed replies).
+An unclaimed reply is rejected at stage ``pairing`` with every code that applies:
+
+* ``reply_to_reply``: it answers a reply (its in-reply-to id is a reply seen in this run);
+* ``parent_filtered``: its tweet (in-reply-to or conversation id) is in the search result
+  but was rejected (normalize, tweet filters, tweet budget);
+* ``orphan_reply``: neither: its tweet is not in the source's data at all.
 
 Pairs are unique by ``reply_id``: a reply seen twice (twice in one conversation, or under
 two tweets) becomes one pair; later copies are rejected as ``duplicate_reply_id``.
@@ -24,9 +35,14 @@ from typing import Any
 import pandas as pd
 
 from replyassets.core.checkpoint import SEARCH_KEY, CheckpointStore
-from replyassets.core.columns import PAIR_COLUMNS, REJECTION_COLUMNS, join_reasons
+from replyassets.core.columns import (
+    PAIR_COLUMNS,
+    REJECTION_COLUMNS,
+    join_reasons,
+    split_reasons,
+)
 from replyassets.core.filters import apply_author_cap, reply_reasons, tweet_reasons
-from replyassets.core.normalize import normalize_item
+from replyassets.core.normalize import DamagedInput, normalize_item
 from replyassets.settings import CollectionSettings, QuerySpec
 from replyassets.sources.base import SourceError, TweetSource
 
@@ -48,6 +64,8 @@ def _utcnow() -> datetime:
 
 
 def _detail(item: Any) -> str:
+    if isinstance(item, DamagedInput):
+        item = item.as_dict()
     try:
         s = json.dumps(item, ensure_ascii=True, default=str, separators=(",", ":"))
     except (ValueError, TypeError, RecursionError, OverflowError):
@@ -126,27 +144,36 @@ def collect_partition(
     # 2. normalize + tweet filters
     tweets: list[dict[str, Any]] = []
     seen_tweets: set[str] = set()
+    filtered_tweets: set[str] = set()  # ids of searched items that did not become source tweets
     for item in raw_tweets:
         rec, reasons = normalize_item(item, source=src)
         if rec is None:
-            reject("normalize", "tweet", _guess_id(item), None, reasons, item)
+            kind = "item" if isinstance(item, DamagedInput) else "tweet"
+            guess = _guess_id(item)
+            if guess is not None:
+                filtered_tweets.add(guess)
+            reject("normalize", kind, guess, None, reasons, item)
             continue
         reasons = tweet_reasons(rec, settings)
         if rec["id"] in seen_tweets:
             reasons.append("duplicate_tweet_id")
         if reasons:
+            filtered_tweets.add(rec["id"])
             reject("tweet_filter", "tweet", rec["id"], rec["id"], reasons, item)
             continue
         seen_tweets.add(rec["id"])
         tweets.append(rec)
     if len(tweets) > settings.max_tweets_per_query:
         for rec in tweets[settings.max_tweets_per_query:]:
+            filtered_tweets.add(rec["id"])
             reject("tweet_filter", "tweet", rec["id"], rec["id"], ["over_tweet_budget"], rec)
         tweets = tweets[: settings.max_tweets_per_query]
+    filtered_tweets -= {t["id"] for t in tweets}  # a kept id is not filtered (its duplicates were)
 
     # 3. replies per kept tweet (checkpoint first), 4. normalize + reply filters
     candidates: list[dict[str, Any]] = []   # reply records that passed, with their tweet
     seen_replies: set[str] = set()
+    reply_ids: set[str] = set()              # every normalized reply of this run
     fetched = resumed = reply_items_in = 0
     for tweet in tweets:
         tid = tweet["id"]
@@ -164,6 +191,7 @@ def collect_partition(
             if rec is None:
                 reject("normalize", "reply", _guess_id(item), tid, reasons, item)
                 continue
+            reply_ids.add(rec["id"])
             reasons = reply_reasons(rec, tweet, settings)
             if rec["id"] in seen_replies:
                 reasons.append("duplicate_reply_id")
@@ -175,6 +203,21 @@ def collect_partition(
             rec["_raw"] = item
             candidates.append(rec)
 
+    # 4b. replies no kept tweet claimed (sources holding a whole export): rejected, never dropped
+    unclaimed: list[Any] = []
+    unclaimed_replies = getattr(source, "unclaimed_replies", None)
+    if callable(unclaimed_replies):
+        covered = {k for t in tweets for k in (t["id"], t["conversation_id"]) if k is not None}
+        unclaimed = _as_list(unclaimed_replies(query, covered), "unclaimed_replies", qname)
+    records = [normalize_item(item, source=src) for item in unclaimed]
+    reply_ids.update(rec["id"] for rec, _ in records if rec is not None)
+    for item, (rec, reasons) in zip(unclaimed, records, strict=True):
+        if rec is None:
+            reject("normalize", "reply", _guess_id(item), None, reasons, item)
+            continue
+        codes, tweet_id = pairing_reasons(rec, reply_ids, filtered_tweets)
+        reject("pairing", "reply", rec["id"], tweet_id, codes, item)
+
     # 5. per-author cap, deterministic (most liked first)
     kept, capped = apply_author_cap(candidates, settings.max_replies_per_author)
     for rec in capped:
@@ -185,10 +228,11 @@ def collect_partition(
     rej = rejections_frame(rejections)
     cost = max(0.0, _cost(source) - cost_before)
     funnel = {
-        "items_in": len(raw_tweets) + reply_items_in,
+        "items_in": len(raw_tweets) + reply_items_in + len(unclaimed),
         "tweet_items_in": len(raw_tweets),
         "tweets_kept": len(tweets),
         "reply_items_in": reply_items_in,
+        "unclaimed_reply_items": len(unclaimed),
         "pairs_kept": len(rows),
         "rejected": len(rejections),
         "rejected_by_reason": dict(sorted(reason_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -200,6 +244,46 @@ def collect_partition(
     }
     return CollectResult(pairs=pairs, rejections=rej, funnel=funnel, fetched_tweets=fetched,
                          resumed_tweets=resumed, cost_usd=cost)
+
+
+def pairing_reasons(reply: dict[str, Any], reply_ids: set[str], filtered_tweets: set[str]) -> tuple[list[str], str | None]:
+    """Why a normalized reply that no kept tweet claimed cannot become a pair (codes in the
+    module docstring), and the tweet it belongs to as far as it says: the filtered parent,
+    else its conversation id, else its in-reply-to id, never the id of a reply (None then)."""
+    rid = reply["id"]
+    parent, conv = reply["in_reply_to_id"], reply["conversation_id"]
+    codes: list[str] = []
+    if parent is not None and parent != rid and parent in reply_ids:
+        codes.append("reply_to_reply")
+    filtered = [p for p in (parent, conv) if p is not None and p != rid and p in filtered_tweets]
+    if filtered:
+        codes.append("parent_filtered")
+    if not codes:
+        codes.append("orphan_reply")
+    if filtered:
+        return codes, filtered[0]
+    tweet = next((p for p in (conv, parent) if p is not None and p != rid and p not in reply_ids), None)
+    return codes, tweet
+
+
+def reason_counts(rejections: pd.DataFrame) -> dict[str, int]:
+    """Rejected items per reason code (an item counts once per code), most frequent first,
+    ties by code: what ``funnel["rejected_by_reason"]`` says, recomputed from the frame."""
+    counts: dict[str, int] = {}
+    if len(rejections):
+        for reasons in rejections["reasons"].fillna("").astype(str):
+            for code in dict.fromkeys(split_reasons(reasons)):
+                counts[code] = counts.get(code, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def funnel_rows(funnel: dict[str, Any], rejections: pd.DataFrame) -> list[dict[str, Any]]:
+    """The ``raw_tweets`` funnel table: one ``{"stage", "count"}`` row per number of
+    ``funnel`` (booleans and nested dicts left out), then ``rejected: <code>`` per reason."""
+    rows = [{"stage": k, "count": int(v)} for k, v in funnel.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    rows += [{"stage": f"rejected: {code}", "count": n} for code, n in reason_counts(rejections).items()]
+    return rows
 
 
 def _cost(source: Any) -> float:

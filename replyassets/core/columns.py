@@ -7,7 +7,7 @@ them with ``string_split(reasons, ',')`` or ``reasons LIKE '%code%'``.
 
 from __future__ import annotations
 
-# The seed's raw pair format plus query/source/has_media/has_urls/lang/collected_at.
+# The prototype's raw pair format (docs/design.md, "Baselines") plus query/source/has_media/has_urls/lang/collected_at.
 PAIR_COLUMNS: dict[str, str] = {
     "query": "string",
     "source": "string",

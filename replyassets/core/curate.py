@@ -3,18 +3,18 @@
 Pure pandas/numpy; no Dagster. The ``curated_set`` asset calls :func:`curate` then
 :func:`export_training_files`; the review CLI calls :func:`rank_candidates`.
 
-Quality score (the seed's "Quality sorting: by engagement + credibility + timing")
--------------------------------------------------------------------------------------
+Quality score (the prototype's "Quality sorting: by engagement + credibility + timing")
+---------------------------------------------------------------------------------------
 Every term is a number in [0, 1], placed on a log scale inside the band the collection
 filters already allow (``CollectionSettings``), so a score means the same thing on every run:
 
 * engagement  ``E = clip(log1p(reply_likes) / log1p(reply_max_likes), 0, 1)``
 * credibility ``C = clip((ln followers - ln min_followers) / (ln max_followers - ln min_followers), 0, 1)``
-  (followers inside the 200-20,000 band the seed allows: more followers, more credible, while
+  (followers inside the 200-20,000 band the collection allows: more followers, more credible, while
   celebrities are already excluded by the band's upper end)
 * timing      ``T = clip((ln delay - ln min_delay) / (ln max_delay - ln min_delay), 0, 1)``
   (a reply that earns its likes later, without the first-replies visibility advantage the
-  seed warns about, is a stronger sign that the text itself is good)
+  prototype warned about (docs/design.md, "Baselines"), is a stronger sign that the text itself is good)
 
 ``quality_score = wE*E + wC*C + wT*T`` with weights from ``CurationSettings``
 (0.6 / 0.25 / 0.15 by default), divided by their sum, so the score is in [0, 1].
@@ -88,7 +88,7 @@ def quality_score(
     settings: CurationSettings | None = None,
     collection: CollectionSettings | None = None,
 ) -> pd.Series:
-    """The seed's quality score in [0, 1] (formula in the module docstring), indexed like ``df``."""
+    """The quality score in [0, 1] (formula in the module docstring), indexed like ``df``."""
     settings = settings or CurationSettings()
     collection = collection or CollectionSettings()
     _require(df, ["reply_likes", "reply_author_followers", "reply_time_diff_seconds"], "quality_score input")

@@ -1,6 +1,6 @@
-"""Global deduplication of validated pairs: exact, then semantic (the seed's greedy rule).
+"""Global deduplication of validated pairs: exact, then semantic (the prototype's greedy rule).
 
-The seed (see ``seed_greedy_dedup``) walked the rows from the highest engagement down and
+The prototype (docs/design.md, "Baselines"; ``seed_greedy_dedup`` is its loop) walked the rows from the highest engagement down and
 kept a row when its cosine similarity to *every* row kept so far was below 0.9. ``dedupe``
 keeps exactly the same rows on the same embeddings, fast:
 
@@ -16,7 +16,7 @@ Exact dedup
 Similarity, exactly
     Embeddings are L2-normalized to float32 once (``normalize_rows``); the similarity of two
     rows is their dot product. A row is a duplicate when the similarity is ``>= threshold``
-    (the seed kept it only when strictly below). Matrix products in float32 are within
+    (the prototype kept it only when strictly below). Matrix products in float32 are within
     ``_BAND`` (1e-4, far above the 384 * 2**-24 rounding bound) of the true value; any pair
     whose fast value lies inside that band around the threshold is decided on the correctly
     rounded float64 dot product (``math.fsum`` of exact float32 products). Every
@@ -32,11 +32,11 @@ Similarity, exactly
     that the product of two bound rows is ``a1.b1 + |a2||b2| >= a.b`` (Cauchy-Schwarz on the
     tail). A pair whose bound is under ``threshold - _BAND`` cannot be a duplicate; every
     other pair is checked in full. No pair is skipped on a guess, so the keep set is the
-    seed's. k is chosen per input by a cost model on a sampled pass rate
+    prototype's. k is chosen per input by a cost model on a sampled pass rate
     (``choose_prefilter_dims``): 64-96 of 384 on random vectors, 48-96 on all-MiniLM-L6-v2
     embeddings; the full product (k = d) when the bound would pass too many pairs.
     Measured (``benchmarks/dedup.py``, 2 shared cores, 20,000 rows): ~0.5 s, against
-    ~1.3-2.5 s for the full product and ~270 s for the seed's per-pair loop as written.
+    ~1.3-2.5 s for the full product and ~270 s for the prototype's per-pair loop as written.
 
 ``lsh`` method (approximate candidates, exact verification; default above the limit)
     Random-hyperplane LSH (SimHash): ``L`` tables of ``b`` sign bits; two rows at angle
@@ -47,7 +47,7 @@ Similarity, exactly
     separate 256-bit sketch (a pair at the threshold passes with probability > 1 - 1e-9),
     then verified exactly as above, and the greedy rule runs on the verified pair graph.
     Trade-off: a true duplicate pair the tables miss is treated as "not similar"; that
-    can keep a row the seed would drop (and, through it, change what that row would have
+    can keep a row the prototype would drop (and, through it, change what that row would have
     dropped). Recall is data-independent and measured in ``benchmarks/dedup.py``: 0.9996
     of true pairs at 100,000 and 1,000,000 rows (1,000,000 in 65-109 s through ``dedupe``);
     at 10,000 and 20,000 rows one row's decision differed from the exact keep set
@@ -124,11 +124,11 @@ def _is_dup(approx: np.ndarray, left: np.ndarray, right: np.ndarray, threshold: 
 
 
 def seed_greedy_dedup(embeddings: np.ndarray, order: np.ndarray, threshold: float = 0.9) -> np.ndarray:
-    """The seed's loop, one row at a time: returns kept row indices, in walk order.
+    """The prototype's loop (docs/design.md, "Baselines"), one row at a time: returns kept row indices, in walk order.
 
     ``for i in order: keep i if similarity(i, j) < threshold for every kept j``. Each row is
     compared with all kept rows by one numpy matrix-vector product (the fastest faithful
-    form of the seed's per-pair loop); decisions use the shared exact rule.
+    form of the prototype's per-pair loop); decisions use the shared exact rule.
     """
     x = normalize_rows(embeddings)
     order = np.asarray(order, dtype=np.int64)
@@ -498,7 +498,7 @@ def greedy_lsh(x: np.ndarray, threshold: float, recall: float = 0.995, seed: int
 def semantic_greedy(x: np.ndarray, threshold: float = 0.9, method: Method = "auto",
                     ann_threshold_rows: int = 50_000, lsh_recall: float = 0.995,
                     seed: int = 0, block_size: int = 4096) -> SemanticResult:
-    """The seed's greedy rule on normalized rows already in walk order."""
+    """The prototype's greedy rule on normalized rows already in walk order."""
     if method == "auto":
         method = "lsh" if x.shape[0] > ann_threshold_rows else "exact"
     if method == "exact":
@@ -606,12 +606,16 @@ def dedupe(df: pd.DataFrame, embeddings: np.ndarray | None, threshold: float = 0
 
 
 def dedup_summary(result: pd.DataFrame) -> dict:
-    """Counts for metadata: rows in, valid, kept, exact and semantic duplicates."""
+    """Counts for metadata: rows in, valid, kept, exact and semantic duplicates, and
+    ``funnel``, those counts as the ``deduped_pairs`` funnel table (``{"stage", "count"}``)."""
     valid = result["valid"].fillna(False).astype(bool) if "valid" in result else pd.Series(True, index=result.index)
-    return {
+    counts = {
         "rows": len(result),
         "valid": int(valid.sum()),
         "kept": int(result["kept"].sum()),
         "exact_duplicates": int((result["dup_kind"] == "exact").sum()),
         "semantic_duplicates": int((result["dup_kind"] == "semantic").sum()),
     }
+    stages = (("rows in", "rows"), ("valid", "valid"), ("exact duplicates", "exact_duplicates"),
+              ("semantic duplicates", "semantic_duplicates"), ("kept", "kept"))
+    return {**counts, "funnel": [{"stage": stage, "count": counts[key]} for stage, key in stages]}

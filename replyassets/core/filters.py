@@ -1,4 +1,4 @@
-"""Collection filters (DESIGN.md "Defaults from the seed": Collection and Replies).
+"""Collection filters (thresholds: settings.CollectionSettings, listed in docs/design.md, "Defaults").
 
 Every check returns *all* the rule codes an item breaks, never just the first, so a
 rejected row stays queryable with every reason. Inputs are tweet records from
@@ -13,6 +13,11 @@ Reply codes: ``not_a_reply``, ``not_direct_reply``, ``is_retweet``, ``likes_belo
 ``followers_above_max``, ``too_early``, ``too_late``, ``has_media``, ``has_urls``,
 ``too_short``, ``too_long``, ``not_english``; after those, ``author_cap`` (see
 :func:`apply_author_cap`).
+
+Pairing codes (``core/collect.py``, stage ``pairing``): a reply no kept tweet claimed is
+``orphan_reply`` (its tweet is not in the export), ``reply_to_reply`` (it answers a reply)
+or ``parent_filtered`` (its tweet was rejected); ``not_direct_reply`` above is a reply to a
+reply inside a kept tweet's conversation.
 
 Language, deliberately:
 

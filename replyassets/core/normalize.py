@@ -1,6 +1,6 @@
 """One normalizer for every tweet export shape the project reads.
 
-Supported shapes (see NOTES.md, "Scraper export shapes"):
+Supported shapes (see docs/design.md, "Scraper export shapes"):
 
 * apidojo tweet-scraper: camelCase, nested ``author{userName, followers}``
 * legacy apify/twitter-scraper: snake_case (``full_text``, ``favorite_count``), nested
@@ -15,13 +15,19 @@ Supported shapes (see NOTES.md, "Scraper export shapes"):
 
 :func:`normalize_item` never raises: whatever the input, it returns ``(record, [])`` or
 ``(None, reasons)`` with rule codes such as ``missing_id``, ``bad_created_at``,
-``bad_like_count``, ``missing_text``, ``not_an_object``.
+``bad_like_count``, ``missing_text``, ``not_an_object``. Input the source could not read
+arrives as a :class:`DamagedInput` object (never as a dict key an item could also carry)
+and is rejected with its own code (``truncated_json``, ``bad_json_line``).
 
 The tweet record (:data:`RECORD_FIELDS`)::
 
     id, text, author, author_followers, likes, retweets, created_at (naive UTC datetime),
     conversation_id, in_reply_to_id, is_retweet, is_quote, is_reply, has_media, has_urls,
     lang, format
+
+``has_urls``: URL entities or links in the item, or a URL in the text by
+:func:`replyassets.core.urls.has_url` (the one detector validation and the curated checks
+also use, so a reply the collection keeps never fails a later URL check on the same text).
 
 Dates accepted: Twitter's ``Thu Oct 02 07:11:55 +0000 2025``, RFC 2822
 (``Thu, 02 Oct 2025 07:11:55 +0000``), ISO 8601 with ``Z`` or an offset (with or without
@@ -36,9 +42,12 @@ import html
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
+
+from replyassets.core.urls import has_url
 
 RECORD_FIELDS: tuple[str, ...] = (
     "id", "text", "author", "author_followers", "likes", "retweets", "created_at",
@@ -58,7 +67,6 @@ _NUMBER_RE = re.compile(r"^\s*\d{1,13}(?:\.\d+)?\s*$")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 # Whitespace, controls and invisible format characters (zero-width, bidi marks, BOM) only.
 _INVISIBLE_ONLY_RE = re.compile(r"^[\s\x00-\x1f\x7f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]*$")
-_URL_RE = re.compile(r"https?://|www\.[a-z0-9-]+\.[a-z]", re.IGNORECASE)
 _LANG_RE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})?$")
 _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
@@ -259,10 +267,6 @@ def _has_url_entities(item: dict, present: tuple[str, ...] = _URL_KEYS) -> bool:
     return False
 
 
-def _has_url_text(text: str) -> bool:
-    return ("://" in text or "ww." in text.lower()) and _URL_RE.search(text) is not None
-
-
 def _clean_text(value: Any) -> tuple[str | None, str | None]:
     """(text, None) or (None, reason)."""
     if value is None:
@@ -317,6 +321,39 @@ def _detect_format(item: dict) -> str:
     return "apidojo"
 
 
+_CODE_RE = re.compile(r"[a-z0-9_]{1,64}")
+
+
+@dataclass(frozen=True)
+class DamagedInput:
+    """What a source puts in the item stream where it could not read input: a JSONL line
+    that is not JSON, the cut end of a truncated JSON array (sources/replay.py).
+
+    Only code builds one; it never comes out of parsing an item. :func:`normalize_item`
+    recognizes it by its type and rejects it with ``code``, so no key or value of an input
+    item can pose as such a marker: an export item ``{"_replay_error": "A"}`` is an ordinary
+    (and here unusable: ``missing_id``...) item.
+    """
+
+    code: str                  # a rule code (core/columns.py): truncated_json, bad_json_line
+    file: str                  # the file as the source names it
+    line: int | None = None    # 1-based line (JSONL), when there is one
+    text: str = ""             # a snippet of what could not be read
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, str) or not _CODE_RE.fullmatch(self.code):
+            raise ValueError(f"DamagedInput code {self.code!r} is not a rule code")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The marker as JSON (rejection detail, checkpoints); :meth:`from_dict` reverses it."""
+        return {"damaged_input": self.code, "file": self.file, "line": self.line, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DamagedInput:
+        return cls(code=d["damaged_input"], file=str(d.get("file", "")), line=d.get("line"),
+                   text=str(d.get("text", "")))
+
+
 def normalize_item(item: Any, *, source: str = "") -> tuple[dict[str, Any] | None, list[str]]:
     """Normalize one raw item into a tweet record. Never raises.
 
@@ -332,11 +369,10 @@ def normalize_item(item: Any, *, source: str = "") -> tuple[dict[str, Any] | Non
 
 
 def _normalize(item: Any) -> tuple[dict[str, Any] | None, list[str]]:
+    if isinstance(item, DamagedInput):  # by type: no key or value of an item can pose as one
+        return None, [item.code]
     if not isinstance(item, dict):
         return None, ["not_an_object"]
-    err = item.get("_replay_error")
-    if err is not None:
-        return None, [str(err) if isinstance(err, str) and _ID_RE.match(err) else "unreadable_item"]
 
     reasons: list[str] = []
     P = _plan(item)
@@ -417,10 +453,10 @@ def _normalize(item: Any) -> tuple[dict[str, Any] | None, list[str]]:
 
     if _is_record(item):
         has_media = bool(_flag(item.get("has_media")))
-        has_urls = bool(_flag(item.get("has_urls"))) or _has_url_text(text)
+        has_urls = bool(_flag(item.get("has_urls"))) or has_url(text)
     else:
         has_media = _has_media(item, P[P_MEDIA])
-        has_urls = _has_url_entities(item, P[P_URLS]) or _has_url_text(text)
+        has_urls = _has_url_entities(item, P[P_URLS]) or has_url(text)
 
     return {
         "id": tid,

@@ -11,7 +11,6 @@ blocking flag); :func:`run_curated_checks` runs them all. No Dagster import here
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,16 +19,10 @@ import numpy as np
 import pandas as pd
 
 from replyassets.core.curate import SPLITS
+from replyassets.core.urls import url_mask
 from replyassets.settings import Settings
 
 MAX_EXAMPLES = 10
-
-# URLs in any spelling a scraper or a person leaves in text: schemes, www., t.co and bare domains.
-URL_RE = re.compile(
-    r"(?i)(?:\b[a-z][a-z0-9+.-]*://\S+|\bwww\.\S+|\b(?:[a-z0-9-]+\.)+"
-    r"(?:com|org|net|io|co|ai|dev|ly|app|gg|xyz|info|edu|gov|uk|link|site|online|tech)"
-    r"\b(?:/\S*)?)"
-)
 
 # Columns a curated set must carry, non-null and (for text) non-blank.
 CURATED_REQUIRED_TEXT = ["reply_id", "tweet_id", "reply_author", "prompt", "train_reply", "split", "review_status"]
@@ -282,9 +275,10 @@ def check_english(df: pd.DataFrame, settings: Settings) -> CheckOutcome:
 
 
 def check_no_urls(df: pd.DataFrame, settings: Settings | None = None) -> CheckOutcome:
-    """No URL in the training reply, and no row flagged ``has_urls``."""
+    """No URL in the training reply (core/urls.py, the detector validation uses), and no row
+    flagged ``has_urls``."""
     text = _reply_text(df).fillna("").astype(str)
-    found = text.str.contains(URL_RE)
+    found = pd.Series(url_mask(text.tolist()), index=df.index)
     if "has_urls" in df.columns:
         found |= df["has_urls"].fillna(False).astype(bool)
     bad = df.loc[found]
@@ -384,7 +378,6 @@ def run_curated_checks(
 __all__ = [
     "CURATED_CHECKS",
     "MAX_EXAMPLES",
-    "URL_RE",
     "CheckOutcome",
     "CheckSpec",
     "check_english",

@@ -5,8 +5,7 @@ file in the same folder, then ``os.replace``), plots first so a report never poi
 image. All text under evaluation is escaped (HTML) or neutralised (markdown table cells), so a
 tweet cannot inject markup into the report.
 
-``stats`` is ``compute_stats(...)`` plus ``"verdict": verdict(...)`` (``summarize`` in
-core/stats.py builds both). ``meta`` is free-form and shown as the header table; the keys this
+``stats`` is ``compute_stats(...)`` plus ``"verdict": verdict(...)`` (both in core/stats.py). ``meta`` is free-form and shown as the header table; the keys this
 module looks for: ``run_id``, ``base_model``, ``adapter_dir``, ``adapter_sha256``, ``judge_name``,
 ``judge_model``, ``judge_prompt_version``, ``judge_offline`` (bool: the report then says the judge
 is offline and not an LLM), ``decoding`` (dict), ``human_agreement`` (dict from

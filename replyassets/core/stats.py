@@ -26,7 +26,7 @@ and ``flags`` says why (``no_valid_items``, ``single_item``, ``all_ties``, ``zer
 ``all_differences_zero``, ``no_scores``); ``insufficient_data`` is True when fewer than 2 valid
 items or fewer than 2 scored pairs exist.
 
-``verdict(stats, settings)`` applies the success criteria (DESIGN.md): p < alpha (the
+``verdict(stats, settings)`` applies the success criteria (docs/design.md): p < alpha (the
 ``primary_test``, Wilcoxon by default because the scores are paired; the direction must favour the
 adapter), Cohen's d > ``min_cohens_d``, relative improvement >= ``min_improvement``, and the win
 rate interval excluding 0.5 (i.e. the net win rate interval excluding 0, above it).
@@ -342,10 +342,3 @@ def forgetting_check(base_ppl: float | None, adapter_ppl: float | None, settings
     ratio = _f(a / b) if a is not None and b else None
     return {"base_ppl": b, "adapter_ppl": a, "ratio": ratio, "threshold": s.forgetting_warn_ratio,
             "warn": bool(ratio is not None and ratio > s.forgetting_warn_ratio)}
-
-
-def summarize(items: pd.DataFrame, settings: EvaluationSettings | None = None) -> dict[str, Any]:
-    """``compute_stats`` plus its ``verdict`` under the key ``"verdict"`` (what write_report expects)."""
-    stats = compute_stats(items, settings)
-    stats["verdict"] = verdict(stats, settings)
-    return stats

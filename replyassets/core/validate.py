@@ -6,7 +6,8 @@ and the comma-separated ``reasons``, in this order):
 
 - ``missing_fields``  reply_id, reply, tweet and reply_likes are present (not null/empty)
 - ``length``          min_chars <= len(reply_clean) <= max_chars (Unicode code points)
-- ``url``             no URL in the raw reply and ``has_urls`` is not True
+- ``url``             no URL in the raw or the cleaned reply and ``has_urls`` is not True
+                      (core/urls.py, the detector normalization and the curated checks use)
 - ``engagement``      reply_likes >= min_likes
 - ``language``        lang_confidence > min_lang_confidence (scorers/language.py)
 - ``toxicity``        toxicity < max_toxicity (the toxicity scorer given)
@@ -23,7 +24,7 @@ and the comma-separated ``reasons``, in this order):
 
 Decisions: lingua and the toxicity model score every row (unique cleaned replies only), so
 every row stores both scores and the distributions cover the whole partition. The
-seed's single keyword "revolution" is replaced by the phrase "revolution is the power of
+prototype's single keyword "revolution" (docs/design.md, "Baselines") is replaced by the phrase "revolution is the power of
 change" (the bot text it came from): "the AI revolution" is ordinary tech talk. "100x" and
 "1000x" trip only when not followed by a comparison ("100x faster" is ordinary tech talk).
 
@@ -53,6 +54,7 @@ import numpy as np
 import pandas as pd
 
 from replyassets.core import clean as _clean
+from replyassets.core import urls as _urls
 from replyassets.core.columns import PAIR_COLUMNS
 
 RULES: tuple[str, ...] = (
@@ -75,7 +77,7 @@ VALIDATION_COLUMNS: dict[str, str] = {
 }
 
 SPAM_KEYWORDS: tuple[str, ...] = (
-    # seed list (crypto engagement farming)
+    # the prototype's list (crypto engagement farming; docs/design.md, "Baselines")
     "gm", "gn", "ser", "fren", "frens", "wagmi", "ngmi", "gmi", "degen", "degens", "wen", "anon",
     "stay locked in", "onchain", "on-chain", "revolution is the power of change",
     # crypto / pump
@@ -190,10 +192,6 @@ def _compiled(phrases: tuple[str, ...]) -> tuple[re.Pattern, str | None]:
 def spam_regex(extra: Iterable[str] = ()) -> re.Pattern:
     """The keyword/phrase trie (``HYPE_RE`` covers "100x"-style hype separately)."""
     return _compiled((*SPAM_KEYWORDS, *extra))[0]
-
-
-def has_spam(text: str, extra: Iterable[str] = ()) -> bool:
-    return bool(spam_regex(tuple(extra)).search(text) or ("0x" in text.lower() and HYPE_RE.search(text)))
 
 
 def generic_regex(extra: Iterable[str] = ()) -> re.Pattern:
@@ -348,10 +346,6 @@ def _word_counts(texts: list[str]) -> np.ndarray:
     return (runs - np.bincount(np.searchsorted(seps, joins), minlength=n)).astype(np.int64)
 
 
-def _as_str_series(s: pd.Series) -> pd.Series:
-    return s.astype(object).where(s.notna(), None)
-
-
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
@@ -381,20 +375,9 @@ def _search(texts: list[str], pattern: re.Pattern, candidates: np.ndarray) -> np
     return out
 
 
-# RE2 supersets of clean.EMAIL_RE and clean.URL_RE (every match holds one of these) and
-# of clean.PHONE_HINT_RE (Python's \d and \s are Unicode: \p{Nd} and every Python space).
+# RE2 supersets of clean.EMAIL_RE (every match holds one of these) and of
+# clean.PHONE_HINT_RE (Python's \d and \s are Unicode: \p{Nd} and every Python space).
 _EMAIL_HINT_RE2 = r"[A-Za-z0-9._%+\-]@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z][A-Za-z]"
-_URL_HINT_RE2 = (
-    r"(?i)https?://|www\.|\.(?:com|net|org|io|ai|co|ly|me|xyz|app|dev|gg|info|biz|link|to|tv|us|uk)"
-)
-# clean.URL_RE itself for pure-ASCII text (where Python's \w, \b and case folding are
-# ASCII ones): the lookbehind becomes "start or a character outside the class", which
-# keeps whether a match exists.
-_URL_ASCII_RE2 = (
-    r"(?i)(?:^|[^\w.@/\-])(?:https?://[^" + _clean.PY_SPACE_RE2 + r"]|www\.[a-z0-9\-]+\.[^"
-    + _clean.PY_SPACE_RE2 + r"]|[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\."
-    r"(?:com|net|org|io|ai|co|ly|me|xyz|app|dev|gg|info|biz|link|to|tv|us|uk)\b)"
-)
 _PHONE_HINT_RE2 = r"\p{Nd}(?:[" + _clean.PY_SPACE_RE2 + r"().\-]{0,3}\p{Nd}){9}"
 
 
@@ -495,16 +478,10 @@ def apply_rules(
     has_urls = out["has_urls"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     email = _search(raw_list, _clean.EMAIL_RE, _clean.re2_mask(raw_arr, _EMAIL_HINT_RE2, n))
     # RE2 decides alone on pure-ASCII rows where its pattern is exact (none without arrays)
-    raw_ascii = np.fromiter(map(str.isascii, raw_list), dtype=bool, count=n) & (raw_arr is not None)
     text_ascii = np.fromiter(map(str.isascii, text_list), dtype=bool, count=n) & (text_arr is not None)
-    url_maybe = _clean.re2_mask(raw_arr, _URL_HINT_RE2 + fold, n)
-    url_found = _search(raw_list, _clean.URL_RE, url_maybe & ~raw_ascii)
-    ascii_maybe = np.flatnonzero(url_maybe & raw_ascii)
-    if len(ascii_maybe):  # exact on ASCII text
-        url_found[ascii_maybe] = _clean.re2_mask(raw_arr.take(ascii_maybe), _URL_ASCII_RE2, len(ascii_maybe))
-    recheck = np.flatnonzero(url_found & email)  # "a@example.com" is contact data, not a URL
-    if len(recheck):
-        url_found[recheck] = [_clean.has_url(_clean.EMAIL_RE.sub(" ", raw_list[i])) for i in recheck]
+    # The one URL detector (core/urls.py), on the raw reply and on the cleaned one (what the
+    # curated set trains on: its blocking no_urls check asks the same detector).
+    url_found = _urls.url_mask(raw_list, raw_arr) | _urls.url_mask(text_list, text_arr)
     url_ok = ~(has_urls | url_found)
     phone = np.zeros(n, dtype=bool)
     for i in np.flatnonzero(_clean.re2_mask(raw_arr, _PHONE_HINT_RE2, n)):
@@ -632,6 +609,24 @@ def validation_funnel(df: pd.DataFrame) -> dict:
             per_query[q] = _funnel_of(part)
     result["by_query"] = per_query
     return result
+
+
+def validation_funnel_rows(df: pd.DataFrame) -> tuple[list[dict], dict[str, int]]:
+    """The ``validated_pairs`` funnel table and the failures per rule.
+
+    Returns ``(rows, reason_counts)``: rows ``{"stage", "count"}`` for ``pairs in``,
+    ``valid`` and ``rejected: <rule>`` per failing rule; ``reason_counts`` maps each rule
+    that failed at least once to its rows (a row failing two rules counts under both), most
+    frequent first, ties in RULES order. Empty frame: two zero rows and ``{}``.
+    """
+    n = len(df)
+    valid = int(df["valid"].sum()) if n else 0
+    counts = {code: int((~df[f"rule_{code}"].astype(bool)).sum()) for code in RULES} if n else {}
+    order = {code: i for i, code in enumerate(RULES)}
+    reason_counts = dict(sorted(((c, k) for c, k in counts.items() if k), key=lambda kv: (-kv[1], order[kv[0]])))
+    rows = [{"stage": "pairs in", "count": n}, {"stage": "valid", "count": valid}]
+    rows += [{"stage": f"rejected: {code}", "count": k} for code, k in reason_counts.items()]
+    return rows, reason_counts
 
 
 def _hist(values: np.ndarray, edges: np.ndarray) -> dict:

@@ -5,11 +5,10 @@ import hashlib
 import json
 
 import dagster as dg
-import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from replyassets.core.checkpoint import DuckDBCheckpointStore
-from replyassets.core.collect import collect_partition
+from replyassets.core.collect import collect_partition, funnel_rows, reason_counts
 from replyassets.defs.common import (
     column_schema,
     DUCKDB_POOL,
@@ -113,7 +112,6 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
         f"query {spec.name!r}: {len(pairs)} pairs kept, {len(rejections)} items rejected, "
         f"{result.fetched_tweets} tweets fetched, {result.resumed_tweets} resumed from checkpoint"
     )
-    funnel_rows = _funnel_rows(result.funnel, rejections)
     preview = pairs.head(5)[["tweet_id", "reply_likes", "reply_author_followers", "reply"]].to_dict("records")
     yield dg.Output(
         pairs,
@@ -125,7 +123,7 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
             "pairs": len(pairs),
             "unique_tweets": int(pairs["tweet_id"].nunique()),
             "unique_reply_authors": int(pairs["reply_author"].nunique()),
-            "funnel": funnel_table(funnel_rows),
+            "funnel": funnel_table(funnel_rows(result.funnel, rejections)),
             "fetched_tweets": result.fetched_tweets,
             "resumed_tweets": result.resumed_tweets,
             "estimated_cost_usd": float(round(result.cost_usd, 4)),
@@ -140,33 +138,16 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
         description=f"{len(pairs)} pairs from {result.funnel.get('items_in', '?')} items",
         metadata={"pairs": len(pairs)},
     )
-    reason_counts = _reason_counts(rejections)
+    by_reason = reason_counts(rejections)
     yield dg.Output(
         rejections,
         output_name="raw_tweet_rejections",
         data_version=dg.DataVersion(frame_hash(rejections.drop(columns=["collected_at"]))),
         metadata={
             "rejected_items": len(rejections),
-            "by_reason": table_md([{"reason": k, "items": v} for k, v in reason_counts.items()]),
+            "by_reason": table_md([{"reason": k, "items": v} for k, v in by_reason.items()]),
         },
     )
-
-
-def _reason_counts(rejections: pd.DataFrame) -> dict[str, int]:
-    if rejections.empty:
-        return {}
-    counts = rejections["reasons"].str.split(",").explode().value_counts()
-    return {str(k): int(v) for k, v in counts.items()}
-
-
-def _funnel_rows(funnel: dict, rejections: pd.DataFrame) -> list[dict]:
-    rows = []
-    for k, v in funnel.items():
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            rows.append({"stage": k, "count": int(v)})
-    for reason, n in _reason_counts(rejections).items():
-        rows.append({"stage": f"rejected: {reason}", "count": n})
-    return rows
 
 
 class _NamespacedCheckpoint:

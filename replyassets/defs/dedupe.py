@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from replyassets.core.dedup import dedupe
+from replyassets.core.dedup import dedup_summary, dedupe
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
 from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, derived_code_version, frame_hash, funnel_table, settings, table_md
 from replyassets.defs.resources import EmbedderResource
@@ -44,10 +44,9 @@ def deduped_pairs(
                  ann_threshold_rows=s.dedup.ann_threshold_rows)
     how = out.attrs.pop("semantic_dedup", {})
     stats = cached.stats()
-    n_valid = int(df["valid"].sum())
-    kept = int(out["kept"].sum())
-    exact = int((out["dup_kind"] == "exact").sum())
-    semantic = int((out["dup_kind"] == "semantic").sum())
+    summary = dedup_summary(out)
+    n_valid, kept = summary["valid"], summary["kept"]
+    exact, semantic = summary["exact_duplicates"], summary["semantic_duplicates"]
     context.log.info(f"{kept}/{n_valid} valid pairs kept ({exact} exact, {semantic} semantic duplicates); cache {stats}")
     examples = (
         out.loc[out["dup_kind"] == "semantic", ["reply_id", "duplicate_of", "similarity", "reply_clean"]]
@@ -72,15 +71,7 @@ def deduped_pairs(
             "embedding_cache_hits": int(stats.get("cache_hits", 0)),
             "embedding_cache_misses": int(stats.get("cache_misses", 0)),
             "texts_embedded": int(stats.get("texts_embedded", 0)),
-            "funnel": funnel_table(
-                [
-                    {"stage": "rows in", "count": len(df)},
-                    {"stage": "valid", "count": n_valid},
-                    {"stage": "exact duplicates", "count": exact},
-                    {"stage": "semantic duplicates", "count": semantic},
-                    {"stage": "kept", "count": kept},
-                ]
-            ),
+            "funnel": funnel_table(summary["funnel"]),
             "by_query": table_md(by_query.reset_index().to_dict("records")),
             "semantic_duplicate_examples": table_md(examples),
         },

@@ -119,7 +119,7 @@ def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, ju
     )
     decoding = decoding_config(ev)
     meta = {
-        "run_id": context.run_id,
+        "run_id": context.run.run_id,
         "profile": s.profile,
         "base_model": base_path,
         "adapter_path": adapter_path,
@@ -134,7 +134,7 @@ def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, ju
     }
     # Human raters: a blinded sheet per report; ratings imported for these exact generations
     # (`replyassets human-eval import`) are compared with the judge.
-    report_dir = s.data_dir / "reports" / context.run_id
+    report_dir = s.data_dir / "reports" / context.run.run_id
     sheet = export_sheet(judged, report_dir, seed=ev.generation_seed)
     key_ids = pd.read_csv(sheet["key"], dtype=str)["pair_id"].tolist()
     ratings = load_ratings(s.database_path, key_ids)
@@ -145,7 +145,7 @@ def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, ju
 
     # Generations and verdicts are stored with the models, adapter hash and decoding settings.
     judged = judged.assign(
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         base_model=base_path,
         adapter_path=adapter_path,
         adapter_sha256=str(adapter_md.get("adapter_sha256")),

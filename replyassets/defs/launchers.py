@@ -353,7 +353,7 @@ class TrainingLauncher(dg.ConfigurableResource):
         return invocation.get_materialize_result()
 
     def _run_key(self, context) -> str:
-        return f"{context.run_id}-{'-'.join(context.asset_key.path)}"
+        return f"{context.run.run_id}-{'-'.join(context.asset_key.path)}"
 
     def _launch_k8s(self, context, config, extras) -> dg.MaterializeResult:
         from dagster_k8s import PipesK8sClient

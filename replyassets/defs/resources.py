@@ -30,7 +30,7 @@ class TweetSourceResource(dg.ConfigurableResource):
     request_timeout_s: float = 30.0
     run_timeout_s: int = 600
     price_per_1000_items: float = 0.25
-    """USD per 1,000 items for the cost estimate (the seed's figure; check your actor's price)."""
+    """USD per 1,000 items for the cost estimate (the original prototype's figure, see docs/design.md; check your actor's price)."""
 
     def build(self):
         if self.kind == "replay":

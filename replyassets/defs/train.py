@@ -179,7 +179,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         merged = merge_adapter(adapter_dir, Path(cfg["output_dir"]) / "merged", base_model=cfg["base_model"])
         extra["merged_model_path"] = dg.MetadataValue.path(str(merged))
     # From here on the folder belongs to this materialization: nothing writes into it again.
-    (Path(cfg["output_dir"]) / COMPLETE_MARKER).write_text(context.run_id + "\n")
+    (Path(cfg["output_dir"]) / COMPLETE_MARKER).write_text(context.run.run_id + "\n")
     return dg.MaterializeResult(
         metadata=adapter_metadata(
             {**(result.metadata or {}), **extra,

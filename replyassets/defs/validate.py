@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from replyassets.core.validate import validate_pairs
+from replyassets.core.validate import validate_pairs, validation_funnel_rows
 from replyassets.defs.common import (
     column_schema,
     DUCKDB_POOL,
@@ -59,11 +59,7 @@ def validated_pairs(
     df = validate_pairs(raw_tweets, s.validation, language.build(), toxicity.build())
     n, valid = len(df), int(df["valid"].sum()) if len(df) else 0
     context.log.info(f"{context.partition_key}: {valid}/{n} pairs valid")
-    reason_counts = (
-        df.loc[~df["valid"], "reasons"].str.split(",").explode().value_counts().to_dict() if n else {}
-    )
-    funnel = [{"stage": "pairs in", "count": n}, {"stage": "valid", "count": valid}]
-    funnel += [{"stage": f"rejected: {k}", "count": int(v)} for k, v in reason_counts.items()]
+    funnel, _ = validation_funnel_rows(df)
     rejected_examples = (
         df.loc[~df["valid"], ["reply_id", "reasons", "reply"]].head(8).to_dict("records") if n else []
     )

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from dataclasses import asdict, dataclass
+from typing import Literal, Protocol, runtime_checkable
 
 Winner = Literal["A", "B", "tie"]
 WINNERS: tuple[str, ...] = ("A", "B", "tie")
@@ -82,19 +82,6 @@ class Judge(Protocol):
     def compare(self, tweet: str, reply_a: str, reply_b: str, reference: str | None = None) -> Verdict: ...
 
     def score(self, tweet: str, reply: str, reference: str | None = None) -> Score: ...
-
-
-@dataclass(frozen=True)
-class JudgeInfo:
-    name: str
-    model_id: str
-    prompt_version: str
-    offline: bool
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def judge_info(judge: Judge) -> JudgeInfo:
-    return JudgeInfo(judge.name, judge.model_id, judge.prompt_version, bool(getattr(judge, "offline", False)))
 
 
 def cache_key(judge: Judge, kind: str, *texts: str | None) -> str:

@@ -16,7 +16,7 @@ the partition budget ``CollectionSettings.max_items_per_partition`` (items read 
 Once the budget is spent, further reply fetches return ``[]`` and ``stats()`` says so.
 
 Cost estimate: ``items read x price_per_1000_items / 1000``. The default price, $0.25 per 1,000
-tweets, is the figure of the project's seed log ("Apify: ~$0.25 per 1,000 tweets"). Actor prices
+tweets, is the prototype's estimate (docs/design.md, "Baselines"). Actor prices
 change: the apidojo tweet-scraper's store page listed $0.40 per 1,000 tweets in 2025, so set
 ``price_per_1000_items`` to your actor's current price.
 

@@ -47,3 +47,9 @@ class TweetSource(Protocol):
     def stats(self) -> dict[str, Any]:
         """Optional counters (calls, items, retries, ...) for asset metadata."""
         ...
+
+    # Optional, for sources that hold a whole export (replay):
+    #   unclaimed_replies(query, covered: Collection[str]) -> list of raw reply items that
+    #   fetch_replies hands out for none of the ``covered`` tweet keys (ids and conversation
+    #   ids of the kept tweets). collect_partition rejects each (orphan_reply,
+    #   reply_to_reply, parent_filtered) so that no item of the export vanishes.

@@ -10,17 +10,23 @@ Any shape ``replyassets.core.normalize`` reads may appear, mixed freely; normali
 rows are split into their tweet and reply. ``search_tweets`` returns the items that are not
 replies (plus items too broken to tell, so that the collection records their rejection);
 ``fetch_replies`` returns the replies whose conversation id or in-reply-to id is the
-tweet's id, in file order.
+tweet's id, in file order; ``unclaimed_replies`` returns the replies no kept tweet claimed
+(their parent is not in the files, is a reply, or was filtered out), which the collection
+rejects as ``orphan_reply`` / ``reply_to_reply`` / ``parent_filtered``: every item of the
+files ends up a pair or a rejected row.
 
 Damaged files, decided as follows:
 
 * a file that is missing, unreadable, not UTF-8 (JSON documents) or whose JSON is broken
   before any item could be read: ``SourceError`` naming the file;
 * a JSON array cut short (a truncated download): the complete items before the cut are
-  used and one marker item ``{"_replay_error": "truncated_json", ...}`` is added, which the
-  normalizer turns into a rejection with reason ``truncated_json``;
-* a JSONL line that is not valid JSON (or not UTF-8): a marker item with reason
+  used and one marker, a :class:`~replyassets.core.normalize.DamagedInput` object with code
+  ``truncated_json``, is added, which the normalizer turns into a rejection with that reason;
+* a JSONL line that is not valid JSON (or not UTF-8): a ``DamagedInput`` with code
   ``bad_json_line`` and the file and line number; the other lines are used.
+
+Markers are objects, never dicts: an export item that carries keys such as
+``_replay_error`` is an ordinary item and is judged by what it holds.
 
 Replay is free: ``estimated_cost_usd()`` is 0 and the spend caps of CollectionSettings
 (``max_replies_per_tweet``...) are not applied.
@@ -29,10 +35,11 @@ Replay is free: ``estimated_cost_usd()`` is 0 and the spend caps of CollectionSe
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from replyassets.core.normalize import normalize_item, unwrap_items
+from replyassets.core.normalize import DamagedInput, normalize_item, unwrap_items
 from replyassets.settings import CollectionSettings, QuerySpec
 from replyassets.sources.base import SourceError
 
@@ -40,12 +47,8 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 _SNIPPET = 200
 
 
-def _marker(code: str, file: str, line: int | None, snippet: str) -> dict[str, Any]:
-    m: dict[str, Any] = {"_replay_error": code, "_file": file}
-    if line is not None:
-        m["_line"] = line
-    m["_text"] = snippet[:_SNIPPET]
-    return m
+def _marker(code: str, file: str, line: int | None, snippet: str) -> DamagedInput:
+    return DamagedInput(code=code, file=file, line=line, text=snippet[:_SNIPPET])
 
 
 def read_items(path: Path, display: str | None = None) -> list[Any]:
@@ -191,6 +194,17 @@ class ReplaySource:
         for key in {tweet.get("id"), tweet.get("conversation_id")} - {None}:
             positions.update(by_parent.get(key, ()))
         return [replies[i] for i in sorted(positions)]
+
+    def unclaimed_replies(self, query: QuerySpec, covered: Collection[str]) -> list[Any]:
+        """The replies of ``query``'s files that ``fetch_replies`` hands out for none of the
+        ``covered`` tweet keys (the ids and conversation ids of the kept tweets), in file
+        order: orphans, replies to replies, replies to tweets the filters rejected.
+        ``collect_partition`` turns each into a rejection, so nothing in the files vanishes."""
+        _, by_parent, replies = self._query_index(query)
+        claimed: set[int] = set()
+        for key in covered:
+            claimed.update(by_parent.get(key, ()))
+        return [item for i, item in enumerate(replies) if i not in claimed]
 
     def estimated_cost_usd(self) -> float:
         return 0.0

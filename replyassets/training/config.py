@@ -1,6 +1,6 @@
 """The training program's config: one JSON object (a file, or the Pipes extra ``training_config``).
 
-Keys = ``replyassets.settings.TrainingSettings`` dumped (same names and defaults, DESIGN.md)
+Keys = ``replyassets.settings.TrainingSettings`` dumped (same names and defaults, docs/design.md)
 plus the run's paths. Unknown keys are an error, so a typo never silently trains with a default.
 No pydantic/settings import: this runs in the training image.
 """
@@ -46,7 +46,7 @@ class TrainConfig:
     gradient_checkpointing: str = "auto"  # "auto" (on with CUDA) | "true" | "false"
     device: str = "auto"  # "auto" | "cpu" | "cuda"
     cpu_threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default (tiny models train fastest on 1)
-    # optimisation (DESIGN.md)
+    # optimisation (defaults: docs/design.md, "Defaults")
     epochs: float = 2
     learning_rate: float = 2e-4
     warmup_ratio: float = 0.03

@@ -73,3 +73,23 @@ def test_round_trip_of_its_own_output(tmp_path):
     assert second.returncode == 0, second.stderr
     strip = lambda out: [{k: v for k, v in json.loads(l).items() if k != "collected_at"} for l in out.splitlines()]
     assert strip(second.stdout) == strip(first.stdout) and len(strip(first.stdout)) == 9
+
+
+def test_an_export_of_replies_only_accounts_for_every_item(tmp_path):
+    """Replies whose tweets are not in the export used to vanish ("items in: 0")."""
+    text = "A considered reply with more than enough characters to pass every filter."
+    replies = [apidojo(100 + i, f"{text} ({i})", parent=1, at=T0 + timedelta(hours=1), author=f"u{i}")
+               for i in range(4)]
+    replies.append(apidojo(200, f"{text} (to a reply)", parent=100, conversation=1, at=T0 + timedelta(hours=2)))
+    write_json(tmp_path / "replies.json", replies)
+    p = run_cli("replies.json", "--rejected", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    assert sorted(r["item_id"] for r in rows) == sorted(str(r["id"]) for r in replies)
+    by_id = {r["item_id"]: r for r in rows}
+    assert all(by_id[str(100 + i)]["reasons"] == ["orphan_reply"] for i in range(4))
+    assert by_id["200"]["reasons"] == ["reply_to_reply"] and by_id["200"]["stage"] == "pairing"
+    assert "items in: 5" in p.stderr and "pairs kept: 0  rejected: 5" in p.stderr
+    assert "orphan_reply" in p.stderr and "reply_to_reply" in p.stderr
+    plain = run_cli("replies.json", cwd=tmp_path)
+    assert plain.returncode == 0 and plain.stdout == "" and "items in: 5" in plain.stderr

@@ -239,3 +239,77 @@ def test_sample_queries_yield_a_real_dataset():
     assert pairs["tweet_id"].nunique() >= 150
     assert pairs["reply_author"].nunique() >= 300
     assert len(pairs) >= 900
+
+
+def test_replies_that_cannot_pair_are_rejected_not_dropped(tmp_path):
+    """An orphan reply, a reply to a reply, a reply to a filtered tweet: a rejected row each."""
+    later = T0 + timedelta(hours=1)
+    text = "A considered reply with more than enough characters to pass the filters."
+    items = [
+        apidojo(10, "the source tweet", likes=500),
+        apidojo(11, text, parent=10, at=later, author="a"),                         # a pair
+        apidojo(20, "a retweeted tweet", isRetweet=True),                           # filtered out
+        apidojo(21, text + " (to the filtered tweet)", parent=20, at=later, author="b"),
+        apidojo(31, text + " (parent not in the export)", parent=30, at=later, author="c"),
+        apidojo(41, text + " (to a reply)", parent=31, conversation="nowhere", at=later, author="d"),
+        apidojo(42, text + " (to a reply, no conversation)", parent=11, at=later, author="e",
+                conversationId=None),
+        apidojo(51, text + " (to a reply of a filtered tweet)", parent=21, conversation=20, at=later, author="f"),
+    ]
+    write_json(tmp_path / "f.json", items)
+    res = collect_partition(QuerySpec(name="q", text="t", replay=["f.json"]), ReplaySource(tmp_path), S,
+                            collected_at=COLLECTED)
+    assert_contract(res)
+    assert list(res.pairs["reply_id"]) == ["11"]
+    rej = {r.item_id: (r.stage, split_reasons(r.reasons), r.tweet_id) for r in res.rejections.itertuples()}
+    assert rej["20"][:2] == ("tweet_filter", ["is_retweet"])
+    assert rej["21"] == ("pairing", ["parent_filtered"], "20")
+    assert rej["31"] == ("pairing", ["orphan_reply"], "30")
+    assert rej["41"] == ("pairing", ["reply_to_reply"], "nowhere")
+    assert rej["42"][:2] == ("pairing", ["reply_to_reply"]) and rej["42"][2] is pd.NA  # 11 is a reply
+    assert rej["51"] == ("pairing", ["reply_to_reply", "parent_filtered"], "20")
+    f = res.funnel
+    assert f["unclaimed_reply_items"] == 5 and f["items_in"] == len(items) == 8
+    assert f["items_in"] == len(res.pairs) + len(res.rejections) + f["tweets_kept"]
+    assert f["rejected_by_stage"]["pairing"] == 5
+    assert f["rejected_by_reason"]["reply_to_reply"] == 3
+
+
+def test_pairing_reasons():
+    from replyassets.core.collect import pairing_reasons
+
+    def r(rid, parent, conv):
+        return {"id": rid, "in_reply_to_id": parent, "conversation_id": conv}
+
+    assert pairing_reasons(r("2", "1", "1"), set(), set()) == (["orphan_reply"], "1")
+    assert pairing_reasons(r("2", "1", None), set(), set()) == (["orphan_reply"], "1")
+    assert pairing_reasons(r("2", "1", "1"), set(), {"1"}) == (["parent_filtered"], "1")
+    assert pairing_reasons(r("3", "2", "1"), {"2", "3"}, set()) == (["reply_to_reply"], "1")
+    assert pairing_reasons(r("3", "2", "1"), {"2"}, {"1"}) == (["reply_to_reply", "parent_filtered"], "1")
+    assert pairing_reasons(r("3", "2", None), {"2"}, set()) == (["reply_to_reply"], None)
+    assert pairing_reasons(r("3", "3", None), {"3"}, {"3"}) == (["orphan_reply"], None)  # self-reference
+
+
+def test_reason_counts_and_funnel_rows_match_the_funnel(tmp_path):
+    from replyassets.core.collect import funnel_rows, reason_counts
+
+    t = apidojo(10, "source tweet", likes=500)
+    items = [t, apidojo(11, "retweeted tweet", isRetweet=True, likes=50),
+             apidojo(12, "x" * 5, parent=10, likes=0, followers=50, at=T0 + timedelta(seconds=5)),
+             apidojo(13, "A perfectly fine reply with more than thirty chars.", parent=10, at=T0 + timedelta(hours=1)),
+             apidojo(14, "orphan reply that is long enough to be kept otherwise", parent=99, at=T0 + timedelta(hours=1)),
+             None]
+    write_json(tmp_path / "f.json", items)
+    res = collect_partition(QuerySpec(name="q", text="t", replay=["f.json"]), ReplaySource(tmp_path), S)
+    counts = reason_counts(res.rejections)
+    assert counts == res.funnel["rejected_by_reason"]
+    assert next(iter(counts.items())) == ("likes_below_min", 2)  # most frequent first, then by code
+    assert list(counts) == sorted(counts, key=lambda c: (-counts[c], c))
+    rows = funnel_rows(res.funnel, res.rejections)
+    stages = {r["stage"]: r["count"] for r in rows}
+    assert stages["items_in"] == 6 and stages["pairs_kept"] == 1 and stages["unclaimed_reply_items"] == 1
+    assert "searched" not in stages and "rejected_by_reason" not in stages  # bools and dicts left out
+    assert [r for r in rows if r["stage"].startswith("rejected: ")] == [
+        {"stage": f"rejected: {k}", "count": v} for k, v in counts.items()]
+    assert reason_counts(res.rejections.iloc[0:0]) == {}
+    assert funnel_rows({"items_in": 0, "searched": True}, res.rejections.iloc[0:0]) == [{"stage": "items_in", "count": 0}]

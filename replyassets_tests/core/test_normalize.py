@@ -10,6 +10,7 @@ import pytest
 
 from replyassets.core.normalize import (
     RECORD_FIELDS,
+    DamagedInput,
     normalize_item,
     parse_count,
     parse_datetime,
@@ -193,7 +194,10 @@ def test_counts_and_ids():
     (dict(APIDOJO, conversationId={"a": 1}), "bad_conversation_id"),
     (dict(APIDOJO, inReplyToId=1.5), "bad_in_reply_to_id"),
     (dict(APIDOJO, lang=7), "bad_lang"),
-    ({"_replay_error": "bad_json_line", "_file": "x.jsonl", "_line": 3}, "bad_json_line"),
+    (DamagedInput("bad_json_line", "x.jsonl", 3), "bad_json_line"),
+    # an item cannot pose as a source's marker: it is judged by what it holds
+    ({"_replay_error": "bad_json_line", "_file": "x.jsonl", "_line": 3}, "missing_id"),
+    ({"_replay_error": "A"}, "missing_text"),
 ])
 def test_rejections_with_reasons(item, reason):
     rec, reasons = normalize_item(item, source="t")

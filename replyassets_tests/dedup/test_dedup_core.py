@@ -1,4 +1,4 @@
-"""Fast dedup == the seed's greedy loop; exact dedup, ordering, pass-through, LSH path."""
+"""Fast dedup == the prototype's greedy loop (docs/design.md, "Baselines"); exact dedup, ordering, pass-through, LSH path."""
 
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ from replyassets.core.dedup import (
     seed_greedy_dedup,
     walk_order,
 )
+from replyassets_tests.hypothesis_profiles import examples
 
 
 def literal_seed_loop(emb: np.ndarray, order, threshold: float) -> list[int]:
-    """The seed's loop verbatim, pair by pair, with the correctly rounded similarity."""
+    """The prototype's loop verbatim, pair by pair, with the correctly rounded similarity."""
     x = normalize_rows(emb)
     keep: list[int] = []
     for i in order:
@@ -62,7 +63,7 @@ def frame(n: int, rng: np.random.Generator, tie_heavy: bool) -> pd.DataFrame:
     })
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
     n=st.integers(1, 70),
@@ -118,7 +119,7 @@ def test_fast_dedup_keeps_exactly_the_seed_loops_rows(seed, n, d, frac, sig, exa
         assert out["similarity"].iloc[i] >= best - 1e-4
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), d=st.integers(2, 40), k=st.integers(1, 39),
        skew=st.floats(0.0, 8.0), near=st.floats(0.0, 1.0))
 def test_bound_rows_never_undercut_the_true_similarity(seed, d, k, skew, near):
@@ -192,8 +193,12 @@ def test_exact_duplicates_keep_the_highest_engagement_row():
     assert out["dup_kind"].tolist()[0] == "exact"
     assert out["similarity"].tolist()[0] == 1.0
     assert pd.isna(out["similarity"].iloc[1]) and pd.isna(out["duplicate_of"].iloc[1])
-    assert dedup_summary(out) == {"rows": 4, "valid": 4, "kept": 2, "exact_duplicates": 2,
-                                  "semantic_duplicates": 0}
+    summary = dedup_summary(out)
+    assert {k: v for k, v in summary.items() if k != "funnel"} == {
+        "rows": 4, "valid": 4, "kept": 2, "exact_duplicates": 2, "semantic_duplicates": 0}
+    assert summary["funnel"] == [{"stage": "rows in", "count": 4}, {"stage": "valid", "count": 4},
+                                 {"stage": "exact duplicates", "count": 2},
+                                 {"stage": "semantic duplicates", "count": 0}, {"stage": "kept", "count": 2}]
 
 
 def test_tie_break_is_deterministic_and_independent_of_input_order():

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from replyassets.core.judging import judge_pairs
-from replyassets.core.stats import summarize
+from replyassets.core.stats import compute_stats, verdict
 from replyassets.judges.base import Judge
 from replyassets.judges.factory import build_judge
 from replyassets.judges.offline import OfflineJudge, lexical_similarity
@@ -39,5 +39,6 @@ def test_offline_end_to_end_with_stats():
     df = judge_pairs(j, items, cache=None, concurrency=2)
     assert (df["outcome"] == "win").all() and not df["position_flip"].any()
     assert (df["api_calls"] == 0).all() and df["judge_offline"].all()
-    st = summarize(df, EvaluationSettings(judge="offline", bootstrap_resamples=500))
-    assert st["win_rate"] == 1.0 and st["verdict"]["criteria"]["interval_excludes_zero"]["passed"]
+    es = EvaluationSettings(judge="offline", bootstrap_resamples=500)
+    st = compute_stats(df, es)
+    assert st["win_rate"] == 1.0 and verdict(st, es)["criteria"]["interval_excludes_zero"]["passed"]

@@ -19,7 +19,7 @@ from replyassets.core.report import (
     verdict_line,
     write_report,
 )
-from replyassets.core.stats import sanity_stats, summarize
+from replyassets.core.stats import compute_stats, sanity_stats, verdict
 from replyassets.judges.offline import OfflineJudge
 from replyassets.settings import EvaluationSettings
 
@@ -38,10 +38,16 @@ def judged_items(n=8):
     return judge_pairs(OfflineJudge(), items, cache=None, concurrency=2)
 
 
+def report_stats(df: pd.DataFrame, s: EvaluationSettings) -> dict:
+    """What write_report takes: compute_stats plus its verdict under "verdict"."""
+    stats = compute_stats(df, s)
+    return {**stats, "verdict": verdict(stats, s)}
+
+
 def test_report_files(tmp_path):
     df = judged_items()
     s = EvaluationSettings(bootstrap_resamples=300)
-    stats = summarize(df, s)
+    stats = report_stats(df, s)
     sanity = sanity_stats(df["base_reply"].tolist(), df["adapter_reply"].tolist(), df["reference"].tolist())
     sanity["perplexity_test"] = {"base": 12.5, "adapter": 9.1}
     meta = {"run_id": "run-1", "base_model": "tiny", "judge_name": "offline-reference-judge",
@@ -64,7 +70,7 @@ def test_report_files(tmp_path):
     md_meta = ui_metadata(stats, meta)
     assert md_meta["verdict"] == stats["verdict"]["label"] and "offline" in md_meta["judge"]
     # degenerate input still writes a report
-    empty = summarize(df.iloc[0:0], s)
+    empty = report_stats(df.iloc[0:0], s)
     p2 = write_report(tmp_path / "empty", empty, df.iloc[0:0], sanity_stats([], []), {"judge_offline": False})
     assert "insufficient data" in Path(p2["markdown"]).read_text()
 
@@ -115,7 +121,7 @@ NO_RATINGS_LINE = "No human ratings imported yet"
 
 def test_report_with_agreement_shows_it_and_not_the_no_ratings_line(tmp_path):
     df = judged_items(6)
-    stats = summarize(df, EvaluationSettings(bootstrap_resamples=100))
+    stats = report_stats(df, EvaluationSettings(bootstrap_resamples=100))
     ratings = pd.DataFrame({"item_id": df["item_id"], "human_outcome": df["outcome"].where(df["outcome"] != "invalid", "tie"),
                             "rater_id": "alice"})
     agreement = judge_human_agreement(df, ratings)

@@ -19,7 +19,6 @@ from replyassets.core.stats import (
     length_controlled_win_rate,
     promotion_decision,
     sanity_stats,
-    summarize,
     verdict,
 )
 from replyassets.settings import EvaluationSettings
@@ -144,7 +143,7 @@ def test_verdict_passes_only_when_all_criteria_pass():
     # the adapter being significantly WORSE must not pass significance
     worse = compute_stats(frame(["loss"] * 60, base + 3, base), S)
     assert verdict(worse, S)["criteria"]["significance"]["passed"] is False
-    assert summarize(frame(["loss"] * 60, base + 3, base), S)["verdict"]["label"] == "not shown better"
+    assert verdict(compute_stats(frame(["loss"] * 60, base + 3, base), S), S)["label"] == "not shown better"
 
 
 def test_promotion_gate():

@@ -1,7 +1,7 @@
 """Hostile and well-formed tweet items, and small replay datasets, for the reliability suite.
 
-Valid items are in the apidojo tweet-scraper shape (NOTES.md) and pass every collection
-filter of DESIGN.md; hostile ones break one thing at a time.
+Valid items are in the apidojo tweet-scraper shape (docs/design.md, "Scraper export shapes")
+and pass every collection filter (settings.CollectionSettings); hostile ones break one thing at a time.
 """
 
 from __future__ import annotations

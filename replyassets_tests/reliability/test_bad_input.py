@@ -15,14 +15,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
 
 from replyassets.core.collect import collect_partition
 from replyassets.core.columns import PAIR_COLUMNS, REJECTION_COLUMNS
 from replyassets.core.normalize import RECORD_FIELDS, normalize_item
 from replyassets.settings import CollectionSettings, QuerySpec, ValidationSettings
 from replyassets.sources.base import SourceError
-from replyassets.sources.replay import ReplaySource
+from replyassets.sources.replay import ReplaySource, read_items
+from replyassets_tests.hypothesis_profiles import examples
 from replyassets_tests.reliability import tally
 from replyassets_tests.reliability.hostile import (
     ODD_TEXTS,
@@ -94,13 +95,24 @@ def check_normalized(item: Any) -> None:
     json.dumps(rec, default=str).encode("utf-8")  # storable as UTF-8
 
 
-def assert_accounted(result, n_tweet_items: int) -> None:
-    """Every item the collection saw is a pair or a rejection with reasons."""
+def check_markers_are_not_input(item: Any) -> None:
+    """No key of an item can pose as a source's marker: keys starting with "_" (such as
+    ``_replay_error``) change nothing in the verdict."""
+    if isinstance(item, dict) and any(isinstance(k, str) and k.startswith("_") for k in item):
+        plain = {k: v for k, v in item.items() if not (isinstance(k, str) and k.startswith("_"))}
+        assert normalize_item(item) == normalize_item(plain), item
+
+
+def assert_accounted(result, n_tweet_items: int, n_file_items: int | None = None) -> None:
+    """Every item the collection saw is a pair or a rejection with reasons, and every item
+    of the replay files was seen (none vanishes; a reply two kept tweets claim counts twice)."""
     pairs, rej = result.pairs, result.rejections
     assert list(pairs.columns) == list(PAIR_COLUMNS)
     assert list(rej.columns) == list(REJECTION_COLUMNS)
     assert result.funnel["tweet_items_in"] == n_tweet_items
     assert result.funnel["items_in"] == len(pairs) + len(rej) + result.funnel["tweets_kept"]
+    if n_file_items is not None:
+        assert result.funnel["items_in"] >= n_file_items, (result.funnel, n_file_items)
     assert rej["reasons"].fillna("").str.len().gt(0).all(), "a rejected row without a reason"
     for r in rej["reasons"]:
         assert all(REASON_RE.match(code) for code in r.split(",")), r
@@ -123,11 +135,16 @@ def assert_storable(frames: dict[str, pd.DataFrame]) -> None:
 # ----------------------------------------------------------------------------- normalizer
 
 
-@hsettings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(any_item)
+# fixed examples (found by fuzzing or by review) run on every commit, whatever the profile
+@example({"_replay_error": "A"})  # an item once named its own rejection reason
+@example({"_replay_error": "truncated_json", "_file": "x.json", "_line": 3})
+@example({**tweet_item("700"), "_replay_error": "A"})
 def test_normalizer_never_raises_on_generated_items(item):
     tally.add("inputs_tried")
     check_normalized(item)
+    check_markers_are_not_input(item)
 
 
 def test_normalizer_hand_made_hostile_items():
@@ -164,8 +181,10 @@ def _replay_query(tmp: Path, name: str, data: bytes, suffix: str = ".json") -> t
     return QuerySpec(name=name, text=name, replay=[f"{name}{suffix}"]), ReplaySource(sample)
 
 
-@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(any_item, max_size=12), st.lists(mutated_item, max_size=8))
+@example([{"_replay_error": "A"}], [{**reply_item("702", "700"), "_replay_error": "B"}])
+@example([reply_item("900", "999")], [reply_item("703", "701"), reply_item("704", "900")])  # orphans
 def test_collect_partition_on_generated_replay_files(tweets, replies):
     tid = "700"
     items = [tweet_item(tid)] + tweets + [reply_item(f"8{i}", tid) for i in range(2)] + replies
@@ -174,8 +193,11 @@ def test_collect_partition_on_generated_replay_files(tweets, replies):
         data = json.dumps(items).encode()  # lone surrogates travel as \udXXX escapes
         spec, source = _replay_query(Path(d), "fuzz", data)
         result = collect_partition(spec, source, CollectionSettings())
+        n_file_items = len(read_items(Path(d) / "sample" / "fuzz.json"))
     n_tweet_items = len(source.search_tweets(spec, CollectionSettings()))
-    assert_accounted(result, n_tweet_items)
+    assert_accounted(result, n_tweet_items, n_file_items)
+    codes = set(",".join(result.rejections["reasons"]).split(","))
+    assert not codes & {"A", "B"}, codes
     assert_storable({"pairs": result.pairs, "rejections": result.rejections})
 
 
@@ -233,7 +255,8 @@ def test_collect_partition_on_hostile_files(tmp_path, name):
         assert f"{qname}{suffix}" in str(exc), str(exc)
         assert name in {"not-json", "invalid-utf8", "deep-json", "deep-item", "truncated-first", "null-bytes-raw"}, (name, str(exc))
         return
-    assert_accounted(result, len(source.search_tweets(spec, CollectionSettings())))
+    assert_accounted(result, len(source.search_tweets(spec, CollectionSettings())),
+                     len(read_items(tmp_path / "sample" / f"{qname}{suffix}")))
     assert_storable({"pairs": result.pairs, "rejections": result.rejections})
     if name in {"truncated", "invalid-utf8-lines", "deep-jsonl"}:
         codes = ",".join(result.rejections["reasons"])
@@ -347,7 +370,7 @@ def test_validate_pairs_with_real_scorers_on_hostile_rows(tmp_path, scorers):
     assert sorted(back["reasons"].fillna("")) == sorted(out["reasons"].fillna(""))
 
 
-@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.dictionaries(st.sampled_from(list(PAIR_COLUMNS)), leaf, max_size=8), min_size=1, max_size=6))
 def test_validate_pairs_on_generated_frames(scorers, rows):
     from replyassets.core.validate import validate_pairs

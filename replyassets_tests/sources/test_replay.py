@@ -97,8 +97,9 @@ def test_bad_jsonl_lines_become_rejections(tmp_path):
     assert len(res.pairs) == 2
     bad = res.rejections[res.rejections["reasons"] == "bad_json_line"]
     assert len(bad) == 3
-    assert all('"_file":"f.jsonl"' in d for d in bad["detail"])
-    assert sorted(json.loads(d)["_line"] for d in bad["detail"]) == [2, 4, 6]
+    assert all('"file":"f.jsonl"' in d for d in bad["detail"])
+    assert sorted(json.loads(d)["line"] for d in bad["detail"]) == [2, 4, 6]
+    assert set(bad["item_kind"]) == {"item"}
 
 
 def test_truncated_json_array_keeps_readable_items(tmp_path):
@@ -155,5 +156,9 @@ def test_hostile_items_only_produce_rejections(tmp_path):
     (tmp_path / "h.json").write_text(json.dumps(hostile))
     res = collect_partition(q("h.json"), ReplaySource(tmp_path), S)
     assert len(res.pairs) == 0
-    assert len(res.rejections) == 10  # every item except the orphan reply (its tweet is rejected)
+    # every item, the reply too: its tweet (3) was rejected, so it is parent_filtered (it used
+    # to vanish, and this count was 10)
+    assert len(res.rejections) == 11 and res.funnel["items_in"] == 11
     assert res.rejections["reasons"].str.len().min() > 0
+    last = res.rejections.iloc[-1]
+    assert (last["item_id"], last["stage"], last["reasons"], last["tweet_id"]) == ("4", "pairing", "parent_filtered", "3")

@@ -19,8 +19,10 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from replyassets.core import clean as C
+from replyassets.core import urls as U
 from replyassets.core import validate as V
 from replyassets.settings import ValidationSettings
+from replyassets_tests.hypothesis_profiles import examples
 from replyassets_tests.validate.conftest import GOOD_REPLY, make_pairs
 from replyassets_tests.validate.lang_samples import ENGLISH, NON_ENGLISH, SHORT_ENGLISH
 
@@ -62,7 +64,7 @@ def _reference_rules(raw: str, text: str, settings: ValidationSettings) -> dict:
     total = len(V._WORD_RE.findall(text))
     rest = len(V._WORD_RE.findall(gre.sub(" ", text))) if gre.search(text) else total
     email = C.has_email(raw)
-    url = C.has_url(raw) and not (email and not C.has_url(C.EMAIL_RE.sub(" ", raw)))
+    url = U.has_url(raw) or U.has_url(text)  # the raw reply and the cleaned one (core/urls.py)
     return {
         "email": email, "url": url, "phone": C.has_phone(raw),
         "spam": bool(V.spam_regex(settings.extra_spam_keywords).search(text) or V.HYPE_RE.search(text)),
@@ -123,7 +125,7 @@ def test_clean_texts_equals_clean_text_on_crafted_texts():
     assert C.clean_texts([], SETTINGS) == []
 
 
-@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches)
 def test_clean_texts_equals_clean_text(texts):
     assert C.clean_texts(texts, SETTINGS) == [C.clean_text(t, SETTINGS) for t in texts]
@@ -132,7 +134,7 @@ def test_clean_texts_equals_clean_text(texts):
 _ORIGINAL_ELONGATED = re.compile(r"[^\W\d_]*([^\W\d_])\1\1[^\W\d_]*")
 
 
-@hsettings(max_examples=200, deadline=None)
+@hsettings(max_examples=examples(200), deadline=None)
 @given(texts_strategy)
 def test_collapse_elongations_equals_the_regex_definition(text):
     expected = text
@@ -142,7 +144,7 @@ def test_collapse_elongations_equals_the_regex_definition(text):
     assert C.collapse_elongations(text) == expected
 
 
-@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches, st.sampled_from(["@user", "<user>", "", "[user]"]))
 def test_token_and_word_counts_equal_the_per_text_definitions(texts, placeholder):
     assert V._meaningful_count(texts, placeholder).tolist() == V._meaningful_count_reference(texts, placeholder).tolist()
@@ -162,7 +164,7 @@ def test_rule_prefilters_miss_nothing_on_crafted_replies():
                                                 extra_generic_phrases=("ok cool", "très bien")))
 
 
-@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches)
 def test_rule_prefilters_miss_nothing(replies):
     _check_rules(replies)

@@ -7,9 +7,9 @@ from replyassets.core.clean import (
     collapse_word,
     has_email,
     has_phone,
-    has_url,
     split_hashtag,
 )
+from replyassets.core.urls import has_url
 from replyassets.settings import ValidationSettings
 
 

@@ -16,6 +16,7 @@ from replyassets.core.validate import (
     distributions,
     validate_pairs,
     validation_funnel,
+    validation_funnel_rows,
 )
 from replyassets.settings import ValidationSettings
 from replyassets_tests.validate.conftest import GOOD_REPLY, make_pairs
@@ -208,6 +209,11 @@ def test_validate_pairs_end_to_end_with_real_scorers(settings, language_scorer, 
     assert funnel["rows_in"] == 6 and funnel["valid"] == 3 and funnel["rejected"] == 3
     assert funnel["rejected_by_rule"]["spam"] == 1 and funnel["rejected_by_rule"]["toxicity"] >= 1
     assert funnel["by_query"]["ai-agents"]["rows_in"] == 6
+    rows, by_rule = validation_funnel_rows(out)
+    assert by_rule == {k: v for k, v in funnel["rejected_by_rule"].items() if v}  # the same counts
+    assert list(by_rule.values()) == sorted(by_rule.values(), reverse=True)
+    assert rows[:2] == [{"stage": "pairs in", "count": 6}, {"stage": "valid", "count": 3}]
+    assert rows[2:] == [{"stage": f"rejected: {k}", "count": v} for k, v in by_rule.items()]
     dist = distributions(out)
     assert sum(dist["length"]["counts"]) == 6 and len(dist["length"]["counts"]) == len(dist["length"]["edges"]) - 1
     assert sum(dist["lang_confidence"]["counts"]) == 6 and sum(dist["valid_toxicity"]["counts"]) == 3
@@ -217,6 +223,7 @@ def test_empty_input(settings, language_scorer, profanity_scorer):
     out = validate_pairs(pd.DataFrame(), settings, language_scorer, profanity_scorer)
     assert len(out) == 0 and list(out.columns) == list(PAIR_COLUMNS) + list(VALIDATION_COLUMNS)
     assert validation_funnel(out)["rows_in"] == 0
+    assert validation_funnel_rows(out) == ([{"stage": "pairs in", "count": 0}, {"stage": "valid", "count": 0}], {})
     assert distributions(out)["length"]["n"] == 0
 
 
