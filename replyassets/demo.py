@@ -22,7 +22,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from replyassets.settings import PROJECT_ROOT
@@ -103,7 +103,13 @@ class AssetRunner:
         return result.dagster_run if hasattr(result, "dagster_run") else self.instance.get_run_by_id(run.run_id)
 
 
-def stale_plan(instance, asset_graph, partitions: Sequence[str]) -> list[tuple[list, list, list[str]]]:
+def _partition_keys(instance, node) -> list:
+    if not node.is_partitioned:
+        return [None]
+    return sorted(instance.get_dynamic_partitions(node.partitions_def.name))
+
+
+def stale_plan(instance, asset_graph) -> list[tuple[list, list, list[str]]]:
     """Every materializable asset that is missing or stale, in dependency order.
 
     Returns ``[(execution set keys, partitions (or [None]), reasons)]``; an asset with several
@@ -134,7 +140,7 @@ def stale_plan(instance, asset_graph, partitions: Sequence[str]) -> list[tuple[l
         group = sorted(node.execution_set_asset_keys, key=lambda k: k.to_user_string())
         seen.update(group)
         todo, reasons = [], []
-        for p in (partitions if node.is_partitioned else [None]):
+        for p in _partition_keys(instance, node):
             statuses = {k: resolver.get_status(k, p) for k in group}
             if any(st == StaleStatus.MISSING for st in statuses.values()):
                 todo.append(p)
@@ -164,9 +170,11 @@ def asset_statuses(instance) -> dict[str, str]:
 
     from replyassets.definitions import defs
     from replyassets.defs.collect import sync_query_partitions
+    from replyassets.defs.experiments import sync_experiment_partitions
     from replyassets.defs.sources import observe_now
 
     sync_query_partitions(instance)
+    sync_experiment_partitions(instance)
     observe_now(instance)
     graph = defs.resolve_asset_graph()
     view = AssetGraphView(
@@ -175,13 +183,12 @@ def asset_statuses(instance) -> dict[str, str]:
         asset_graph=graph,
     )
     resolver = CachingStaleStatusResolver(instance, graph, view)
-    partitions = sorted(instance.get_dynamic_partitions("query"))
     out = {}
     for key in graph.toposorted_asset_keys:
         node = graph.get(key)
         if node.is_external:
             continue
-        for p in (partitions if node.is_partitioned else [None]):
+        for p in _partition_keys(instance, node):
             out[key.to_user_string() + (f"[{p}]" if p else "")] = resolver.get_status(key, p).value
     return out
 
@@ -195,23 +202,29 @@ def materialize_stale(instance, say=_say, max_runs: int = 200) -> tuple[bool, li
     from replyassets.defs.collect import sync_query_partitions
     from replyassets.defs.sources import observe_now
 
+    from replyassets.defs.experiments import sync_experiment_partitions
+
     added, orphaned = sync_query_partitions(instance)
     if added:
         say(f"registered {len(added)} new query partitions: {', '.join(added)}")
     if orphaned:
         say(f"partitions no longer in the queries file (data kept): {orphaned}")
+    added, orphaned = sync_experiment_partitions(instance)
+    if added:
+        say(f"registered {len(added)} new experiment partitions: {', '.join(added)}")
+    if orphaned:
+        say(f"experiments no longer in the experiments file (adapters and reports kept): {orphaned}")
     observed, problems = observe_now(instance)
     for problem in problems:
         say(f"warning: {problem}")
     if observed:
         say(f"observed {observed} changed source(s) (queries, replay files, review decisions)")
     asset_graph = defs.resolve_asset_graph()
-    partitions = sorted(instance.get_dynamic_partitions("query"))
     runner = AssetRunner(instance)
     done: set = set()
     launched: list[tuple[str, str | None, str]] = []
     while True:
-        plan = stale_plan(instance, asset_graph, partitions)
+        plan = stale_plan(instance, asset_graph)
         if not plan:
             return True, launched
         group, todo, reasons = plan[0]
@@ -229,10 +242,20 @@ def materialize_stale(instance, say=_say, max_runs: int = 200) -> tuple[bool, li
             if run.is_success:
                 say(f"  ok   {label} ({took:.1f}s, run {run.run_id[:8]}) — {why}")
                 continue
+            if names == "champion" and _only_the_gate_failed(instance, run.run_id):
+                # The gate refused: the champion stays as it was; that is a result, not an error.
+                say(f"  ok   {label} ({took:.1f}s, run {run.run_id[:8]}) — {why}; the promotion gate refused")
+                continue
             say(f"  FAILED {label} ({took:.1f}s, run {run.run_id[:8]}) — {why}")
             for line in _failure_lines(instance, run.run_id):
                 say(f"       {line}")
             return False, launched
+
+
+def _only_the_gate_failed(instance, run_id: str) -> bool:
+    """The champion run failed only because its blocking promotion_gate check did."""
+    lines = _failure_lines(instance, run_id)
+    return bool(lines) and all("promotion_gate" in line for line in lines)
 
 
 def _failure_lines(instance, run_id: str) -> list[str]:
@@ -280,18 +303,24 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         _say("nothing is missing or stale: every asset is up to date")
 
-    report = latest_materialization(instance, "eval_report")
-    adapter = latest_materialization(instance, "lora_adapter")
-    md = {k: v.value for k, v in (report.metadata.items() if report else [])}
-    amd = {k: v.value for k, v in (adapter.metadata.items() if adapter else [])}
     print()
     print("=" * 72)
     print(f"replyassets demo finished in {time.monotonic() - t0:.0f}s ({len(runs)} runs)")
     print(f"  DuckDB file : {s.database_path}")
-    print(f"  adapter     : {amd.get('adapter_path', '?')}")
-    print(f"  report      : {md.get('report_html', md.get('report_md', '?'))}")
-    print(f"  verdict     : {md.get('verdict', '?')}")
+    for part in sorted(instance.get_dynamic_partitions("experiment")):
+        report = latest_materialization(instance, "eval_report", part)
+        md = {k: v.value for k, v in (report.metadata.items() if report else [])}
+        print(f"  report [{part}]: {md.get('report_html', '?')}")
     print("  open the UI : make ui   (then http://127.0.0.1:3000)")
+    board = latest_materialization(instance, "leaderboard")
+    champ = latest_materialization(instance, "champion")
+    if board is not None and "markdown" in board.metadata:
+        print()
+        print("Leaderboard (win rate against the base model, the test tweet as unit):")
+        print(board.metadata["markdown"].value)
+    if champ is not None:
+        print()
+        print(f"Champion: {champ.metadata['decision'].value}")
     print("=" * 72)
     return 0
 

@@ -138,6 +138,12 @@ class TrainingSettings(_Model):
     # torch intra-op threads for CPU training (0 = torch's default). Measured on the tiny local
     # model on 2 busy cores: 1 thread 6.7 steps/s, 2 threads 1.1 steps/s.
     cpu_threads: int = 0
+    # How many trainings the local launcher runs at once (one slot each; default 1 on CPU).
+    # Kubernetes and Docker run one pod/container per experiment and are not limited here.
+    local_max_concurrent: int = Field(default=1, ge=1)
+    # Cost of the training machine per hour, for the cost column of the leaderboard
+    # (0 for a laptop; e.g. the hourly price of the GPU node in production).
+    hourly_cost_usd: float = Field(default=0.0, ge=0.0)
 
 
 class EvaluationSettings(_Model):
@@ -161,6 +167,10 @@ class EvaluationSettings(_Model):
     judge_max_retries: int = 4
     offline_tie_margin: float = 0.02
     max_judge_error_fraction: float = 0.5
+    # Evaluation prompts: every collected tweet the split function puts in the test split
+    # (curated reply or not), at most this many; one generation per tweet and decoding seed.
+    max_test_tweets: int = Field(default=300, ge=1)
+    decoding_seeds: int = Field(default=1, ge=1)
 
 
 class PathSettings(_Model):
@@ -169,6 +179,7 @@ class PathSettings(_Model):
     schema_name: str = "main"
     queries_file: str = "config/queries.yaml"
     sample_dir: str = "data/sample"
+    experiments_file: str = "config/experiments.yaml"
 
     def resolve(self, p: str) -> Path:
         path = Path(p)
@@ -198,6 +209,11 @@ class Settings(_Model):
     def queries_path(self) -> Path:
         env = os.environ.get("REPLYASSETS_QUERIES")
         return self.paths.resolve(env) if env else self.paths.resolve(self.paths.queries_file)
+
+    @property
+    def experiments_path(self) -> Path:
+        env = os.environ.get("REPLYASSETS_EXPERIMENTS")
+        return self.paths.resolve(env) if env else self.paths.resolve(self.paths.experiments_file)
 
     @property
     def sample_dir(self) -> Path:

@@ -131,6 +131,30 @@ def lengths_png(texts: Mapping[str, Sequence[Any]], skip_if_empty: Iterable[str]
     return _png(fig)
 
 
+def win_rates_png(rows: Sequence[Mapping[str, Any]], title: str = "Win rate vs the base model") -> bytes | None:
+    """One horizontal bar per experiment: its win rate with the interval; 0.5 = no difference.
+
+    ``rows``: ``{"experiment", "win_rate", "ci_low", "ci_high", "champion"}`` (None values skip)."""
+    rows = [r for r in rows if r.get("win_rate") is not None]
+    if not rows:
+        return None
+    fig, ax = _figure((6.0, 0.45 * len(rows) + 1.2))
+    ys = list(range(len(rows)))[::-1]
+    for y, r in zip(ys, rows, strict=True):
+        lo = r.get("ci_low") if r.get("ci_low") is not None else r["win_rate"]
+        hi = r.get("ci_high") if r.get("ci_high") is not None else r["win_rate"]
+        color = "#2e7d32" if r.get("champion") else "#1565c0"
+        ax.plot([lo, hi], [y, y], color=color, linewidth=2)
+        ax.plot([r["win_rate"]], [y], "o", color=color)
+    ax.axvline(0.5, color="#888", linestyle="--", linewidth=1)
+    ax.set_yticks(ys)
+    ax.set_yticklabels([f"{r['experiment']}{' (champion)' if r.get('champion') else ''}" for r in rows])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("win rate (ties count half) with its interval")
+    ax.set_title(title)
+    return _png(fig)
+
+
 def report_plots(stats: Mapping[str, Any], items: pd.DataFrame) -> dict[str, bytes]:
     """The evaluation report's plots by file name: ``outcomes.png`` always; ``scores.png`` and
     ``lengths.png`` when there are items (and something to draw)."""

@@ -18,6 +18,8 @@ from replyassets.settings import Settings, get_settings
 DUCKDB_POOL = "duckdb"
 OWNERS = ["team:ml-data"]
 QUERY_PARTITIONS = dg.DynamicPartitionsDefinition(name="query")
+# One partition per named training recipe of config/experiments.yaml (replyassets/experiments.py).
+EXPERIMENT_PARTITIONS = dg.DynamicPartitionsDefinition(name="experiment")
 
 
 def settings() -> Settings:

@@ -1,5 +1,6 @@
-"""``eval_report``: base vs adapter replies on the held-out test tweets, judged pairwise in both
-orders, with the statistics and a report a person reads."""
+"""``eval_report`` (one partition per experiment): the adapter against the base model, the
+retrieval baseline, the default recipe and the champion on the test tweets, judged pairwise in
+both orders, with the statistics (the tweet as unit) and a report a person reads."""
 
 import json
 import re
@@ -8,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from replyassets.defs.common import (
     DUCKDB_POOL,
+    EXPERIMENT_PARTITIONS,
     OWNERS,
     derived_code_version,
     fmt_num,
@@ -25,141 +28,236 @@ from replyassets.defs.common import (
     table_md,
     tidy_metadata,
 )
-from replyassets.defs.resources import JudgeResource
+from replyassets.defs.experiments import experiment
+from replyassets.defs.resources import EmbedderResource, JudgeResource
+from replyassets.experiments import DEFAULT_EXPERIMENT
 
 EVAL_CODE_VERSION = derived_code_version(
     "replyassets.defs.evaluate",
+    "replyassets.defs.experiments",
+    "replyassets.scorers.embeddings",
     "replyassets.judges.factory",
     "replyassets.judges.offline",
     "replyassets.judges.anthropic_judge",
-    settings_paths=("evaluation",),
+    settings_paths=("evaluation", "curation.split_train", "curation.split_eval", "curation.split_test",
+                    "curation.seed", "curation.prompt_template", "dedup.embedding_model"),
 )
 
 
-def _meta(instance: dg.DagsterInstance, key: str) -> dict:
-    mat = latest_materialization(instance, key)
+def _meta(instance: dg.DagsterInstance, key: str, partition: str | None = None, required: bool = True) -> dict:
+    mat = latest_materialization(instance, key, partition)
     if mat is None:
-        raise dg.Failure(f"{key} has not been materialized yet")
+        if not required:
+            return {}
+        raise dg.Failure(f"{key}{f' [{partition}]' if partition else ''} has not been materialized yet")
     return {k: v.value for k, v in mat.metadata.items()}
 
 
 @dg.asset(
     description=(
-        "Replies from the base model and from base + adapter for every tweet of curated_set's test "
-        "split (same decoding settings and seeds, thinking disabled), judged pairwise in both orders "
-        "(a split verdict is a tie) and scored alone; win rate with a bootstrap interval, "
-        "length-controlled win rate, Mann-Whitney U, Wilcoxon, Cohen's d, position bias, sanity and "
-        "forgetting checks, and the verdict against the success criteria. Writes report.md/.html "
-        "under `data/reports/{run id}/`."
+        "One experiment's adapter against the base model, a retrieval baseline (the reply of the "
+        "most similar training tweet) and the current champion, on every collected tweet the "
+        "split function puts in the test split (one generation per tweet and decoding seed, "
+        "thinking disabled), judged pairwise in both orders (a split verdict is a tie) and scored "
+        "alone. The tweet is the unit: win rates with a cluster bootstrap interval by tweet, "
+        "Wilcoxon and Mann-Whitney on per-tweet scores, Cohen's d, the power for d = 0.3, "
+        "Holm-adjusted p over the experiments compared with the base model, and the verdict "
+        "against the success criteria. Writes report.md/.html under `data/reports/{run id}/`."
     ),
     deps=["lora_adapter", "base_model"],
+    partitions_def=EXPERIMENT_PARTITIONS,
     code_version=EVAL_CODE_VERSION,
     owners=OWNERS,
     kinds={"duckdb", "pytorch"},
     group_name="evaluate",
     pool=DUCKDB_POOL,
+    metadata={"partition_expr": "experiment"},
     check_specs=[
         dg.AssetCheckSpec("perplexity", asset="eval_report", description="WARN when test perplexity exceeds the limit"),
         dg.AssetCheckSpec("forgetting", asset="eval_report", description="WARN when the adapter is markedly worse on general text"),
     ],
 )
-def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, judge: JudgeResource):
+def eval_report(
+    context: dg.AssetExecutionContext,
+    curated_set: pd.DataFrame,
+    deduped_pairs: pd.DataFrame,
+    judge: JudgeResource,
+    embedder: EmbedderResource,
+):
+    from replyassets.core.eval_prompts import evaluation_tweets
+    from replyassets.core.generation import decoding_config, generate_pair, generate_replies, load_general_texts, perplexity
     from replyassets.core.human_eval import export_sheet, judge_human_agreement, load_ratings
-    from replyassets.core.generation import decoding_config, generate_pair, load_general_texts, perplexity
     from replyassets.core.judging import DuckDBVerdictCache, JudgingFailed, judge_pairs
     from replyassets.core.report import HUMAN_AGREEMENT_KEY, write_report
-    from replyassets.core.stats import compute_stats, forgetting_check, sanity_stats, verdict
+    from replyassets.core.stats import compute_stats, forgetting_check, holm_bonferroni, sanity_stats, verdict
     from replyassets.judges.base import JudgeError
 
     s = settings()
-    ev = s.evaluation
+    name = context.partition_key
+    ev = experiment(name).evaluation_settings(s.evaluation)
     if s.training.cpu_threads > 0:  # tiny local models generate fastest on one thread
         import torch
 
         torch.set_num_threads(s.training.cpu_threads)
-    adapter_md = _meta(context.instance, "lora_adapter")
+    adapter_md = _meta(context.instance, "lora_adapter", name)
     base_md = _meta(context.instance, "base_model")
     base_path = str(base_md["model_path"])
     adapter_path = str(adapter_md["adapter_path"])
     check_same_curated_set(adapter_md, curated_set)
+    curated_hash = str(adapter_md.get("curated_set_hash"))
 
-    test = curated_set[curated_set["split"] == "test"].sort_values("rank")
-    if test.empty:
-        raise dg.Failure("curated_set has no test split: nothing to evaluate")
-    prompts = test["prompt"].tolist()
-    references = test["train_reply"].tolist()
-    tweets = (test["tweet_clean"] if "tweet_clean" in test else test["tweet"]).tolist()
-    context.log.info(f"generating {len(prompts)} replies with the base model and with base + adapter")
-    base_replies, adapter_replies = generate_pair(base_path, adapter_path, prompts, ev)
+    tweets = evaluation_tweets(deduped_pairs, curated_set, s.curation, ev.max_test_tweets)
+    if tweets.empty:
+        raise dg.Failure("no collected tweet falls in the test split: nothing to evaluate")
+    seeds = [ev.generation_seed + k for k in range(ev.decoding_seeds)]
+    prompts = tweets["prompt"].tolist()
+    context.log.info(f"{name}: {len(tweets)} test tweets x {len(seeds)} decoding seed(s)")
 
-    items = [
-        {"item_id": rid, "tweet": tw, "base_reply": b, "adapter_reply": a, "reference": ref}
-        for rid, tw, b, a, ref in zip(test["reply_id"], tweets, base_replies, adapter_replies, references, strict=True)
-    ]
+    # Opponents: the base model, the retrieval baseline, the default recipe (for the A/A
+    # twin and every other recipe) and the champion, when they are other experiments trained
+    # on this same curated set.
+    generations: dict[str, dict[int, list[str]]] = {"adapter": {}, "base": {}}
+    for seed in seeds:
+        dec = ev.model_copy(update={"generation_seed": seed})
+        generations["base"][seed], generations["adapter"][seed] = generate_pair(base_path, adapter_path, prompts, dec)
+    retrieval = retrieval_replies(tweets, curated_set, embedder)
+    opponents: dict[str, dict[int, list[str]]] = {"base": generations["base"], "retrieval": {sd: retrieval for sd in seeds}}
+    opponent_names = {"base": "base model", "retrieval": "retrieval baseline"}
+    champion = current_champion(context.instance)
+    others = {}
+    if name != DEFAULT_EXPERIMENT:
+        others["default"] = DEFAULT_EXPERIMENT
+    if champion and champion["experiment"] != name:
+        others["champion"] = champion["experiment"]
+    for role, other in others.items():
+        other_md = _meta(context.instance, "lora_adapter", other, required=False)
+        if not other_md or str(other_md.get("curated_set_hash")) != curated_hash:
+            context.log.info(f"no {role} comparison: {other} has no adapter trained on curated set {curated_hash[:12]}")
+            continue
+        opponents[role] = {
+            sd: generate_replies(base_path, str(other_md["adapter_path"]), prompts,
+                                 ev.model_copy(update={"generation_seed": sd}))
+            for sd in seeds
+        }
+        opponent_names[role] = f"{role} ({other})"
+
     j = judge.build()
-    try:
-        judged = judge_pairs(
-            j, items, cache=DuckDBVerdictCache(s.database_path), concurrency=ev.judge_concurrency,
-            max_error_fraction=ev.max_judge_error_fraction,
-        )
-    except (JudgingFailed, JudgeError) as exc:
-        raise dg.Failure(description=f"judging failed: {exc}") from exc
-    stats = compute_stats(judged, ev)
-    decision = verdict(stats, ev)
+    cache = DuckDBVerdictCache(s.database_path)
+    judged_by: dict[str, pd.DataFrame] = {}
+    for role, replies in opponents.items():
+        items = [
+            {"item_id": f"{role}:{t}:{sd}", "tweet": tw, "base_reply": replies[sd][i],
+             "adapter_reply": generations["adapter"][sd][i], "reference": ref if isinstance(ref, str) else None}
+            for sd in seeds
+            for i, (t, tw, ref) in enumerate(zip(tweets["tweet_id"], tweets["tweet"], tweets["reference"], strict=True))
+        ]
+        try:
+            judged = judge_pairs(j, items, cache=cache, concurrency=ev.judge_concurrency,
+                                 max_error_fraction=ev.max_judge_error_fraction)
+        except (JudgingFailed, JudgeError) as exc:
+            raise dg.Failure(description=f"judging against the {opponent_names[role]} failed: {exc}") from exc
+        parts = judged["item_id"].str.split(":", expand=True)
+        judged_by[role] = judged.assign(comparison=role, tweet_id=parts[1], decoding_seed=parts[2].astype(int))
+    stats_by = {role: compute_stats(df, ev, unit_col="tweet_id") for role, df in judged_by.items()}
+    stats = stats_by["base"]
 
-    # Perplexity on the reply tokens only (as the training loss), and on general text (forgetting).
-    ppl_base = perplexity(base_path, None, references, prompts=prompts)
-    ppl_adapter = perplexity(base_path, adapter_path, references, prompts=prompts)
+    # Several recipes against one base model: Holm-Bonferroni over every experiment evaluated
+    # on this curated set (the latest report of each), this one included.
+    raw_p = {name: _p(stats, ev)}
+    for other, other_md in _latest_reports(context.instance, exclude=name).items():
+        if other_md.get("curated_set_hash") == curated_hash:
+            raw_p[other] = other_md.get("p_raw")
+    adjusted = holm_bonferroni(raw_p)
+    comparisons = sum(v is not None for v in raw_p.values())
+    decision = verdict(stats, ev, adjusted_p=adjusted.get(name), comparisons=max(comparisons, 1))
+
+    # Perplexity on the curated test replies (reply tokens only, as the training loss), and on
+    # general text (forgetting).
+    cur_test = curated_set[curated_set["split"] == "test"]
+    refs, ref_prompts = cur_test["train_reply"].tolist(), cur_test["prompt"].tolist()
+    ppl_base = perplexity(base_path, None, refs, prompts=ref_prompts) if refs else None
+    ppl_adapter = perplexity(base_path, adapter_path, refs, prompts=ref_prompts) if refs else None
     general = load_general_texts()
     forgetting = forgetting_check(perplexity(base_path, None, general), perplexity(base_path, adapter_path, general), ev)
-    sanity = sanity_stats(base_replies, adapter_replies, references)
+    first = seeds[0]
+    sanity = sanity_stats(generations["base"][first], generations["adapter"][first],
+                          [r for r in tweets["reference"] if isinstance(r, str)] or None)
     sanity.update(
         perplexity_test={"base": ppl_base, "adapter": ppl_adapter, "warn_above": ev.perplexity_warn},
         forgetting=forgetting,
     )
     decoding = decoding_config(ev)
+    comparison_rows = [
+        {"opponent": opponent_names[role], "tweets": st.get("n_tweets"), "win rate": st.get("win_rate"),
+         "interval low": st.get("win_rate_ci_low"), "interval high": st.get("win_rate_ci_high"),
+         "wilcoxon p": st.get("wilcoxon_p")}
+        for role, st in stats_by.items()
+    ]
     meta = {
         "run_id": context.run.run_id,
+        "experiment": name,
         "profile": s.profile,
         "base_model": base_path,
         "adapter_path": adapter_path,
         "adapter_sha256": adapter_md.get("adapter_sha256"),
-        "curated_set_hash": adapter_md.get("curated_set_hash"),
+        "curated_set_hash": curated_hash,
         "judge_name": j.name,
         "judge_model": j.model_id,
         "judge_offline": bool(getattr(j, "offline", False)),
-        "decoding": decoding,
+        "decoding": {**decoding, "seeds": seeds},
         "verdict": decision,
-        "test_tweets": len(prompts),
+        "test_tweets": len(tweets),
+        "comparisons_vs_base": comparisons,
     }
-    # Human raters: a blinded sheet per report; ratings imported for these exact generations
-    # (`replyassets human-eval import`) are compared with the judge.
     report_dir = s.data_dir / "reports" / context.run.run_id
-    sheet = export_sheet(judged, report_dir, seed=ev.generation_seed)
+    sheet = export_sheet(judged_by["base"], report_dir, seed=ev.generation_seed)
     key_ids = pd.read_csv(sheet["key"], dtype=str)["pair_id"].tolist()
     ratings = load_ratings(s.database_path, key_ids)
-    agreement = judge_human_agreement(judged, ratings) if len(ratings) else None
+    agreement = judge_human_agreement(judged_by["base"], ratings) if len(ratings) else None
     if agreement:
         meta[HUMAN_AGREEMENT_KEY] = agreement
-    paths = write_report(report_dir, stats, judged, sanity, meta)
+    paths = write_report(report_dir, stats, judged_by["base"], sanity, meta)
+    # Exact figures of every comparison, for the leaderboard and the champion gate.
+    summary_path = Path(report_dir) / "comparisons.json"
+    summary_path.write_text(json.dumps(
+        {"experiment": name, "curated_set_hash": curated_hash, "adapter_path": adapter_path,
+         "adapter_sha256": adapter_md.get("adapter_sha256"), "opponents": {r: others.get(r) for r in stats_by},
+         "stats": stats_by, "verdict": decision, "p_raw": raw_p[name], "p_adjusted": adjusted.get(name),
+         "comparisons": comparisons}, indent=1, sort_keys=True, default=str))
 
-    # Generations and verdicts are stored with the models, adapter hash and decoding settings.
-    judged = judged.assign(
+    judged_all = pd.concat(list(judged_by.values()), ignore_index=True).assign(
+        experiment=name,
         run_id=context.run.run_id,
         base_model=base_path,
         adapter_path=adapter_path,
         adapter_sha256=str(adapter_md.get("adapter_sha256")),
         decoding=json.dumps(decoding, sort_keys=True, default=str),
     )
+    items_base = judged_by["base"].to_dict("records")
     metadata = eval_metadata(
         stats=stats, decision=decision, sanity=sanity, meta=meta, paths=paths, sheet=sheet,
-        agreement=agreement, items=items, perplexity_warn=ev.perplexity_warn,
+        agreement=agreement, items=items_base, perplexity_warn=ev.perplexity_warn,
     )
-    context.log.info(f"verdict: {metadata['verdict']} ({decision.get('summary')})")
+    metadata = {
+        **{k: metadata[k] for k in list(metadata)[:3]},
+        "comparisons": records_table(comparison_rows, ["opponent", "tweets", "win rate", "interval low",
+                                                       "interval high", "wilcoxon p"]),
+        "n_tweets": int(stats.get("n_tweets") or 0),
+        "power_d03": stats.get("power_d03"),
+        "tweets_needed_d03": stats.get("tweets_needed_d03"),
+        "p_raw": raw_p[name],
+        "p_holm": adjusted.get(name),
+        "comparisons_vs_base": comparisons,
+        **{k: v for k, v in list(metadata.items())[3:]},
+        "experiment": name,
+        "curated_set_hash": curated_hash,
+        "comparisons_json": dg.MetadataValue.path(str(summary_path)),
+    }
+    context.log.info(f"{name}: verdict {metadata['verdict']} ({decision.get('summary')})")
     yield dg.Output(
-        judged,
-        data_version=dg.DataVersion(frame_hash(judged.drop(columns=["run_id"]))),
-        metadata=metadata,
+        judged_all,
+        data_version=dg.DataVersion(frame_hash(judged_all.drop(columns=["run_id"]))),
+        metadata=tidy_metadata(metadata),
     )
     yield dg.AssetCheckResult(
         check_name="perplexity",
@@ -186,6 +284,57 @@ def eval_report(context: dg.AssetExecutionContext, curated_set: pd.DataFrame, ju
         ),
         metadata=tidy_metadata({"ratio": _num(forgetting.get("ratio")), "threshold": ev.forgetting_warn_ratio}),
     )
+
+
+def _p(stats: dict, ev) -> float | None:
+    """The p-value of the primary test (the one the success criterion uses)."""
+    key = "wilcoxon_p" if ev.primary_test == "wilcoxon" else "mannwhitney_p"
+    return stats.get(key)
+
+
+def retrieval_replies(tweets: pd.DataFrame, curated_set: pd.DataFrame, embedder) -> list[str]:
+    """The retrieval baseline: for each test tweet, the curated reply of the most similar
+    training tweet (all-MiniLM-L6-v2 embeddings, cached in DuckDB): the cheapest thing a
+    fine-tune must beat."""
+    from replyassets.core.embedding_cache import DuckDBEmbeddingCache
+    from replyassets.core.retrieval import nearest_replies
+    from replyassets.scorers.embeddings import CachedEmbedder
+
+    train = curated_set[curated_set["split"] == "train"].sort_values("rank").drop_duplicates("tweet_id")
+    if train.empty:
+        raise dg.Failure("curated_set has no training tweets: no retrieval baseline")
+    text_col = "tweet_clean" if "tweet_clean" in train.columns else "tweet"
+    embed = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(settings().database_path))
+    query = np.asarray(embed.encode(tweets["tweet"].tolist()), dtype="float32")
+    keys = np.asarray(embed.encode(train[text_col].astype(str).tolist()), dtype="float32")
+    replies, _ = nearest_replies(query, keys, train["train_reply"].astype(str).tolist())
+    return list(replies)
+
+
+def current_champion(instance: dg.DagsterInstance) -> dict | None:
+    """The experiment the latest ``champion`` materialization names, with its adapter, or None."""
+    mat = latest_materialization(instance, "champion")
+    if mat is None:
+        return None
+    md = {k: v.value for k, v in mat.metadata.items()}
+    name = md.get("champion")
+    return {"experiment": str(name), "adapter_path": md.get("champion_adapter")} if name and name != "none" else None
+
+
+def _latest_reports(instance: dg.DagsterInstance, exclude: str | None = None) -> dict[str, dict]:
+    """The latest eval_report of every experiment partition: its comparisons.json content."""
+    out = {}
+    for part in instance.get_dynamic_partitions(EXPERIMENT_PARTITIONS.name):
+        if part == exclude:
+            continue
+        mat = latest_materialization(instance, "eval_report", part)
+        if mat is None or "comparisons_json" not in mat.metadata:
+            continue
+        try:
+            out[part] = json.loads(Path(str(mat.metadata["comparisons_json"].value)).read_text())
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def check_same_curated_set(adapter_md: dict, curated_set: pd.DataFrame) -> None:

@@ -343,14 +343,21 @@ class TrainingLauncher(dg.ConfigurableResource):
             "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p),
             "TOKENIZERS_PARALLELISM": "false",
         }
-        context.log.info(f"training locally: {TRAIN_MODULE} --config {config_path}")
-        invocation = dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT)).run(
-            command=worker_command(str(config_path), self.python or sys.executable),
-            context=context,
-            extras=dict(extras or {}),
-            env=env,
-        )
-        return invocation.get_materialize_result()
+        from replyassets.core.slots import slot
+        from replyassets.settings import get_settings
+
+        s = get_settings()
+        limit = s.training.local_max_concurrent
+        with slot(s.data_dir / ".training_slots", limit,
+                  on_wait=lambda: context.log.info(f"waiting for a local training slot (limit {limit})")):
+            context.log.info(f"training locally: {TRAIN_MODULE} --config {config_path}")
+            invocation = dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT)).run(
+                command=worker_command(str(config_path), self.python or sys.executable),
+                context=context,
+                extras=dict(extras or {}),
+                env=env,
+            )
+            return invocation.get_materialize_result()
 
     def _run_key(self, context) -> str:
         return f"{context.run.run_id}-{'-'.join(context.asset_key.path)}"

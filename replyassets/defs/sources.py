@@ -21,6 +21,7 @@ import json
 import dagster as dg
 
 from replyassets.defs.common import (
+    EXPERIMENT_PARTITIONS,
     OWNERS,
     QUERY_PARTITIONS,
     column_schema,
@@ -60,6 +61,28 @@ review_decisions = dg.AssetSpec(
     kinds={"duckdb"},
     metadata={"dagster/column_schema": column_schema(ReviewDecisions)},
 )
+
+
+experiment_specs = dg.AssetSpec(
+    "experiment_specs",
+    description=(
+        "A training recipe as the pipeline reads it: its entry in `config/experiments.yaml` "
+        "(overrides of the training and decoding settings). Observed by the `observe_sources` "
+        "sensor: an edited recipe makes exactly its `lora_adapter` partition stale."
+    ),
+    partitions_def=EXPERIMENT_PARTITIONS,
+    group_name="train",
+    owners=OWNERS,
+    kinds={"yaml"},
+)
+
+
+def experiment_version(exp) -> tuple[str, dict]:
+    doc = exp.model_dump(mode="json")
+    doc.pop("description", None)
+    version = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    overrides = exp.overrides()
+    return version, {"overrides": ", ".join(f"{k}={v}" for k, v in overrides.items()) or "none (the profile's settings)"}
 
 
 def query_inputs_version(spec: QuerySpec) -> tuple[str, dict]:
@@ -123,6 +146,19 @@ def source_observations(instance: dg.DagsterInstance) -> tuple[list, list[str]]:
         version, meta = query_inputs_version(spec)
         if version != _latest_version(instance, "query_inputs", spec.name):
             events += _events("query_inputs", spec.name, version, meta)
+    from replyassets.experiments import load_experiments
+
+    experiments_registered = set(instance.get_dynamic_partitions(EXPERIMENT_PARTITIONS.name))
+    try:
+        exps = load_experiments(settings().experiments_path, settings())
+    except (OSError, ValueError) as exc:
+        exps, problems = [], problems + [f"experiments file unreadable: {exc}"]
+    for exp in exps:
+        if exp.name not in experiments_registered:
+            continue
+        version, meta = experiment_version(exp)
+        if version != _latest_version(instance, "experiment_specs", exp.name):
+            events += _events("experiment_specs", exp.name, version, meta)
     try:
         version, meta = review_decisions_version()
     except Exception as exc:  # noqa: BLE001 - a busy DuckDB file is retried on the next tick

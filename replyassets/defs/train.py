@@ -1,6 +1,7 @@
 """``base_model`` and ``lora_adapter``: training handed to a Pipes launcher, never run in Dagster."""
 
 import hashlib
+import time
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any, Optional
 import dagster as dg
 
 from replyassets.defs.common import (
+    EXPERIMENT_PARTITIONS,
     OWNERS,
     derived_code_version,
     json_md,
@@ -27,6 +29,7 @@ BASE_MODEL_CODE_VERSION = derived_code_version(
 TRAIN_CODE_VERSION = derived_code_version(
     "replyassets.defs.train",
     "replyassets.defs.launchers",
+    "replyassets.defs.experiments",
     "replyassets.training.train",
     "replyassets.training.merge",
     settings_paths=("training",),
@@ -119,12 +122,17 @@ def unused_output_dir(base: Path) -> Path:
     return candidate
 
 
-def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig) -> dict:
+def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig, experiment: str = "default") -> dict:
+    """The training program's config for one experiment: the profile's training settings with
+    the experiment's overrides (config/experiments.yaml), then the run's config overrides."""
+    from replyassets.defs.experiments import experiment as find_experiment
+
     s = settings()
     curated = _latest_metadata(instance, "curated_set")
     base = _latest_metadata(instance, "base_model")
-    cfg = s.training.model_dump(mode="json")
-    cfg.pop("launcher", None)
+    cfg = find_experiment(experiment).training_settings(s.training).model_dump(mode="json")
+    for key in ("launcher", "local_max_concurrent", "hourly_cost_usd"):
+        cfg.pop(key, None)
     for key in ("max_steps", "epochs", "quantization"):
         value = getattr(overrides, key)
         if value is not None:
@@ -139,9 +147,12 @@ def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig) 
     # Same data, base model and config -> same folder, so a rerun after a crash resumes there;
     # a folder whose training completed (COMPLETE marker) is never written again: a retrain
     # of the same recipe gets the next free folder (-2, -3, ...).
+    # Each experiment has its own folder tree: two experiments never share a folder.
     key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
-    cfg["output_dir"] = str(unused_output_dir(s.data_dir / "adapters" / f"{str(curated['content_hash'])[:12]}-{key}"))
-    cfg["run_name"] = f"lora-{key}"
+    cfg["output_dir"] = str(
+        unused_output_dir(s.data_dir / "adapters" / experiment / f"{str(curated['content_hash'])[:12]}-{key}")
+    )
+    cfg["run_name"] = f"{experiment}-{key}"
     return cfg
 
 
@@ -152,7 +163,8 @@ def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig) 
         "Kubernetes GPU pod, or Docker) and reports losses, samples, the adapter path and hash "
         "back. Refuses to run unless every blocking check of the latest curated_set passed."
     ),
-    deps=["curated_set", "base_model"],
+    deps=["curated_set", "base_model", "experiment_specs"],
+    partitions_def=EXPERIMENT_PARTITIONS,
     code_version=TRAIN_CODE_VERSION,
     owners=OWNERS,
     kinds={"pytorch"},
@@ -166,10 +178,13 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
             description="Refusing to train: the latest curated_set did not pass its blocking checks.",
             metadata={"blocking_check_problems": json_md(problems)},
         )
-    cfg = training_config(context.instance, config)
+    name = context.partition_key
+    cfg = training_config(context.instance, config, name)
     Path(cfg["output_dir"]).mkdir(parents=True, exist_ok=True)
-    context.log.info(f"training config: {json.dumps(cfg, sort_keys=True)}")
+    context.log.info(f"experiment {name}: training config: {json.dumps(cfg, sort_keys=True)}")
+    started = time.time()
     result = launcher.launch(context, cfg, kind=config.launcher)
+    ended = time.time()
     extra: dict = {}
     if config.merge:
         from replyassets.training.merge import merge_adapter
@@ -183,11 +198,28 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     return dg.MaterializeResult(
         metadata=adapter_metadata(
             {**(result.metadata or {}), **extra,
-             "launcher": config.launcher or launcher.kind}
+             "launcher": config.launcher or launcher.kind,
+             **experiment_metadata(name, started, ended)}
         ),
         check_results=[_tidy_check(c) for c in (result.check_results or [])],
         data_version=result.data_version,
     )
+
+
+def experiment_metadata(name: str, started: float, ended: float) -> dict:
+    """The recipe this adapter was trained with, when, and what it cost."""
+    from replyassets.defs.experiments import experiment as find_experiment
+
+    exp = find_experiment(name)
+    seconds = max(ended - started, 0.0)
+    return {
+        "experiment": name,
+        "recipe": ", ".join(f"{k}={v}" for k, v in exp.overrides().items()) or "the profile's settings",
+        "train_started_at": dg.MetadataValue.timestamp(started),
+        "train_ended_at": dg.MetadataValue.timestamp(ended),
+        "train_wall_seconds": round(seconds, 1),
+        "cost_usd": round(seconds / 3600 * find_experiment(name).training_settings(settings().training).hourly_cost_usd, 4),
+    }
 
 
 # --------------------------------------------------------------------------- metadata (presentation)
@@ -195,11 +227,13 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
 # The order a person reads the asset page in (Dagster shows metadata in insertion order).
 ADAPTER_METADATA_ORDER = (
     "loss_curve",
+    "experiment", "recipe",
     "final_eval_loss", "final_train_loss", "train_eval_gap", "gap_alarm", "eval_perplexity", "train_perplexity",
     "global_step", "best_step", "early_stopped", "resumed_from_step",
     "adapter_path", "adapter_sha256", "curated_set_hash", "base_model", "merged_model_path",
     "loss_curve_table", "sample_generations_table",
-    "train_steps_per_s", "train_tokens_per_s", "peak_memory_mb", "peak_memory_kind", "device", "launcher",
+    "train_steps_per_s", "train_tokens_per_s", "train_wall_seconds", "cost_usd", "train_started_at", "train_ended_at",
+    "peak_memory_mb", "peak_memory_kind", "device", "launcher",
 )
 
 

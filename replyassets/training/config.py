@@ -14,7 +14,8 @@ from typing import Any
 
 SEVEN_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # Keys of TrainingSettings that only matter to the orchestrator.
-IGNORED_KEYS = {"launcher"}
+# Settings the orchestrator side reads (launcher choice, concurrency, cost), not the trainer.
+IGNORED_KEYS = {"launcher", "local_max_concurrent", "hourly_cost_usd"}
 
 
 class ConfigError(ValueError):

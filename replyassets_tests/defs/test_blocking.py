@@ -70,9 +70,11 @@ def test_failed_blocking_check_stops_training_now_and_later(dagster_project):
 
     store_deduped(dagster_project.database, deduped_frame(n_rows=12, n_tweets=4, n_authors=6))
     resources = dagster_project.resources()
+    dagster_project.instance.add_dynamic_partitions("experiment", ["default"])
     result = dg.materialize(
         all_assets_and_checks(),
         selection=["curated_set", "lora_adapter"],
+        partition_key="default",
         instance=dagster_project.instance,
         resources=resources,
         raise_on_error=False,
@@ -91,6 +93,7 @@ def test_failed_blocking_check_stops_training_now_and_later(dagster_project):
     later = dg.materialize(
         all_assets_and_checks(),
         selection=["lora_adapter"],
+        partition_key="default",
         instance=dagster_project.instance,
         resources=resources,
         raise_on_error=False,

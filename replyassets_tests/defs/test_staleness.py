@@ -32,6 +32,9 @@ class Project:
         self.data.mkdir()
         self.queries = tmp / "queries.yaml"
         shutil.copyfile(ROOT / "config" / "queries.yaml", self.queries)
+        # One experiment keeps these runs short; the experiments themselves are tested elsewhere.
+        self.experiments = tmp / "experiments.yaml"
+        self.experiments.write_text("experiments:\n  - name: default\n")
         self.overrides: dict = {}
 
     def env(self) -> dict:
@@ -42,6 +45,7 @@ class Project:
             REPLYASSETS_DATA_DIR=str(self.data),
             REPLYASSETS_DATABASE=str(self.data / "replyassets.duckdb"),
             REPLYASSETS_QUERIES=str(self.queries),
+            REPLYASSETS_EXPERIMENTS=str(self.experiments),
             HF_HUB_OFFLINE="1",
             TRANSFORMERS_OFFLINE="1",
         )
@@ -97,7 +101,7 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     # 1. A fresh project: everything is missing; the demo materializes the whole graph.
     first = project.demo()
     assert first[0] == "base_model" or "raw_tweet" in first[0]
-    assert any(label == "eval_report" for label in first), first
+    assert first[-4:] == ["lora_adapter [default]", "eval_report [default]", "leaderboard", "champion"], first
     assert stale(project.statuses()) == set()
 
     # 2. Nothing changed: a further demo materializes nothing.
@@ -127,7 +131,8 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     project.overrides = {"dedup": {"similarity_threshold": 0.85}}
     assert stale(project.statuses()) == {"deduped_pairs", "curated_set"}
     # ...and the demo materializes those and what their new data makes stale, nothing else.
-    assert project.demo() == ["deduped_pairs", "curated_set", "lora_adapter", "eval_report"]
+    assert project.demo() == ["deduped_pairs", "curated_set", "lora_adapter [default]", "eval_report [default]",
+                              "leaderboard", "champion"]
     assert project.demo() == []
 
     # 5. An edited query makes exactly its partition stale (and the local base model, whose
@@ -152,13 +157,15 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     # 7. Immutable artifacts: training the same data and recipe again writes a new folder; the
     #    folder the earlier materialization recorded is left as it was.
     def adapter_md() -> dict:
-        rec = instance.fetch_materializations(dg.AssetKey("lora_adapter"), limit=1).records[0]
+        rec = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("lora_adapter"), asset_partitions=["default"]), limit=1
+        ).records[0]
         return {k: v.value for k, v in rec.asset_materialization.metadata.items()}
 
     first_md = adapter_md()
     first_dir = Path(first_md["adapter_path"]).parent
     first_files = {p: p.stat().st_mtime_ns for p in first_dir.rglob("*") if p.is_file()}
-    project.run_assets(["lora_adapter"])
+    project.run_assets(["lora_adapter"], "default")
     second_md = adapter_md()
     assert Path(second_md["adapter_path"]).parent != first_dir
     assert {p: p.stat().st_mtime_ns for p in first_dir.rglob("*") if p.is_file()} == first_files
@@ -170,7 +177,7 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     # Re-curate with another target size, then ask for the report without retraining.
     project.overrides = {"curation": {"target_pairs": 500}}
     project.run_assets(["curated_set"])
-    proc = project.run_assets(["eval_report"], check=False)
+    proc = project.run_assets(["eval_report"], "default", check=False)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     run_id = re.search(r"RUN (\S+)", proc.stdout).group(1)
     failures = [
@@ -186,7 +193,7 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     assert "Materialize lora_adapter again" in message
 
     # The demo repairs it in graph order: the adapter is stale, retrained, then evaluated.
-    assert project.demo() == ["lora_adapter", "eval_report"]
+    assert project.demo() == ["lora_adapter [default]", "eval_report [default]", "leaderboard", "champion"]
     instance.dispose()
 
 

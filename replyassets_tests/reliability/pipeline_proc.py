@@ -109,7 +109,8 @@ class Pipeline:
         self.partitions = list(queries)
         self._python(
             "import dagster as dg; i = dg.DagsterInstance.get(); "
-            f"i.add_dynamic_partitions('query', {self.partitions!r})"
+            f"i.add_dynamic_partitions('query', {self.partitions!r}); "
+            "i.add_dynamic_partitions('experiment', ['default'])"
         )
 
     def _python(self, code: str) -> None:

@@ -49,6 +49,9 @@ def materialize(project, resources, selection, partition: str | None = None, **k
 
     from replyassets_tests.defs.conftest import all_assets_and_checks
 
+    if partition is None and {"lora_adapter", "eval_report"} & set(selection):
+        partition = "default"  # the experiment partition of the default recipe
+        project.instance.add_dynamic_partitions("experiment", ["default"])
     return dg.materialize(all_assets_and_checks(), selection=selection, partition_key=partition,
                           instance=project.instance, resources=resources, raise_on_error=False, **kw)
 

@@ -37,12 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         resources["tweet_source"] = TweetSourceResource(kind="replay", sample_dir=args.sample)
     selection = args.select.split(",")
+    partition = args.partition
+    if partition is None and {"lora_adapter", "eval_report"} & set(selection):
+        partition = "default"  # the experiment partition of the default recipe
     run_config = {"ops": {"raw_tweets": {"config": {"refresh": True}}}} if args.refresh else None
     instance = dg.DagsterInstance.get()
     result = dg.materialize(
         list(defs.assets or []) + list(defs.asset_checks or []),
         selection=selection,
-        partition_key=args.partition,
+        partition_key=partition,
         instance=instance,
         resources=resources,
         run_config=run_config,

@@ -152,6 +152,9 @@ def ui_project(tmp_path_factory) -> UIProject:
         instance = project.instance()
         try:
             sync_query_partitions(instance)
+            from replyassets.defs.experiments import sync_experiment_partitions
+
+            sync_experiment_partitions(instance)
             project.partitions = sorted(instance.get_dynamic_partitions("query"))
         finally:
             instance.dispose()

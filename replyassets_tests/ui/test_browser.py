@@ -279,6 +279,12 @@ def test_lora_adapter_is_blocked_by_the_failed_checks_of_a_bad_curated_set(page,
         page.get_by_role("button", name="Materialize").first.click()
         # base_model was never materialized: the UI asks for confirmation.
         confirm_if_asked(page, "Are you sure?")
+        # lora_adapter is partitioned by experiment: train the default recipe.
+        dialog = page.get_by_role("dialog").filter(has_text="Partition selection")
+        dialog.wait_for()
+        dialog.get_by_text("Select a partition or create one").click()
+        page.get_by_role("menuitem").filter(has_text="default").first.click()
+        dialog.get_by_role("button", name="Launch 1 run").click()
         run_id = launched_run_id(page)
         shot(page, "08-lora-adapter-launched")
 

@@ -1,0 +1,46 @@
+"""Which tweets an evaluation asks the models to reply to (no Dagster here).
+
+Every collected tweet that the split function (``core.curate.tweet_split``, a function of the
+tweet id alone) assigns to the test split is an evaluation prompt, whether or not one of its
+replies made it into the curated set: the judge needs no reference reply, and twenty-odd
+curated test tweets cannot show a paired effect of d = 0.3 (that needs about 90). Curated
+tweets of the test split come first (they have a reference reply), then the others, by tweet
+id; at most ``limit`` tweets. No tweet of the train or eval split is ever a prompt.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from replyassets.core.curate import render_prompt, tweet_split
+from replyassets.settings import CurationSettings
+
+COLUMNS = ["tweet_id", "tweet", "prompt", "reference"]
+
+
+def evaluation_tweets(
+    collected: pd.DataFrame, curated: pd.DataFrame, settings: CurationSettings, limit: int
+) -> pd.DataFrame:
+    """One row per test tweet: ``tweet_id``, ``tweet`` (cleaned text), ``prompt``, ``reference``.
+
+    ``collected``: rows with ``tweet_id`` and ``tweet_clean`` (or ``tweet``), e.g. deduped_pairs;
+    ``curated``: curated_set (its ``split``, ``rank`` and ``train_reply`` give references).
+    """
+    text_col = "tweet_clean" if "tweet_clean" in collected.columns else "tweet"
+    tweets = (
+        collected[["tweet_id", text_col]].dropna().astype({"tweet_id": str})
+        .drop_duplicates("tweet_id").rename(columns={text_col: "tweet"})
+    )
+    tweets = tweets[tweets["tweet"].str.strip().str.len() > 0]
+    tweets = tweets[tweets["tweet_id"].map(lambda t: tweet_split(t, settings) == "test")]
+    refs = pd.Series(dtype="object")
+    if len(curated):
+        cur = curated.astype({"tweet_id": str})
+        leaked = set(cur.loc[cur["split"] != "test", "tweet_id"]) & set(tweets["tweet_id"])
+        if leaked:
+            raise ValueError(f"tweets {sorted(leaked)[:5]} are test tweets by id but in another curated split")
+        refs = cur[cur["split"] == "test"].sort_values("rank").drop_duplicates("tweet_id").set_index("tweet_id")["train_reply"]
+    tweets = tweets.assign(reference=tweets["tweet_id"].map(refs), curated=tweets["tweet_id"].isin(refs.index))
+    tweets = tweets.sort_values(["curated", "tweet_id"], ascending=[False, True]).head(int(limit))
+    tweets["prompt"] = [render_prompt(settings.prompt_template, t) for t in tweets["tweet"]]
+    return tweets[COLUMNS].reset_index(drop=True)

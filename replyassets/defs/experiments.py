@@ -1,0 +1,54 @@
+"""Experiment partitions: one per named recipe of ``config/experiments.yaml``.
+
+``lora_adapter`` and ``eval_report`` are partitioned by experiment. The partitions follow the
+file as the query partitions follow the queries file: ``experiment_partitions_sensor`` (and
+``make demo``) adds a partition for each new experiment; a partition whose experiment left the
+file is reported, never deleted (its adapters and reports stay). Nothing trains by itself.
+"""
+
+import dagster as dg
+
+from replyassets.defs.common import EXPERIMENT_PARTITIONS, settings
+from replyassets.experiments import Experiment, load_experiments
+
+
+def experiments() -> list[Experiment]:
+    s = settings()
+    return load_experiments(s.experiments_path, s)
+
+
+def experiment(name: str) -> Experiment:
+    for exp in experiments():
+        if exp.name == name:
+            return exp
+    raise dg.Failure(
+        f"experiment {name!r} is a partition but is not in {settings().experiments_path}; "
+        "add it back to the experiments file or delete the partition"
+    )
+
+
+def sync_experiment_partitions(instance: dg.DagsterInstance) -> tuple[list[str], list[str]]:
+    """Add a partition for every experiment of the file. Returns (added, orphaned)."""
+    names = [e.name for e in experiments()]
+    existing = set(instance.get_dynamic_partitions(EXPERIMENT_PARTITIONS.name))
+    added = [n for n in names if n not in existing]
+    if added:
+        instance.add_dynamic_partitions(EXPERIMENT_PARTITIONS.name, added)
+    return added, sorted(existing - set(names))
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Registers a partition of lora_adapter/eval_report for each new experiment in config/experiments.yaml.",
+)
+def experiment_partitions_sensor(context: dg.SensorEvaluationContext):
+    try:
+        names = [e.name for e in experiments()]
+    except Exception as exc:  # noqa: BLE001 - a broken experiments file must not crash the daemon
+        return dg.SkipReason(f"experiments file unreadable: {exc}")
+    existing = set(context.instance.get_dynamic_partitions(EXPERIMENT_PARTITIONS.name))
+    new = [n for n in names if n not in existing]
+    if not new:
+        return dg.SkipReason(f"{len(names)} experiments, all registered")
+    return dg.SensorResult(dynamic_partitions_requests=[EXPERIMENT_PARTITIONS.build_add_request(new)])
