@@ -23,10 +23,22 @@ A missing value counts as 0 for its term. Ties break by reply likes (desc) then 
 
 Split
 -----
-Grouped by ``tweet_id``: tweets are ordered by ``sha256(f"{seed}:{tweet_id}")``; walking that
-order, tweets go to ``test`` until it holds its share of the pairs, then to ``eval``, then the
-rest to ``train``. A tweet never lands in two splits; the same seed and set give the same
-split, and adding tweets rarely moves existing ones.
+A function of the tweet id (:func:`tweet_split`): ``u = sha256(f"{seed}:{tweet_id}")`` read as a
+number in [0, 1) (its first 64 bits); ``u < test`` -> ``test``, ``u < test + eval`` -> ``eval``,
+otherwise ``train`` (the fractions of ``CurationSettings``, normalized to sum 1). So every pair
+of a tweet lands in one split, the same seed gives the same split in every set the tweet
+appears in, and adding or removing tweets never moves another tweet: preference pairs and
+extra evaluation prompts built later from ``tweet_split`` agree with ``curated_set``. Split
+sizes are binomial around the fractions (a tweet with many replies moves many pairs at once).
+
+Tiny sets: a set with fewer tweets than ``min_unique_tweets`` (150 by default) cannot pass
+``curated_set``'s blocking ``unique_tweets`` check, so nothing trains on it; there, and only
+there, :func:`assign_splits` keeps the old guarantee that every split with a positive fraction
+gets a tweet when the set has enough tweets (``train`` first, then ``test``, then ``eval``):
+a split left empty by the hash takes, from the split with the most tweets, the tweet whose
+``u`` lies nearest its interval. At or above ``min_unique_tweets`` tweets the split is exactly
+``tweet_split`` of each id (an empty split, about 3 * 0.9^150 < 1e-6 likely at the defaults,
+then fails the blocking ``splits_disjoint`` check instead of being patched).
 """
 
 from __future__ import annotations
@@ -146,37 +158,86 @@ def render_prompt(template: str, tweet: str) -> str:
     return template.replace("{tweet}", tweet)
 
 
-def _tweet_order_key(seed: int, tweet_id: str) -> str:
-    return hashlib.sha256(f"{seed}:{tweet_id}".encode()).hexdigest()
+def _split_fractions(settings: CurationSettings) -> dict[str, float]:
+    """The split fractions, validated and normalized to sum 1."""
+    fracs = np.array([settings.split_train, settings.split_eval, settings.split_test], dtype="float64")
+    if not np.isfinite(fracs).all() or (fracs < 0).any() or fracs.sum() <= 0:
+        raise CurationError(f"split fractions must be >= 0 with a positive sum, got {fracs.tolist()}")
+    fracs = fracs / fracs.sum()
+    return dict(zip(SPLITS, fracs.tolist(), strict=True))
+
+
+def _tweet_unit(seed: int, tweet_id: str) -> float:
+    """The tweet's position in [0, 1): the first 64 bits of ``sha256(f"{seed}:{tweet_id}")``."""
+    digest = hashlib.sha256(f"{seed}:{tweet_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def _intervals(fracs: dict[str, float]) -> dict[str, tuple[float, float]]:
+    test_end = fracs["test"]
+    eval_end = test_end + fracs["eval"]
+    return {"test": (0.0, test_end), "eval": (test_end, eval_end), "train": (eval_end, 1.0)}
+
+
+def _split_of(u: float, fracs: dict[str, float]) -> str:
+    iv = _intervals(fracs)
+    if u < iv["test"][1] or fracs["eval"] == fracs["train"] == 0:
+        return "test"
+    if u < iv["eval"][1] or fracs["train"] == 0:
+        return "eval"
+    return "train"
+
+
+def tweet_split(tweet_id: str, settings: CurationSettings | None = None) -> str:
+    """``train``, ``eval`` or ``test`` for one tweet id: a pure function of the id, the seed and the
+    split fractions (module docstring). Raises :class:`CurationError` on a missing id or bad fractions."""
+    settings = settings or CurationSettings()
+    if tweet_id is None or (isinstance(tweet_id, float) and math.isnan(tweet_id)):
+        raise CurationError("tweet_split needs a tweet id, got None")
+    return _split_of(_tweet_unit(settings.seed, str(tweet_id)), _split_fractions(settings))
+
+
+def _distance(u: float, interval: tuple[float, float]) -> float:
+    low, high = interval
+    return low - u if u < low else (u - high if u >= high else 0.0)
+
+
+def _fill_empty_splits(assignment: dict[str, str], fracs: dict[str, float], seed: int) -> dict[str, str]:
+    """Tiny sets only: give every split with a positive fraction a tweet, when the set allows it.
+
+    Priority ``train``, ``test``, ``eval``: an empty split takes the tweet nearest its interval from
+    the split with the most tweets that can spare one (one that keeps a tweet, or an emptier of
+    lower priority, which then gets its own turn).
+    """
+    out = dict(assignment)
+    priority = [s for s in ("train", "test", "eval") if fracs[s] > 0]
+    iv = _intervals(fracs)
+    units = {t: _tweet_unit(seed, t) for t in out}
+    for rank, target in enumerate(priority):
+        if target in out.values():
+            continue
+        members = {s: sorted(t for t, v in out.items() if v == s) for s in SPLITS}
+        donors = [s for s in SPLITS if s != target and (len(members[s]) >= 2 or (
+            len(members[s]) == 1 and (s not in priority or priority.index(s) > rank)))]
+        if not donors:
+            continue
+        donor = max(donors, key=lambda s: (len(members[s]), -SPLITS.index(s)))
+        moved = min(members[donor], key=lambda t: (_distance(units[t], iv[target]), units[t], t))
+        out[moved] = target
+    return out
 
 
 def assign_splits(df: pd.DataFrame, settings: CurationSettings | None = None) -> pd.Series:
-    """A ``split`` value per row, grouped by ``tweet_id`` (see the module docstring)."""
+    """A ``split`` value per row: :func:`tweet_split` of its ``tweet_id``; in sets with fewer
+    than ``min_unique_tweets`` tweets, empty splits are then filled (module docstring)."""
     settings = settings or CurationSettings()
-    fracs = np.array([settings.split_train, settings.split_eval, settings.split_test], dtype="float64")
-    if (fracs < 0).any() or fracs.sum() <= 0:
-        raise CurationError(f"split fractions must be >= 0 with a positive sum, got {fracs.tolist()}")
-    fracs = fracs / fracs.sum()
+    fracs = _split_fractions(settings)
     if df.empty:
         return pd.Series([], index=df.index, dtype="object", name="split")
     tweet_ids = df["tweet_id"].astype(str)
-    sizes = tweet_ids.value_counts()
-    order = sorted(sizes.index, key=lambda t: _tweet_order_key(settings.seed, t))
-    n = len(df)
-    n_tweets = len(order)
-    assignment: dict[str, str] = {}
-    i = 0
-    # test first, then eval: each takes whole tweets until it holds its share of the pairs
-    # (at least one tweet when its fraction is positive), always leaving a tweet for train.
-    for split, want in (("test", fracs[2] * n), ("eval", fracs[1] * n)):
-        taken = 0
-        # take the next tweet while that brings the split closer to its share
-        while want > 0 and i < n_tweets - 1 and (taken == 0 or abs(taken + sizes[order[i]] - want) < want - taken):
-            assignment[order[i]] = split
-            taken += int(sizes[order[i]])
-            i += 1
-    for t in order[i:]:
-        assignment[t] = "train"
+    assignment = {t: _split_of(_tweet_unit(settings.seed, t), fracs) for t in pd.unique(tweet_ids)}
+    if len(assignment) < settings.min_unique_tweets:
+        assignment = _fill_empty_splits(assignment, fracs, settings.seed)
     return tweet_ids.map(assignment).rename("split")
 
 
@@ -441,4 +502,5 @@ __all__ = [
     "render_prompt",
     "render_text",
     "training_record",
+    "tweet_split",
 ]

@@ -1,35 +1,61 @@
 """Statistics for the evaluation: is the adapter better than the base model, and by how much.
 
-Definitions (all computed on the items a judge answered validly; invalid items are counted in
-``n_invalid`` and excluded):
+The unit of evaluation is the tweet
+-----------------------------------
+``compute_stats(items, settings, unit_col="tweet_id")`` takes the rows of
+``core/judging.judge_pairs`` plus a ``tweet_id`` column. Several rows may share a tweet (several
+decoding seeds, several prompts of one tweet); those rows are not independent, so every test and
+interval works on **per-tweet** values: the rows of a tweet are averaged first (outcome value
+win = 1, tie = 0.5, loss = 0; base and adapter scores), then each tweet counts once. Without the
+``unit_col`` column every row is its own unit (then nothing below changes with the word
+"tweet" read as "row"). A row whose unit id is missing is its own unit (flag
+``missing_unit_ids``).
+
+Definitions (invalid items are counted in ``n_invalid`` and excluded):
 
 - Outcome per item, from the adapter's side, after the position swap (see core/judging.py):
-  win / tie / loss. ``win_rate = (wins + 0.5 * ties) / n`` (ties count half, as in AlpacaEval and
-  Chatbot Arena), so 0.5 means "no difference".
-- ``win_rate_ci``: 95 % bootstrap percentile interval of the win rate (items resampled,
-  ``scipy.stats.bootstrap``, ``bootstrap_resamples`` resamples, seeded with ``generation_seed``).
+  win / tie / loss. ``win_rate`` is the mean over tweets of the per-tweet mean outcome value (ties
+  count half, as in AlpacaEval and Chatbot Arena), so 0.5 means "no difference". ``wins``,
+  ``ties``, ``losses``, ``tie_rate``, ``decisive_win_rate`` and ``position_bias_rate`` are per row
+  (what a reader counts in the table). ``n_items`` counts rows, ``n_tweets`` the tweets with a
+  valid verdict.
+- ``win_rate_ci``: 95 % percentile **cluster bootstrap** interval (``cluster_bootstrap_ci``: whole
+  tweets are resampled, ``bootstrap_resamples`` resamples, seeded with ``generation_seed``).
   ``net_win_rate = win_rate - 0.5`` and its interval are the same interval shifted by 0.5.
-- ``lc_win_rate``, length-controlled (AlpacaEval 2 style): a logistic regression
+- ``lc_win_rate``, length-controlled (AlpacaEval 2 style), per row: a logistic regression
   ``P(adapter preferred) = sigmoid(b0 + b1 * tanh(len_diff / sd(len_diff)))`` with soft labels
   (win 1, tie 0.5, loss 0), fitted by maximum likelihood (scipy.optimize, L-BFGS, a 1e-4 ridge
   so an all-win sample still has a finite fit); the LC win rate is the prediction at equal
   length, ``sigmoid(b0)``. ``lc_length_coef`` (b1) > 0 means longer replies were preferred.
-- Scores (1-10, one per reply): Mann-Whitney U (two-sided, adapter vs base scores, as in the
-  seed) and Wilcoxon signed-rank (two-sided, paired differences, zero differences dropped: the
+- Scores (1-10, one per reply), on per-tweet means of the rows with both scores
+  (``n_scored`` rows, ``n_scored_tweets`` tweets): Mann-Whitney U (two-sided, adapter vs base)
+  and Wilcoxon signed-rank (two-sided, per-tweet differences, zero differences dropped: the
   ``wilcox`` method); Cohen's d with the pooled standard deviation and a 95 % normal-approximation
-  interval (``se = sqrt((n1+n2)/(n1 n2) + d^2 / (2 (n1+n2)))``); the paired ``cohens_dz`` too.
-- ``relative_improvement = (mean adapter score - mean base score) / mean base score``.
-- ``position_bias_rate``: share of valid items whose verdict changed with the order.
+  interval (``se = sqrt((n1+n2)/(n1 n2) + d^2 / (2 (n1+n2)))``); the paired ``cohens_dz``; the mean
+  difference with a bootstrap interval over tweets.
+- ``relative_improvement = (mean adapter score - mean base score) / mean base score`` (per-tweet means).
+- Power: ``power_d03`` is the power of a two-sided paired t test at ``n_tweets`` for the effect
+  ``settings.min_cohens_d`` (0.3 by default; ``power_effect_size`` says which) at ``alpha``, and
+  ``tweets_needed_d03`` the tweets needed for 80 % power (``paired_power``, ``required_units``:
+  noncentral t, as G*Power). The Wilcoxon test has about 95 % of the t test's efficiency on
+  normal data, so read them as slightly optimistic for it; after a Holm correction over k
+  comparisons the smallest p-value faces alpha / k.
 
 Degenerate cases never raise and never return NaN: values that cannot be computed are ``None``
-and ``flags`` says why (``no_valid_items``, ``single_item``, ``all_ties``, ``zero_variance``,
-``all_differences_zero``, ``no_scores``); ``insufficient_data`` is True when fewer than 2 valid
-items or fewer than 2 scored pairs exist.
+and ``flags`` says why (``no_valid_items``, ``single_item``, ``single_unit``, ``all_ties``,
+``zero_variance``, ``all_differences_zero``, ``no_scores``, ``missing_unit_ids``);
+``insufficient_data`` is True when fewer than 2 tweets have a valid verdict or fewer than 2 tweets
+have both scores.
 
-``verdict(stats, settings)`` applies the success criteria (docs/design.md): p < alpha (the
-``primary_test``, Wilcoxon by default because the scores are paired; the direction must favour the
-adapter), Cohen's d > ``min_cohens_d``, relative improvement >= ``min_improvement``, and the win
-rate interval excluding 0.5 (i.e. the net win rate interval excluding 0, above it).
+``verdict(stats, settings, adjusted_p, comparisons)`` applies the success criteria
+(docs/design.md): p < alpha (the ``primary_test``, Wilcoxon by default because the scores are
+paired; the direction must favour the adapter; the Holm-adjusted p when ``adjusted_p`` is given,
+see ``holm_bonferroni``), Cohen's d > ``min_cohens_d``, relative improvement >= ``min_improvement``,
+and the win rate interval excluding 0.5 (i.e. the net win rate interval excluding 0, above it).
+
+``promotion_gate(...)`` decides whether a candidate adapter replaces the champion: it must pass
+every criterion against the base model, beat the retrieval baseline (core/retrieval.py) and beat
+the champion, each with a win-rate interval above 0.5.
 """
 
 from __future__ import annotations
@@ -37,7 +63,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -48,6 +74,10 @@ from scipy import stats as st
 from replyassets.settings import EvaluationSettings
 
 OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
+# The power ``tweets_needed_d03`` aims at.
+POWER_TARGET = 0.8
+# What ``cluster_bootstrap_ci`` can compute per resample.
+CLUSTER_STATS = ("mean", "pooled")
 
 
 def _f(x: Any) -> float | None:
@@ -62,6 +92,7 @@ def _f(x: Any) -> float | None:
 
 
 def bootstrap_ci(values: np.ndarray, resamples: int, seed: int, confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of the mean (``scipy.stats.bootstrap``); (None, None) below 2 values."""
     values = np.asarray(values, dtype=float)
     if values.size < 2:
         return None, None
@@ -69,6 +100,46 @@ def bootstrap_ci(values: np.ndarray, resamples: int, seed: int, confidence: floa
         return float(values[0]), float(values[0])
     res = st.bootstrap((values,), np.mean, n_resamples=int(resamples), confidence_level=confidence,
                        method="percentile", rng=np.random.default_rng(seed), vectorized=True)
+    return _f(res.confidence_interval.low), _f(res.confidence_interval.high)
+
+
+def _pooled_mean(sums: np.ndarray, sizes: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.sum(sums, axis=axis) / np.sum(sizes, axis=axis)
+
+
+def cluster_bootstrap_ci(values: Any, clusters: Any, resamples: int, seed: int, confidence: float = 0.95,
+                         stat: str = "mean") -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval that resamples whole clusters (tweets), never single rows.
+
+    ``values`` and ``clusters`` are aligned per row. ``stat="mean"``: the mean of the per-cluster
+    means (each cluster weighs the same: ``compute_stats``' ``win_rate``); ``stat="pooled"``: the
+    mean of every row of the drawn clusters (a cluster weighs its row count). Clusters are numbered
+    in order of first appearance, so with one row per cluster both statistics are the plain mean
+    and the interval equals ``bootstrap_ci(values, resamples, seed, confidence)`` exactly (same
+    generator, same resampled indices). (None, None) with fewer than 2 clusters; (v, v) when every
+    resample must give v. Raises ``ValueError`` on misaligned input, a missing cluster id or an
+    unknown ``stat``.
+    """
+    if stat not in CLUSTER_STATS:
+        raise ValueError(f"stat must be one of {CLUSTER_STATS}, got {stat!r}")
+    values = np.asarray(values, dtype=float)
+    cl = pd.Series(np.asarray(clusters, dtype=object).ravel())
+    if values.ndim != 1 or len(cl) != values.size:
+        raise ValueError(f"values ({values.shape}) and clusters ({len(cl)}) must be aligned 1-d sequences")
+    if cl.isna().any():
+        raise ValueError(f"{int(cl.isna().sum())} rows have no cluster id")
+    codes, uniques = pd.factorize(cl, sort=False)
+    k = len(uniques)
+    if k < 2:
+        return None, None
+    sums = np.bincount(codes, weights=values, minlength=k)
+    sizes = np.bincount(codes, minlength=k).astype(float)
+    if stat == "mean":
+        return bootstrap_ci(sums / sizes, resamples, seed, confidence)
+    if np.all(values == values[0]):
+        return float(values[0]), float(values[0])
+    res = st.bootstrap((sums, sizes), _pooled_mean, n_resamples=int(resamples), confidence_level=confidence,
+                       method="percentile", rng=np.random.default_rng(seed), vectorized=True, paired=True)
     return _f(res.confidence_interval.low), _f(res.confidence_interval.high)
 
 
@@ -112,31 +183,152 @@ def cohens_d(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> tuple[fl
     return _f(d), _f(d - z * se), _f(d + z * se)
 
 
-def compute_stats(items: pd.DataFrame, settings: EvaluationSettings | None = None) -> dict[str, Any]:
-    """All pairwise and score statistics from ``judge_pairs`` rows. JSON-safe (no NaN)."""
+# --------------------------------------------------------------------------- power
+
+
+def _check_alpha(alpha: float) -> float:
+    alpha = float(alpha)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    return alpha
+
+
+def paired_power(d: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided one-sample (paired) t test with ``n`` units for effect size ``d`` (d_z).
+
+    Noncentral t: ``df = n - 1``, noncentrality ``d * sqrt(n)``, power
+    ``P(T > t_crit) + P(T < -t_crit)`` with ``t_crit = t_{1 - alpha/2, n-1}`` (as G*Power computes
+    it). ``d = 0`` gives ``alpha``; the sign of ``d`` does not matter. Fewer than 2 units cannot
+    run the test: power 0.0.
+    """
+    alpha = _check_alpha(alpha)
+    d = float(d)
+    if not math.isfinite(d):
+        raise ValueError(f"effect size must be finite, got {d}")
+    n = int(n)
+    if n < 2:
+        return 0.0
+    df = n - 1
+    nc = abs(d) * math.sqrt(n)
+    t_crit = float(st.t.ppf(1.0 - alpha / 2.0, df))
+    return float(st.nct.sf(t_crit, df, nc) + st.nct.cdf(-t_crit, df, nc))
+
+
+def required_units(d: float = 0.3, power: float = 0.8, alpha: float = 0.05) -> int:
+    """The smallest number of units (tweets) at which ``paired_power(d, n, alpha) >= power``.
+
+    d = 0.3, power 0.8, alpha 0.05 gives 90 (G*Power's figure for the two-tailed paired t test;
+    0.5 gives 34, 0.8 gives 15). Raises ``ValueError`` for d = 0 (no n suffices) or a power not
+    in (alpha, 1).
+    """
+    alpha = _check_alpha(alpha)
+    d = float(d)
+    if not math.isfinite(d) or d == 0.0:
+        raise ValueError(f"effect size must be finite and non-zero, got {d}")
+    power = float(power)
+    if not alpha < power < 1.0:
+        raise ValueError(f"power must be in (alpha={alpha}, 1), got {power}")
+    # start at the normal approximation (close below the t answer), then step to the exact one
+    z = float(st.norm.ppf(1.0 - alpha / 2.0) + st.norm.ppf(power))
+    n = max(2, math.floor((z / abs(d)) ** 2))
+    while n > 2 and paired_power(d, n - 1, alpha) >= power:
+        n -= 1
+    while paired_power(d, n, alpha) < power:
+        n += 1
+    return n
+
+
+# --------------------------------------------------------------------------- multiple comparisons
+
+
+def holm_bonferroni(pvalues: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Holm-Bonferroni adjusted p-values, keyed and ordered like ``pvalues``.
+
+    With the m p-values that are not None sorted ascending, ``p_(i)`` (i = 1..m) becomes
+    ``max_{j <= i} min(1, (m - j + 1) p_(j))``: monotone in the raw order, never above 1, never
+    below the raw value. Rejecting where the adjusted p < alpha controls the family-wise error
+    rate at alpha. None (a comparison that could not be computed) passes through and does not
+    count in m. Raises ``ValueError`` on a p-value outside [0, 1] or NaN.
+    """
+    present: list[tuple[str, float]] = []
+    for key, p in pvalues.items():
+        if p is None:
+            continue
+        v = float(p)
+        if not 0.0 <= v <= 1.0:  # NaN fails this too
+            raise ValueError(f"p-value for {key!r} must be in [0, 1], got {p}")
+        present.append((key, v))
+    m = len(present)
+    order = sorted(range(m), key=lambda i: present[i][1])  # stable: equal p keep their input order
+    adjusted: dict[str, float] = {}
+    running = 0.0
+    for rank, i in enumerate(order):
+        key, p = present[i]
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[key] = running
+    return {key: (adjusted[key] if p is not None else None) for key, p in pvalues.items()}
+
+
+# --------------------------------------------------------------------------- compute_stats
+
+
+def _unit_ids(items: pd.DataFrame, unit_col: str | None, flags: list[str]) -> tuple[np.ndarray, str]:
+    """One unit id per row (positional) and the unit's name ("row" when there is no unit column)."""
+    n = len(items)
+    if unit_col is None or unit_col not in items.columns:
+        return np.array([f"row:{i}" for i in range(n)], dtype=object), "row"
+    raw = items[unit_col]
+    missing = (raw.isna() | (raw.astype(str).str.strip() == "")).to_numpy()
+    ids = np.array(["id:" + str(v) for v in raw], dtype=object)
+    if missing.any():
+        flags.append("missing_unit_ids")
+        ids[missing] = [f"row:{i}" for i in np.flatnonzero(missing)]
+    return ids, unit_col
+
+
+def _unit_means(frame: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
+    """Per-unit column means, units in order of first appearance."""
+    return frame.groupby(units, sort=False).mean()
+
+
+def compute_stats(items: pd.DataFrame, settings: EvaluationSettings | None = None,
+                  unit_col: str | None = "tweet_id") -> dict[str, Any]:
+    """All pairwise and score statistics from ``judge_pairs`` rows, tweet by tweet (module docstring).
+
+    ``unit_col``: the column that names the unit of evaluation (several rows may share one);
+    when it is absent (or None) each row is its own unit. JSON-safe (no NaN).
+    """
     s = settings or EvaluationSettings()
     seed = int(s.generation_seed)
     flags: list[str] = []
     n_items = len(items)
-    out: dict[str, Any] = {"n_items": n_items}
+    units, unit_name = _unit_ids(items, unit_col, flags)
+    out: dict[str, Any] = {"n_items": n_items, "unit": unit_name}
     if n_items:
-        valid = items[items["outcome"].isin(list(OUTCOME_VALUE))]
+        mask = items["outcome"].isin(list(OUTCOME_VALUE)).to_numpy()
+        valid = items.loc[mask]
     else:
+        mask = np.zeros(0, dtype=bool)
         valid = pd.DataFrame(columns=["outcome", "position_flip", "base_score", "adapter_score", "base_len", "adapter_len"])
+    valid_units = units[mask]
     n = len(valid)
     counts = valid["outcome"].value_counts()
     wins, ties, losses = (int(counts.get(k, 0)) for k in ("win", "tie", "loss"))
     y = valid["outcome"].map(OUTCOME_VALUE).to_numpy(dtype=float)
-    out.update(n_valid=n, n_invalid=n_items - n, wins=wins, ties=ties, losses=losses)
+    unit_y = _unit_means(pd.DataFrame({"y": y}), valid_units)["y"].to_numpy(dtype=float)
+    n_tweets = int(unit_y.size)
+    out.update(n_valid=n, n_invalid=n_items - n, n_tweets=n_tweets, wins=wins, ties=ties, losses=losses)
     if n == 0:
         flags.append("no_valid_items")
     elif n == 1:
         flags.append("single_item")
+    elif n_tweets == 1:
+        flags.append("single_unit")
     if n and ties == n:
         flags.append("all_ties")
 
-    win_rate = _f(y.mean()) if n else None
-    lo, hi = bootstrap_ci(y, s.bootstrap_resamples, seed) if n >= 2 else (None, None)
+    win_rate = _f(unit_y.mean()) if n_tweets else None
+    lo, hi = cluster_bootstrap_ci(y, valid_units, s.bootstrap_resamples, seed) if n_tweets >= 2 else (None, None)
     out.update(
         win_rate=win_rate,
         win_rate_ci_low=lo,
@@ -156,15 +348,18 @@ def compute_stats(items: pd.DataFrame, settings: EvaluationSettings | None = Non
         lc, coef = None, None
     out.update(lc_win_rate=lc, lc_length_coef=coef)
 
-    # ---- per-item scores (paired; both scores needed)
+    # ---- scores, paired per tweet (rows need both scores; a tweet's rows are averaged)
     if n_items:
-        sc = items[["base_score", "adapter_score"]].apply(pd.to_numeric, errors="coerce").dropna()
+        sc = items[["base_score", "adapter_score"]].apply(pd.to_numeric, errors="coerce")
+        smask = sc.notna().all(axis=1).to_numpy()
+        per_unit = _unit_means(sc.loc[smask].astype(float), units[smask])
     else:
-        sc = pd.DataFrame(columns=["base_score", "adapter_score"], dtype=float)
-    a = sc["adapter_score"].to_numpy(dtype=float)
-    b = sc["base_score"].to_numpy(dtype=float)
+        smask = np.zeros(0, dtype=bool)
+        per_unit = pd.DataFrame(columns=["base_score", "adapter_score"], dtype=float)
+    a = per_unit["adapter_score"].to_numpy(dtype=float)
+    b = per_unit["base_score"].to_numpy(dtype=float)
     m = int(a.size)
-    out["n_scored"] = m
+    out.update(n_scored=int(smask.sum()), n_scored_tweets=m)
     if m == 0:
         flags.append("no_scores")
     diff = a - b
@@ -175,6 +370,7 @@ def compute_stats(items: pd.DataFrame, settings: EvaluationSettings | None = Non
         adapter_score_std=_f(a.std(ddof=1)) if m >= 2 else None,
         score_diff_mean=_f(diff.mean()) if m else None,
     )
+    # one value per tweet: the ordinary bootstrap of per-tweet differences resamples tweets
     dlo, dhi = bootstrap_ci(diff, s.bootstrap_resamples, seed + 1) if m >= 2 else (None, None)
     out.update(score_diff_ci_low=dlo, score_diff_ci_high=dhi)
     out["relative_improvement"] = _f((a.mean() - b.mean()) / b.mean()) if m and b.mean() != 0 else None
@@ -202,32 +398,75 @@ def compute_stats(items: pd.DataFrame, settings: EvaluationSettings | None = Non
     out.update(cohens_d=d, cohens_d_ci_low=d_lo, cohens_d_ci_high=d_hi,
                cohens_dz=_f(diff.mean() / sd_diff) if sd_diff > 0 else None)
 
-    if n_items:
-        out["total_tokens"] = int(pd.to_numeric(items.get("tokens", 0), errors="coerce").fillna(0).sum())
-        out["total_cost_usd"] = _f(pd.to_numeric(items.get("cost_usd", 0.0), errors="coerce").sum(min_count=1))
-    else:
-        out["total_tokens"], out["total_cost_usd"] = 0, 0.0
-    out["insufficient_data"] = n < 2 or m < 2
+    # ---- power of the paired test at this many tweets, and the tweets it would need
+    d0 = float(s.min_cohens_d)
+    out.update(
+        power_effect_size=d0,
+        power_target=POWER_TARGET,
+        power_d03=_f(paired_power(d0, n_tweets, s.alpha)),
+        tweets_needed_d03=required_units(d0, POWER_TARGET, s.alpha) if d0 != 0 and POWER_TARGET > s.alpha else None,
+    )
+
+    # (a frame without the columns, e.g. hand-made, costs nothing)
+    tokens = pd.to_numeric(items["tokens"], errors="coerce") if n_items and "tokens" in items.columns else pd.Series(dtype=float)
+    cost = pd.to_numeric(items["cost_usd"], errors="coerce") if n_items and "cost_usd" in items.columns else None
+    out["total_tokens"] = int(tokens.fillna(0).sum())
+    out["total_cost_usd"] = _f(cost.sum(min_count=1)) if cost is not None else 0.0
+    out["insufficient_data"] = n_tweets < 2 or m < 2
     out["flags"] = flags
     return out
 
 
-def verdict(stats: dict[str, Any], settings: EvaluationSettings | None = None) -> dict[str, Any]:
-    """The success criteria, each with value, threshold and pass/fail (None when it cannot be computed)."""
+# --------------------------------------------------------------------------- verdict
+
+
+def verdict(stats: dict[str, Any], settings: EvaluationSettings | None = None,
+            adjusted_p: float | None = None, comparisons: int = 1) -> dict[str, Any]:
+    """The success criteria, each with value, threshold and pass/fail (None when it cannot be computed).
+
+    ``adjusted_p``: the primary test's p-value adjusted for ``comparisons`` comparisons (e.g. by
+    ``holm_bonferroni`` over every adapter evaluated against the base model); when given, the
+    significance criterion compares it with alpha, its ``value`` is the adjusted p and it also
+    carries ``raw_p`` and ``adjusted_p``. Raises ``ValueError`` when ``adjusted_p`` is outside
+    [0, 1] or below the raw p-value (an adjustment never lowers a p-value: it would be another
+    test's p), or ``comparisons`` < 1.
+    """
     s = settings or EvaluationSettings()
+    comparisons = int(comparisons)
+    if comparisons < 1:
+        raise ValueError(f"comparisons must be >= 1, got {comparisons}")
     primary = getattr(s, "primary_test", "wilcoxon")
-    p = stats.get("wilcoxon_p") if primary == "wilcoxon" else stats.get("mannwhitney_p")
+    raw_p = stats.get("wilcoxon_p") if primary == "wilcoxon" else stats.get("mannwhitney_p")
+    if adjusted_p is not None:
+        adjusted_p = float(adjusted_p)
+        if not 0.0 <= adjusted_p <= 1.0:
+            raise ValueError(f"adjusted_p must be in [0, 1], got {adjusted_p}")
+        if raw_p is not None and adjusted_p < raw_p - 1e-12:
+            raise ValueError(f"adjusted_p {adjusted_p} is below the raw {primary} p-value {raw_p}: "
+                             "it must be the primary test's p-value after the adjustment")
+    p = adjusted_p if adjusted_p is not None else raw_p
     direction = stats.get("score_diff_mean")
 
     def crit(value: Any, threshold: str, ok: bool | None, note: str = "") -> dict[str, Any]:
         return {"value": value, "threshold": threshold, "passed": ok, "note": note}
 
+    if p is None:
+        sig_note = "not computable (fewer than 2 scored tweets)"
+    elif adjusted_p is not None:
+        sig_note = (f"Holm-adjusted over {comparisons} comparison{'s' if comparisons > 1 else ''}; raw p = "
+                    + ("n/a" if raw_p is None else f"{raw_p:.4g}"))
+    elif comparisons > 1:
+        sig_note = f"raw p-value, not adjusted for the {comparisons} comparisons"
+    else:
+        sig_note = ""
+    significance = crit(
+        p, f"{primary} p{' (adjusted)' if adjusted_p is not None else ''} < {s.alpha} and adapter scores higher",
+        None if p is None or direction is None else bool(p < s.alpha and direction > 0),
+        sig_note,
+    )
+    significance.update(raw_p=raw_p, adjusted_p=adjusted_p, comparisons=comparisons)
     criteria = {
-        "significance": crit(
-            p, f"{primary} p < {s.alpha} and adapter scores higher",
-            None if p is None or direction is None else bool(p < s.alpha and direction > 0),
-            "" if p is not None else "not computable (fewer than 2 scored pairs)",
-        ),
+        "significance": significance,
         "effect_size": crit(
             stats.get("cohens_d"), f"Cohen's d > {s.min_cohens_d}",
             None if stats.get("cohens_d") is None else bool(stats["cohens_d"] > s.min_cohens_d),
@@ -241,7 +480,7 @@ def verdict(stats: dict[str, Any], settings: EvaluationSettings | None = None) -
             [stats.get("net_win_rate_ci_low"), stats.get("net_win_rate_ci_high")],
             "95 % interval of the net win rate (win rate - 0.5) entirely above 0",
             None if stats.get("net_win_rate_ci_low") is None else bool(stats["net_win_rate_ci_low"] > 0),
-            "" if stats.get("net_win_rate_ci_low") is not None else "no interval (fewer than 2 valid items)",
+            "" if stats.get("net_win_rate_ci_low") is not None else "no interval (fewer than 2 tweets with a valid verdict)",
         ),
     }
     results = [c["passed"] for c in criteria.values()]
@@ -250,7 +489,8 @@ def verdict(stats: dict[str, Any], settings: EvaluationSettings | None = None) -
     n_pass = sum(1 for r in results if r)
     if insufficient:
         label = "insufficient data"
-        summary = (f"Insufficient data to decide ({stats.get('n_valid', 0)} valid items, "
+        units = "" if stats.get("unit", "row") == "row" else f" from {stats.get('n_tweets', 0)} tweets"
+        summary = (f"Insufficient data to decide ({stats.get('n_valid', 0)} valid items{units}, "
                    f"{stats.get('n_scored', 0)} scored pairs; flags: {', '.join(stats.get('flags', [])) or 'none'}).")
     elif passed:
         label = "adapter better"
@@ -260,17 +500,98 @@ def verdict(stats: dict[str, Any], settings: EvaluationSettings | None = None) -
         label = "not shown better"
         summary = f"No claim of improvement: {n_pass} of {len(results)} criteria pass (failed: {', '.join(failed)})."
     return {"passed": passed, "success": passed, "label": label, "insufficient_data": insufficient,
-            "criteria_passed": n_pass, "criteria_total": len(results), "criteria": criteria, "summary": summary}
+            "criteria_passed": n_pass, "criteria_total": len(results), "criteria": criteria,
+            "comparisons": comparisons, "summary": summary}
 
 
-def promotion_decision(vs_base: dict[str, Any], vs_best: dict[str, Any] | None) -> dict[str, Any]:
-    """Promotion gate: an adapter becomes the best only if its verdict passes against the base model
-    and (when a current best exists) against the current best (both ``verdict()`` dicts)."""
-    if not vs_base.get("passed"):
-        return {"promote": False, "reason": f"does not beat the base model ({vs_base.get('label')})"}
-    if vs_best is not None and not vs_best.get("passed"):
-        return {"promote": False, "reason": f"does not beat the current best adapter ({vs_best.get('label')})"}
-    return {"promote": True, "reason": "beats the base model" + (" and the current best" if vs_best is not None else "")}
+# --------------------------------------------------------------------------- promotion gate
+
+
+def _num(x: Any) -> str:
+    return "n/a" if _f(x) is None else f"{float(x):.2f}"
+
+
+def _beats(stats: dict[str, Any] | None, what: str) -> tuple[bool, str, str]:
+    """(passed, detail, failure phrase) for "the candidate's win rate interval against ``what`` is above 0.5"."""
+    if stats is None:
+        return False, f"no comparison against {what} was run", f"was not compared with {what}"
+    wr, lo, hi = stats.get("win_rate"), _f(stats.get("win_rate_ci_low")), _f(stats.get("win_rate_ci_high"))
+    if lo is None or hi is None:
+        n = stats.get("n_tweets", stats.get("n_valid", 0))
+        detail = f"win rate {_num(wr)} with no interval ({n} tweets with a valid verdict)"
+        return False, detail, f"cannot be shown to beat {what} ({detail})"
+    where = "above 0.5" if lo > 0.5 else ("below 0.5" if hi < 0.5 else "includes 0.5")
+    detail = f"win rate {_num(wr)}, interval {_num(lo)}-{_num(hi)} {where}"
+    return lo > 0.5, detail, f"does not beat {what} ({detail})"
+
+
+def promotion_gate(candidate: str, vs_base: dict[str, Any], vs_retrieval: dict[str, Any] | None,
+                   vs_champion: dict[str, Any] | None, champion: str | None) -> dict[str, Any]:
+    """Does ``candidate`` replace ``champion`` (None: no champion yet, the base model serves)?
+
+    ``vs_base``: the candidate's ``verdict()`` against the base model (with the Holm-adjusted p);
+    ``vs_retrieval`` / ``vs_champion``: ``compute_stats()`` of the candidate (the adapter side)
+    judged against the retrieval baseline / the champion. Promote only when every criterion of
+    ``vs_base`` passes, the win-rate interval against the retrieval baseline is above 0.5 and,
+    when there is a champion other than the candidate, the win-rate interval against it is above
+    0.5 too. A candidate that is the champion is not compared with itself. A comparison that is
+    required but missing (None) fails its check.
+
+    Returns ``{"promote", "candidate", "champion", "checks": [{"check", "passed", "detail"}],
+    "reason"}``, ``reason`` one readable sentence.
+    """
+    checks: list[dict[str, Any]] = []
+    failures: list[str] = []
+
+    def add(name: str, ok: bool, detail: str, failure: str) -> None:
+        checks.append({"check": name, "passed": bool(ok), "detail": detail})
+        if not ok:
+            failures.append(failure)
+
+    # 1. every success criterion against the base model
+    if vs_base is None:
+        add("beats_base", False, "no verdict against the base model", "was not judged against the base model")
+    else:
+        crit = vs_base.get("criteria") or {}
+        failed = [k for k, c in crit.items() if c.get("passed") is not True]
+        ok = bool(crit) and not failed and not vs_base.get("insufficient_data") and bool(vs_base.get("passed"))
+        if ok:
+            detail = f"all {len(crit)} criteria pass"
+        elif vs_base.get("insufficient_data") or not crit:
+            detail = "insufficient data"
+        else:
+            detail = f"failed: {', '.join(failed)}"
+        add("beats_base", ok, detail, f"does not beat the base model ({detail})")
+
+    # 2. the retrieval baseline (the nearest training tweet's real reply)
+    ok, detail, failure = _beats(vs_retrieval, "the retrieval baseline")
+    add("beats_retrieval", ok, detail, failure)
+
+    # 3. the champion, unless there is none or it is the candidate itself
+    if champion is None:
+        add("beats_champion", True, "no champion yet: the base model serves", "")
+    elif champion == candidate:
+        add("beats_champion", True, f"{candidate} is the champion: not compared with itself", "")
+    else:
+        ok, detail, failure = _beats(vs_champion, f"the champion {champion}")
+        add("beats_champion", ok, detail, failure)
+
+    promote = not failures
+    if promote:
+        beaten = ["the base model", "the retrieval baseline"]
+        if champion is not None and champion != candidate:
+            beaten.append(f"the champion {champion}")
+        reason = f"promote {candidate}: it beats {', '.join(beaten[:-1])} and {beaten[-1]}"
+    else:
+        if champion is None:
+            outcome = "stays with the base model"
+        elif champion == candidate:
+            outcome = f"{candidate} is not confirmed as champion"
+        else:
+            outcome = f"stays with {champion}"
+        listed = failures[0] if len(failures) == 1 else f"{', '.join(failures[:-1])} and {failures[-1]}"
+        reason = f"{outcome}: {candidate} {listed}"
+    return {"promote": promote, "candidate": candidate, "champion": champion, "checks": checks, "reason": reason}
 
 
 # --------------------------------------------------------------------------- sanity tier

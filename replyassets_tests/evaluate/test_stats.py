@@ -17,7 +17,6 @@ from replyassets.core.stats import (
     forgetting_check,
     has_repetition,
     length_controlled_win_rate,
-    promotion_decision,
     sanity_stats,
     verdict,
 )
@@ -144,14 +143,6 @@ def test_verdict_passes_only_when_all_criteria_pass():
     worse = compute_stats(frame(["loss"] * 60, base + 3, base), S)
     assert verdict(worse, S)["criteria"]["significance"]["passed"] is False
     assert verdict(compute_stats(frame(["loss"] * 60, base + 3, base), S), S)["label"] == "not shown better"
-
-
-def test_promotion_gate():
-    yes, no = {"passed": True, "label": "adapter better"}, {"passed": False, "label": "not shown better"}
-    assert promotion_decision(yes, None)["promote"]
-    assert promotion_decision(yes, yes)["promote"]
-    assert not promotion_decision(yes, no)["promote"]
-    assert not promotion_decision(no, yes)["promote"]
 
 
 def test_sanity_tier():
