@@ -254,8 +254,20 @@ def materialize_stale(instance, say=_say, max_runs: int = 200) -> tuple[bool, li
 
 def _only_the_gate_failed(instance, run_id: str) -> bool:
     """The champion run failed only because its blocking promotion_gate check did."""
-    lines = _failure_lines(instance, run_id)
-    return bool(lines) and all("promotion_gate" in line for line in lines)
+    from dagster import DagsterEventType
+
+    failed_checks, failed_steps = set(), set()
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            failed_steps.add(event.step_key)
+        elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+            evaluation = getattr(event.event_specific_data, "evaluation", event.event_specific_data)
+            if not getattr(evaluation, "passed", True):
+                failed_checks.add(evaluation.check_name)
+    return failed_checks == {"promotion_gate"} and failed_steps <= {"champion"}
 
 
 def _failure_lines(instance, run_id: str) -> list[str]:

@@ -249,8 +249,7 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig, leaderbo
         history[col] = pd.to_numeric(history[col], errors="coerce").astype("float64")
     now = str(history.iloc[-1]["experiment"]) if len(history) else None
     adapter = str(history.iloc[-1]["adapter_path"]) if len(history) else None
-    line = (f"PROMOTED {candidate}: {decision['reason']}" if decision["promote"]
-            else f"{'stays ' + current_name if current_name else 'no champion'}: {decision['reason']}")
+    line = f"PROMOTED {candidate}: {decision['reason']}" if decision["promote"] else decision["reason"]
     context.log.info(line)
     yield dg.Output(
         history,

@@ -47,9 +47,10 @@ def _probe() -> dict:
 def test_definitions_come_from_the_defs_folder_without_deprecated_api():
     found = _probe()
     assert {"raw_tweets", "raw_tweet_rejections", "validated_pairs", "deduped_pairs", "curated_set",
-            "base_model", "lora_adapter", "eval_report"} <= set(found["assets"])
-    assert found["external"] == ["query_inputs", "review_decisions"]
-    assert {"observe_sources", "query_partitions_sensor", "replyassets_automation"} <= set(found["sensors"])
+            "base_model", "lora_adapter", "eval_report", "leaderboard", "champion"} <= set(found["assets"])
+    assert found["external"] == ["experiment_specs", "query_inputs", "review_decisions"]
+    assert {"observe_sources", "query_partitions_sensor", "experiment_partitions_sensor",
+            "replyassets_automation"} <= set(found["sensors"])
     assert found["schedules"] == ["weekly_recollection"]
     assert {"io_manager", "tweet_source", "language", "toxicity", "embedder", "launcher", "judge"} <= set(found["resources"])
     deprecated = [w for w in found["warnings"] if w["category"] in ("DeprecationWarning", "SupersessionWarning")]
@@ -64,7 +65,7 @@ def test_automation_targets_the_observed_sources_too():
     sensor = next(s for s in defs.sensors if s.name == "replyassets_automation")
     graph = defs.resolve_asset_graph()
     targeted = sensor.asset_selection.resolve(graph, allow_missing=True)
-    assert dg.AssetKey("review_decisions") in targeted and dg.AssetKey("query_inputs") in targeted
+    assert {dg.AssetKey("review_decisions"), dg.AssetKey("query_inputs"), dg.AssetKey("experiment_specs")} <= targeted
 
 
 def test_dg_check_defs_passes(tmp_path):

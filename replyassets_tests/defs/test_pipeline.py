@@ -133,7 +133,8 @@ def test_whole_graph_on_the_sample(two_query_project):
     rendered = tok.apply_chat_template(row["messages"], tokenize=False, enable_thinking=False)
     assert "<think>\n\n</think>" in rendered and row["messages"][1]["content"] in rendered
 
-    result = run(["lora_adapter"])
+    inst.add_dynamic_partitions("experiment", ["default"])
+    result = run(["lora_adapter"], "default")
     lora = _md(inst, "lora_adapter")
     adapter = Path(str(lora["adapter_path"]))
     assert (adapter / "adapter_config.json").exists()
@@ -145,7 +146,7 @@ def test_whole_graph_on_the_sample(two_query_project):
     assert len(gap) == 1
 
     # -- evaluation: report files, verdict consistent with the criteria
-    run(["eval_report"])
+    run(["eval_report"], "default")
     report = _md(inst, "eval_report")
     assert Path(str(report["report_html"])).exists() and Path(str(report["report_md"])).exists()
     assert next(iter(report)) == "verdict" and list(report)[1] == "criteria"
@@ -153,9 +154,15 @@ def test_whole_graph_on_the_sample(two_query_project):
     all_passed = all(r.data["pass"] for r in criteria.records)
     assert report["success"] == all_passed
     assert "data:image/png;base64," in report["score_distribution"]
-    rows = _count(p.database, "SELECT count(*) FROM main.eval_report")[0][0]
-    test_rows = _count(p.database, "SELECT count(*) FROM main.curated_set WHERE split = 'test'")[0][0]
-    assert rows == test_rows > 0
+    # The tweet is the unit: one generation and one judged item per test tweet and opponent (the
+    # base model and the retrieval baseline), every curated test tweet among them.
+    rows = _count(p.database, "SELECT comparison, count(*), count(DISTINCT tweet_id) FROM main.eval_report "
+                              "GROUP BY comparison ORDER BY comparison")
+    assert [(c, n) for c, n, _ in rows] == [("base", report["n_tweets"]), ("retrieval", report["n_tweets"])]
+    assert all(n == distinct for _, n, distinct in rows)
+    curated_test = {r[0] for r in _count(p.database, "SELECT DISTINCT tweet_id FROM main.curated_set WHERE split = 'test'")}
+    judged = {r[0] for r in _count(p.database, "SELECT DISTINCT tweet_id FROM main.eval_report")}
+    assert curated_test and curated_test <= judged
     assert "OFFLINE" in Path(str(report["report_md"])).read_text()
 
     # -- human raters: fill the blinded sheet, import it through the CLI, agreement is reported
@@ -178,7 +185,7 @@ def test_whole_graph_on_the_sample(two_query_project):
     )
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["stored"] == len(sheet)
-    run(["eval_report"])
+    run(["eval_report"], "default")
     report = _md(inst, "eval_report")
     agreement = report["judge_human_agreement"]
     assert agreement["n"] == len(sheet) and agreement["n_raters"] == 1
