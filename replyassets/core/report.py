@@ -177,6 +177,15 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
         ("estimated cost, USD", fmt(stats.get("total_cost_usd"), 4)),
     ]))
 
+    # Sections the caller adds (the comparisons with every baseline, the leaderboard at the
+    # time of this evaluation): {"title", "columns", "rows", "note"}.
+    for section in meta.get("sections") or []:
+        b.append(("h2", str(section["title"])))
+        if section.get("note"):
+            b.append(("p", str(section["note"])))
+        b.append(("table", [str(c) for c in section["columns"]],
+                  [tuple(fmt(v) for v in row) for row in section["rows"]]))
+
     b.append(("h2", "Example replies"))
     b.append(("examples", _examples(items, n_examples)))
     return b

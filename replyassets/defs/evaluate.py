@@ -216,6 +216,10 @@ def eval_report(
     agreement = judge_human_agreement(judged_by["base"], ratings) if len(ratings) else None
     if agreement:
         meta[HUMAN_AGREEMENT_KEY] = agreement
+    meta["sections"] = report_sections(context.instance, name, comparison_rows, {
+        "experiment": name, "curated_set_hash": curated_hash, "stats": stats_by, "verdict": decision,
+        "p_raw": raw_p[name],
+    })
     paths = write_report(report_dir, stats, judged_by["base"], sanity, meta)
     # Exact figures of every comparison, for the leaderboard and the champion gate.
     summary_path = Path(report_dir) / "comparisons.json"
@@ -284,6 +288,27 @@ def eval_report(
         ),
         metadata=tidy_metadata({"ratio": _num(forgetting.get("ratio")), "threshold": ev.forgetting_warn_ratio}),
     )
+
+
+def report_sections(instance: dg.DagsterInstance, name: str, comparison_rows: list[dict], this: dict) -> list[dict]:
+    """The report's comparison table (every opponent) and the leaderboard as it stands with this
+    evaluation (every experiment's latest report, this one included)."""
+    from replyassets.defs.leaderboard import leaderboard_rows
+
+    cols = ["opponent", "tweets", "win rate", "interval low", "interval high", "wilcoxon p"]
+    reports = {**_latest_reports(instance, exclude=name), name: this}
+    champion = current_champion(instance)
+    board = leaderboard_rows(reports, {}, champion["experiment"] if champion else None)
+    board_cols = ["experiment", "verdict", "win_rate", "win_rate_ci_low", "win_rate_ci_high",
+                  "win_rate_vs_retrieval", "p_holm", "n_tweets", "champion"]
+    return [
+        {"title": "Comparisons (the test tweet is the unit)", "columns": cols,
+         "rows": [[r[c] for c in cols] for r in comparison_rows],
+         "note": "Win rate of this adapter against each opponent; ties count half; 0.5 = no difference."},
+        {"title": "Leaderboard at the time of this evaluation", "columns": board_cols,
+         "rows": board[board_cols].astype(object).where(board[board_cols].notna(), None).values.tolist(),
+         "note": f"{len(board)} experiment(s); p-values Holm-adjusted over the experiments evaluated on the same curated set."},
+    ]
 
 
 def _p(stats: dict, ev) -> float | None:

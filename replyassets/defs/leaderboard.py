@@ -235,14 +235,15 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig, leaderbo
                 base = latest_materialization(context.instance, "base_model")
                 merge_adapter(str(rep["adapter_path"]), card_dir / "merged",
                               base_model=str(base.metadata["model_path"].value))
-            history = pd.concat([history, pd.DataFrame([{
+            new_row = pd.DataFrame([{
                 "promoted_at": datetime.now(timezone.utc).replace(tzinfo=None),
                 "experiment": candidate, "adapter_path": str(rep["adapter_path"]),
                 "adapter_sha256": str(rep.get("adapter_sha256") or ""),
                 "curated_set_hash": str(rep.get("curated_set_hash") or ""),
                 "win_rate": _f(row["win_rate"]), "p_holm": _f(row["p_holm"]),
                 "reason": decision["reason"], "run_id": context.run.run_id,
-            }])], ignore_index=True)
+            }])
+            history = new_row if history.empty else pd.concat([history, new_row], ignore_index=True)
     history = history.reindex(columns=HISTORY_COLUMNS)
     history["promoted_at"] = pd.to_datetime(history["promoted_at"])
     for col in ("win_rate", "p_holm"):

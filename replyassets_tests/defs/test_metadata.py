@@ -189,12 +189,12 @@ def test_descriptions_survive_markdown():
 @pytest.fixture(scope="module")
 def eval_inputs(tmp_path_factory):
     from replyassets.core.report import write_report
-    from replyassets.core.stats import sanity_stats, summarize
+    from replyassets.core.stats import sanity_stats
     from replyassets.settings import EvaluationSettings
-    from replyassets_tests.evaluate.test_report_human import judged_items
+    from replyassets_tests.evaluate.test_report_human import judged_items, report_stats
 
     df = judged_items(8)
-    stats = summarize(df, EvaluationSettings(bootstrap_resamples=100))
+    stats = report_stats(df, EvaluationSettings(bootstrap_resamples=100))
     sanity = sanity_stats(df["base_reply"].tolist(), df["adapter_reply"].tolist(), df["reference"].tolist())
     sanity["perplexity_test"] = {"base": 2017.2216794240578, "adapter": 1871.9646515521367, "warn_above": 1950.0}
     sanity["forgetting"] = {"base_ppl": 2013.4294673689158, "adapter_ppl": 1972.2122398380918,

@@ -175,7 +175,7 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     trained_on = second_md["curated_set_hash"]
 
     # Re-curate with another target size, then ask for the report without retraining.
-    project.overrides = {"curation": {"target_pairs": 500}}
+    project.overrides = {**project.overrides, "curation": {"target_pairs": 500}}
     project.run_assets(["curated_set"])
     proc = project.run_assets(["eval_report"], "default", check=False)
     assert proc.returncode == 3, proc.stdout + proc.stderr

@@ -25,8 +25,8 @@ def _ui_command() -> list[str]:
     out = subprocess.run(["make", "-n", "-W", "pyproject.toml", "-o", "install", "ui"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    lines = [ln for ln in out.stdout.splitlines() if "dagster" in ln and " dev" in ln]
-    assert lines, f"`make ui` does not start `dagster dev`:\n{out.stdout}"
+    lines = [ln for ln in out.stdout.splitlines() if re.search(r"(?:^|/)(?:dg|dagster) dev\b", ln)]
+    assert lines, f"`make ui` does not start `dg dev`:\n{out.stdout}"
     return shlex.split(lines[-1])
 
 

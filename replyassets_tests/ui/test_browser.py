@@ -201,6 +201,11 @@ def test_asset_graph_shows_the_six_assets(page, dagster_ui):
             page.wait_for_timeout(500)
         for group in ("collect", "validate", "dedupe", "curate", "train", "evaluate"):
             assert page.get_by_text(group, exact=True).count() >= 1, f"group {group} not in the graph"
+        # The expanded graph is wider than the window: load it again, on a larger window, so the
+        # UI zooms to fit the whole graph.
+        page.set_viewport_size({"width": 2400, "height": 1400})
+        goto(page, dagster_ui, "/asset-groups")
+        page.get_by_text("collect", exact=True).first.wait_for()
         missing = []
         for asset in SIX_ASSETS:
             node = page.get_by_text(asset, exact=True).first
@@ -209,6 +214,7 @@ def test_asset_graph_shows_the_six_assets(page, dagster_ui):
             except PlaywrightTimeoutError:
                 missing.append(asset)
         shot(page, "02-asset-graph-expanded")
+        page.set_viewport_size({"width": 1600, "height": 1000})
         assert not missing, f"assets not found in the graph: {missing}"
 
 

@@ -1,0 +1,104 @@
+"""The champion moves only through its gate, and survives a failed challenger (real Dagster
+instance and DuckDB file; the evaluations are hand-made figures recorded as eval_report events)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from replyassets_tests.defs.conftest import all_assets_and_checks
+
+
+def judged(n_tweets: int, win_share: float, adapter: float, base: float, seed: int = 0) -> pd.DataFrame:
+    """Judged rows, one per tweet: the adapter wins ``win_share`` of them, scores around the means."""
+    rng = np.random.default_rng(seed)
+    wins = int(round(n_tweets * win_share))
+    outcomes = ["win"] * wins + ["loss"] * (n_tweets - wins)
+    return pd.DataFrame({
+        "item_id": [f"t{i}" for i in range(n_tweets)], "tweet_id": [f"t{i}" for i in range(n_tweets)],
+        "outcome": outcomes, "position_flip": False,
+        "adapter_score": np.clip(adapter + rng.normal(0, 0.8, n_tweets), 1, 10),
+        "base_score": np.clip(base + rng.normal(0, 0.8, n_tweets), 1, 10),
+        "adapter_len": 80, "base_len": 80,
+    })
+
+
+def figures(name: str, vs_base, vs_retrieval, vs_champion=None, champion: str | None = None) -> dict:
+    from replyassets.core.stats import compute_stats, verdict
+    from replyassets.settings import EvaluationSettings
+
+    ev = EvaluationSettings(bootstrap_resamples=500)
+    stats = {"base": compute_stats(vs_base, ev), "retrieval": compute_stats(vs_retrieval, ev)}
+    if vs_champion is not None:
+        stats["champion"] = compute_stats(vs_champion, ev)
+    return {"experiment": name, "curated_set_hash": "c" * 64, "adapter_path": f"/adapters/{name}",
+            "adapter_sha256": "a" * 64, "opponents": {"base": None, "retrieval": None, "champion": champion},
+            "stats": stats, "verdict": verdict(stats["base"], ev), "p_raw": stats["base"]["wilcoxon_p"],
+            "comparisons": 1}
+
+
+def record_report(project, name: str, doc: dict) -> None:
+    import dagster as dg
+
+    path = project.data / f"{name}-comparisons.json"
+    path.write_text(json.dumps(doc, default=str))
+    project.instance.report_runless_asset_event(dg.AssetMaterialization(
+        "eval_report", partition=name, metadata={"comparisons_json": dg.MetadataValue.path(str(path))}))
+
+
+def champion_round(project):
+    import dagster as dg
+
+    resources = project.resources()
+    board = dg.materialize(all_assets_and_checks(), selection=["leaderboard"], instance=project.instance,
+                           resources=resources, raise_on_error=False)
+    assert board.success
+    result = dg.materialize(all_assets_and_checks(), selection=["champion"], instance=project.instance,
+                            resources=resources, raise_on_error=False)
+    gate = [e for e in result.get_asset_check_evaluations() if e.check_name == "promotion_gate"]
+    assert len(gate) == 1
+    md = {k: v.value for k, v in project.instance.get_latest_materialization_event(dg.AssetKey("champion"))
+          .asset_materialization.metadata.items()}
+    return gate[0], md
+
+
+def history(project) -> pd.DataFrame:
+    import duckdb
+
+    with duckdb.connect(str(project.database), read_only=True) as con:
+        return con.execute("SELECT experiment, reason FROM main.champion ORDER BY promoted_at").df()
+
+
+@pytest.mark.slow
+def test_champion_is_promoted_through_the_gate_and_survives_a_failed_challenger(dagster_project):
+    p = dagster_project
+    p.instance.add_dynamic_partitions("experiment", ["default", "r8"])
+    strong = judged(60, 0.85, adapter=7.5, base=4.0, seed=1)
+
+    # Round 1: default beats the base model on every criterion and the retrieval baseline.
+    record_report(p, "default", figures("default", strong, judged(60, 0.8, 7.0, 5.0, seed=2)))
+    gate, md = champion_round(p)
+    assert gate.passed, gate.description
+    assert md["champion"] == "default" and md["decision"].startswith("PROMOTED default")
+    assert list(history(p)["experiment"]) == ["default"]
+    cards = list((p.data / "champions").glob("default-*/MODEL_CARD.md"))
+    assert len(cards) == 1 and "Holm" in cards[0].read_text()
+
+    # Round 2: r8 also beats the base model, but against the champion its interval holds 0.5.
+    tie_with_champion = judged(60, 0.5, adapter=6.0, base=6.0, seed=3)
+    record_report(p, "r8", figures("r8", judged(60, 0.9, 7.8, 4.0, seed=4), judged(60, 0.85, 7.0, 5.0, seed=5),
+                                   vs_champion=tie_with_champion, champion="default"))
+    gate, md = champion_round(p)
+    assert not gate.passed
+    assert "r8" in gate.description and "champion" in gate.description
+    assert md["champion"] == "default" and md["candidate"] == "r8"
+    assert list(history(p)["experiment"]) == ["default"]  # the champion stays, history unchanged
+
+    # Round 3: a challenger never compared with the champion is refused too.
+    record_report(p, "r8", figures("r8", judged(60, 0.95, 8.5, 4.0, seed=6), judged(60, 0.9, 7.0, 5.0, seed=7)))
+    gate, md = champion_round(p)
+    assert not gate.passed and md["champion"] == "default"
+    assert list(history(p)["experiment"]) == ["default"]
