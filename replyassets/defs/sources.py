@@ -195,4 +195,18 @@ def observe_sources(context: dg.SensorEvaluationContext):
         context.log.warning(problem)
     if not events:
         return dg.SkipReason("no source changed" + (f" ({'; '.join(problems)})" if problems else ""))
-    return dg.SensorResult(asset_events=events)
+    # A tick that requests no run is shown as skipped: say what it recorded instead of Dagster's
+    # default "Sensor function returned an empty result".
+    return dg.SensorResult(asset_events=events, skip_reason=recorded_summary(events))
+
+
+def recorded_summary(events: list) -> str:
+    """``recorded new data versions: review_decisions (decisions: 1), query_inputs[ai-agents]``."""
+    names = []
+    for event in events:
+        if not isinstance(event, dg.AssetObservation):
+            continue
+        name = event.asset_key.to_user_string() + (f"[{event.partition}]" if event.partition else "")
+        count = event.metadata.get("decisions")
+        names.append(name + (f" (decisions: {getattr(count, 'value', count)})" if count is not None else ""))
+    return "no run to request; recorded new data versions: " + ", ".join(names)

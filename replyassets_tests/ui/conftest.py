@@ -3,7 +3,8 @@
 `ui_project` builds the project: a temporary DAGSTER_HOME holding a copy of the repository's
 dagster.yaml (the "duckdb" pool and the queued run coordinator), a temporary DuckDB file and
 data dir, and a small queries file (a subset of config/queries.yaml reading the bundled sample).
-Its query partitions are registered before the server starts.
+Its query partitions are registered before the server starts. `build_ui_project` builds such a
+project with another queries file (a test module overriding `ui_project`).
 
 `dagster_ui` starts `dg dev` on a free loopback port in that project, waits until the code
 location is loaded, and always stops it at teardown by killing its process group. A test module
@@ -98,6 +99,7 @@ class DagsterDev:
     port: int
     proc: subprocess.Popen
     log_path: Path
+    started_at: float = field(default_factory=time.time)  # epoch seconds, when `dg dev` was started
 
     @property
     def url(self) -> str:
@@ -124,15 +126,15 @@ class DagsterDev:
             return ""
 
 
-@pytest.fixture(scope="module")
-def ui_project(tmp_path_factory) -> UIProject:
-    root = tmp_path_factory.mktemp("ui_project")
+def build_ui_project(root: Path, queries: Path) -> UIProject:
+    """A project under ``root`` reading ``queries`` (a file already written there), with its
+    query partitions registered. `ui_project` uses the small queries file; a test module may
+    build one with another (e.g. the full config/queries.yaml)."""
     home = root / "dagster_home"
     home.mkdir()
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     data = root / "data"
     data.mkdir()
-    queries = write_small_queries(root / "queries.yaml")
     env = {
         "DAGSTER_HOME": str(home),
         "REPLYASSETS_DATA_DIR": str(data),
@@ -158,6 +160,13 @@ def ui_project(tmp_path_factory) -> UIProject:
             project.partitions = sorted(instance.get_dynamic_partitions("query"))
         finally:
             instance.dispose()
+    return project
+
+
+@pytest.fixture(scope="module")
+def ui_project(tmp_path_factory) -> UIProject:
+    root = tmp_path_factory.mktemp("ui_project")
+    project = build_ui_project(root, write_small_queries(root / "queries.yaml"))
     assert project.partitions == sorted(UI_QUERIES), project.partitions
     return project
 
