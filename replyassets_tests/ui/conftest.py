@@ -126,7 +126,7 @@ class DagsterDev:
             return ""
 
 
-def build_ui_project(root: Path, queries: Path) -> UIProject:
+def build_ui_project(root: Path, queries: Path, extra_env: dict[str, str] | None = None) -> UIProject:
     """A project under ``root`` reading ``queries`` (a file already written there), with its
     query partitions registered. `ui_project` uses the small queries file; a test module may
     build one with another (e.g. the full config/queries.yaml)."""
@@ -147,7 +147,7 @@ def build_ui_project(root: Path, queries: Path) -> UIProject:
         "OMP_NUM_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    project = UIProject(root, home, data, data / "replyassets.duckdb", queries, [], env)
+    project = UIProject(root, home, data, data / "replyassets.duckdb", queries, [], {**env, **(extra_env or {})})
     with project.in_process():
         from replyassets.defs.collect import sync_query_partitions
 

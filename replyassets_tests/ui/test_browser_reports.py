@@ -114,7 +114,10 @@ def ui_project(tmp_path_factory):
     root = tmp_path_factory.mktemp("ui_reports_project")
     queries = root / "queries.yaml"
     shutil.copyfile(ROOT / "config" / "queries.yaml", queries)
-    project = build_ui_project(root, queries)
+    # One experiment (the default recipe) keeps the demo short; experiments have their own test.
+    experiments = root / "experiments.yaml"
+    experiments.write_text("experiments:\n  - name: default\n")
+    project = build_ui_project(root, queries, extra_env={"REPLYASSETS_EXPERIMENTS": str(experiments)})
     assert len(project.partitions) == 6, project.partitions
     return project
 
@@ -138,7 +141,7 @@ def ui_prepare(chromium_path, ui_project):
     (ui_project.root / "demo.log").write_text(output)
     print(f"make demo: {took:.0f}s, rc {proc.returncode}\n{proc.stdout[-1500:]}")
     assert proc.returncode == 0, f"python -m replyassets.demo failed ({proc.returncode}):\n{output[-6000:]}"
-    assert "verdict" in proc.stdout, proc.stdout[-3000:]
+    assert "Leaderboard" in proc.stdout and "Champion:" in proc.stdout, proc.stdout[-3000:]
 
     con = duckdb.connect(str(ui_project.database), read_only=True)
     try:
