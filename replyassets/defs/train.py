@@ -45,7 +45,9 @@ def _latest_metadata(instance: dg.DagsterInstance, key: str) -> dict:
 
 
 def sample_texts() -> list[str]:
-    """Every tweet and reply text of the bundled sample (the tiny tokenizer's corpus)."""
+    """Every distinct tweet text of the bundled sample, sorted: the local base model's pretraining
+    corpus (with the shipped general text). Never the replies: writing those is what the adapter
+    must learn, so the base model must not have seen them."""
     from replyassets.core.collect import collect_partition
     from replyassets.settings import load_queries
     from replyassets.sources.replay import ReplaySource
@@ -55,7 +57,7 @@ def sample_texts() -> list[str]:
     texts: list[str] = []
     for spec in load_queries(s.queries_path):
         result = collect_partition(spec, source, s.collection)
-        texts += result.pairs["tweet"].tolist() + result.pairs["reply"].tolist()
+        texts += result.pairs["tweet"].tolist()
     return sorted(set(texts))
 
 
@@ -79,21 +81,50 @@ def base_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             metadata={"model_path": s.training.base_model, "kind": "hub"},
             data_version=dg.DataVersion(hashlib.sha256(s.training.base_model.encode()).hexdigest()),
         )
-    from replyassets.training.tiny_model import build_tiny_model, tiny_model_hash
+    from replyassets.core.generation import load_general_texts
+    from replyassets.training.tiny_model import (
+        PRETRAIN_STEPS,
+        build_tiny_model,
+        tiny_model_hash,
+        tiny_model_info,
+        tiny_model_key,
+    )
 
-    texts = sample_texts()
-    corpus_hash = hashlib.sha256("\n".join(texts).encode()).hexdigest()
-    out = s.data_dir / "models" / f"tiny-qwen3-{corpus_hash[:12]}"
-    if not (out / "tiny_model.json").exists():
-        build_tiny_model(out, texts, seed=0)
-        context.log.info(f"built the tiny Qwen3 model in {out}")
+    # Pretrained briefly (a fixed number of seeded steps, ~15-30 s on 2 cores) on the shipped
+    # general English and the sample's tweets, never the replies: random weights write byte soup
+    # and every adapter trained on them too, so comparing recipes would rank noise. The tokenizer
+    # is trained on the same texts: a token that only the replies contain would keep a random
+    # embedding (LoRA does not train embeddings) and, measured, such tokens crowd the base
+    # model's output; reply words that the corpus lacks are spelled from pieces it has seen.
+    texts = load_general_texts() + sample_texts()
+    key = tiny_model_key(texts, texts, seed=0, pretrain_steps=PRETRAIN_STEPS)
+    out = s.data_dir / "models" / f"tiny-qwen3-{key[:12]}"
+    built_now = not (out / "tiny_model.json").exists()
+    if built_now:
+        build_tiny_model(out, texts, seed=0, pretrain_texts=texts, pretrain_steps=PRETRAIN_STEPS)
+    info = tiny_model_info(out)
+    pretraining = info.get("pretraining") or {}
+    seconds = float(info["build_time"].get("pretrain_seconds", float("nan")))
+    context.log.info(
+        f"{'built' if built_now else 'reused'} the tiny Qwen3 model in {out}: {pretraining.get('steps')} "
+        f"pretraining steps, final LM loss {pretraining.get('final_loss')}, {seconds:.1f} s"
+    )
     digest = tiny_model_hash(out)
     return dg.MaterializeResult(
         metadata={
             "model_path": dg.MetadataValue.path(str(out)),
             "kind": LOCAL_TINY,
             "model_sha256": digest,
+            "pretrain_steps": int(pretraining.get("steps", 0)),
+            "pretrain_tokens_seen": int(pretraining.get("tokens_seen", 0)),
+            "pretrain_final_loss": float(pretraining.get("final_loss", float("nan"))),
+            "pretrain_first_loss": float(pretraining.get("first_loss", float("nan"))),
+            "pretrain_seconds": round(seconds, 1),
+            "pretrain_corpus_tokens": int(pretraining.get("corpus_tokens", 0)),
+            "pretrain_texts": len(texts),
             "tokenizer_corpus_texts": len(texts),
+            "vocab_size": int(info["vocab_size"]),
+            "built_in_this_run": built_now,
         },
         data_version=dg.DataVersion(digest),
     )
