@@ -204,9 +204,8 @@ def materialize_stale(instance, say=_say, max_runs: int = 200) -> tuple[bool, li
     """
     from replyassets.definitions import defs
     from replyassets.defs.collect import sync_query_partitions
-    from replyassets.defs.sources import observe_now
-
     from replyassets.defs.experiments import sync_experiment_partitions
+    from replyassets.defs.sources import observe_now
 
     added, orphaned = sync_query_partitions(instance)
     if added:

@@ -32,7 +32,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from replyassets.settings import EvaluationSettings, Settings, TrainingSettings, validate_slug
+from replyassets.settings import (
+    EvaluationSettings,
+    Settings,
+    TrainingSettings,
+    validate_slug,
+)
 
 DEFAULT_EXPERIMENT = "default"
 DECODING_KEYS = ("temperature", "top_p", "max_new_tokens", "generation_seed")

@@ -11,8 +11,7 @@ place; the reason is the check's description. The history of champions is the Du
 ``main.champion``.
 """
 
-import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -236,7 +235,7 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig, leaderbo
                 merge_adapter(str(rep["adapter_path"]), card_dir / "merged",
                               base_model=str(base.metadata["model_path"].value))
             new_row = pd.DataFrame([{
-                "promoted_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                "promoted_at": datetime.now(UTC).replace(tzinfo=None),
                 "experiment": candidate, "adapter_path": str(rep["adapter_path"]),
                 "adapter_sha256": str(rep.get("adapter_sha256") or ""),
                 "curated_set_hash": str(rep.get("curated_set_hash") or ""),
@@ -280,15 +279,16 @@ def model_card(name: str, report: dict, row: pd.Series, decision: dict) -> str:
     base = report["stats"]["base"]
     lines = [
         f"# replyassets adapter: {name}", "",
-        f"Promoted {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. {decision['reason']}", "",
+        f"Promoted {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. {decision['reason']}", "",
         "## Recipe", "",
-        *(f"- `{k}` = {v}" for k, v in exp.overrides().items()), "- the profile's training settings otherwise" if not exp.overrides() else "",
+        *(f"- `{k}` = {v}" for k, v in exp.overrides().items()),
+        "- the profile's training settings" + (" otherwise" if exp.overrides() else ""),
         "", "## Data", "",
         f"- curated set `{report.get('curated_set_hash')}` (its dataset card is in `data/curated/`)",
         f"- adapter `{report.get('adapter_path')}` (sha256 `{report.get('adapter_sha256')}`)",
         "", "## Evaluation (the test tweet is the unit)", "",
-        f"- win rate vs the base model {fmt_num(base.get('win_rate'))} "
-        f"[{fmt_num(base.get('win_rate_ci_low'))}, {fmt_num(base.get('win_rate_ci_high'))}] on {base.get('n_tweets')} tweets",
+        (f"- win rate vs the base model {fmt_num(base.get('win_rate'))} "
+         f"[{fmt_num(base.get('win_rate_ci_low'))}, {fmt_num(base.get('win_rate_ci_high'))}] on {base.get('n_tweets')} tweets"),
         f"- p (Holm-adjusted over {int(row['comparisons'])} experiments) {fmt_num(_f(row['p_holm']))}",
         f"- Cohen's d {fmt_num(base.get('cohens_d'))}; power for d = 0.3 at this size {fmt_num(base.get('power_d03'))}",
         "", "## Limits", "",
@@ -297,4 +297,4 @@ def model_card(name: str, report: dict, row: pd.Series, decision: dict) -> str:
         "", "## Gate", "",
         *(f"- {'pass' if c['passed'] else 'FAIL'}: {c['check']} ({c['detail']})" for c in decision.get("checks") or []),
     ]
-    return "\n".join(lines) + "\n" + "\n<!-- figures: " + json.dumps({"experiment": name}) + " -->\n"
+    return "\n".join(lines) + "\n"

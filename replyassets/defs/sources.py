@@ -135,30 +135,26 @@ def source_observations(instance: dg.DagsterInstance) -> tuple[list, list[str]]:
     """
     events: list[dg.AssetMaterialization] = []
     problems: list[str] = []
-    registered = set(instance.get_dynamic_partitions(QUERY_PARTITIONS.name))
-    try:
-        specs = load_queries(settings().queries_path)
-    except (OSError, ValueError) as exc:
-        specs, problems = [], [f"queries file unreadable: {exc}"]
-    for spec in specs:
-        if spec.name not in registered:
-            continue
-        version, meta = query_inputs_version(spec)
-        if version != _latest_version(instance, "query_inputs", spec.name):
-            events += _events("query_inputs", spec.name, version, meta)
     from replyassets.experiments import load_experiments
 
-    experiments_registered = set(instance.get_dynamic_partitions(EXPERIMENT_PARTITIONS.name))
-    try:
-        exps = load_experiments(settings().experiments_path, settings())
-    except (OSError, ValueError) as exc:
-        exps, problems = [], problems + [f"experiments file unreadable: {exc}"]
-    for exp in exps:
-        if exp.name not in experiments_registered:
+    s = settings()
+    for key, partitions, what, load, version_of in (
+        ("query_inputs", QUERY_PARTITIONS, "queries file", lambda: load_queries(s.queries_path), query_inputs_version),
+        ("experiment_specs", EXPERIMENT_PARTITIONS, "experiments file",
+         lambda: load_experiments(s.experiments_path, s), experiment_version),
+    ):
+        registered = set(instance.get_dynamic_partitions(partitions.name))
+        try:
+            entries = load()
+        except (OSError, ValueError) as exc:
+            problems.append(f"{what} unreadable: {exc}")
             continue
-        version, meta = experiment_version(exp)
-        if version != _latest_version(instance, "experiment_specs", exp.name):
-            events += _events("experiment_specs", exp.name, version, meta)
+        for entry in entries:
+            if entry.name not in registered:
+                continue
+            version, meta = version_of(entry)
+            if version != _latest_version(instance, key, entry.name):
+                events += _events(key, entry.name, version, meta)
     try:
         version, meta = review_decisions_version()
     except Exception as exc:  # noqa: BLE001 - a busy DuckDB file is retried on the next tick

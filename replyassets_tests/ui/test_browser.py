@@ -101,12 +101,19 @@ def ui_prepare(chromium_path, ui_project):
 
 @pytest.fixture(scope="module")
 def page(chromium_path, dagster_ui, tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for old in ARTIFACTS.glob("*.png"):
         old.unlink()
     profile = tmp_path_factory.mktemp("chromium_profile")  # a new, empty user data dir
+    with chromium_page(chromium_path, profile) as pg:
+        yield pg
+
+
+@contextlib.contextmanager
+def chromium_page(chromium_path: str, profile: Path):
+    """A page of a headless Debian chromium with an empty user data dir (1600 x 1000)."""
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(profile),

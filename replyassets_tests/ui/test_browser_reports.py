@@ -34,7 +34,6 @@ from replyassets_tests.ui.conftest import (
     runs_with_tag,
 )
 from replyassets_tests.ui.test_browser import (
-    CHROMIUM_ARGS,
     UI_TIMEOUT_MS,
     PlaywrightTimeoutError,
     goto,
@@ -158,28 +157,14 @@ def ui_prepare(chromium_path, ui_project):
 
 @pytest.fixture(scope="module")
 def page(chromium_path, dagster_ui, tmp_path_factory):
-    from playwright.sync_api import sync_playwright
-
     REPORTS.mkdir(parents=True, exist_ok=True)
     for old in REPORTS.glob("*.png"):
         old.unlink()
     for old in ARTIFACTS.glob("FAILED-reports-*.png"):
         old.unlink()
     profile = tmp_path_factory.mktemp("chromium_profile_reports")
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=chromium_path,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1600, "height": 1000},
-        )
-        try:
-            pg = context.new_page()
-            pg.set_default_timeout(UI_TIMEOUT_MS)
-            yield pg
-        finally:
-            context.close()
+    with browser.chromium_page(chromium_path, profile) as pg:
+        yield pg
 
 
 def metadata_row(page, label: str):

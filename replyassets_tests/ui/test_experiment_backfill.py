@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from replyassets_tests.ui.conftest import ROOT, UIProject, run_event_texts, runs_with_tag
+from replyassets_tests.ui.conftest import (
+    ROOT,
+    UIProject,
+    run_event_texts,
+    runs_with_tag,
+)
 from replyassets_tests.ui.test_backfill import BACKFILL, LAUNCH, LOCK_ERRORS, TERMINAL
 
 pytestmark = [pytest.mark.slow]
