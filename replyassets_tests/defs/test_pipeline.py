@@ -163,7 +163,12 @@ def test_whole_graph_on_the_sample(two_query_project):
     curated_test = {r[0] for r in _count(p.database, "SELECT DISTINCT tweet_id FROM main.curated_set WHERE split = 'test'")}
     judged = {r[0] for r in _count(p.database, "SELECT DISTINCT tweet_id FROM main.eval_report")}
     assert curated_test and curated_test <= judged
-    assert "OFFLINE" in Path(str(report["report_md"])).read_text()
+    report_text = Path(str(report["report_md"])).read_text()
+    assert "OFFLINE" in report_text
+    # The report holds every comparison and the leaderboard as it stood at this evaluation.
+    assert "## Comparisons (the test tweet is the unit)" in report_text and "retrieval baseline" in report_text
+    board = report_text.split("## Leaderboard at the time of this evaluation", 1)[1].split("## ", 1)[0]
+    assert "| default |" in board
 
     # -- human raters: fill the blinded sheet, import it through the CLI, agreement is reported
     import subprocess
