@@ -31,14 +31,12 @@ appears in, and adding or removing tweets never moves another tweet: preference 
 extra evaluation prompts built later from ``tweet_split`` agree with ``curated_set``. Split
 sizes are binomial around the fractions (a tweet with many replies moves many pairs at once).
 
-Tiny sets: a set with fewer tweets than ``min_unique_tweets`` (150 by default) cannot pass
-``curated_set``'s blocking ``unique_tweets`` check, so nothing trains on it; there, and only
-there, :func:`assign_splits` keeps the old guarantee that every split with a positive fraction
-gets a tweet when the set has enough tweets (``train`` first, then ``test``, then ``eval``):
-a split left empty by the hash takes, from the split with the most tweets, the tweet whose
-``u`` lies nearest its interval. At or above ``min_unique_tweets`` tweets the split is exactly
-``tweet_split`` of each id (an empty split, about 3 * 0.9^150 < 1e-6 likely at the defaults,
-then fails the blocking ``splits_disjoint`` check instead of being patched).
+Empty splits: a split with a positive fraction that the hash leaves empty (likely only in
+small sets: about 3 * 0.9^150 < 1e-6 at the defaults with 150 tweets) takes, from the split with
+the most tweets, the tweet whose ``u`` lies nearest its interval (``train`` first, then
+``test``, then ``eval``), when the set has enough tweets. Only that tweet departs from
+``tweet_split``; evaluation prompts and preference pairs take a curated tweet's split from the
+curated set, so they agree with it.
 """
 
 from __future__ import annotations
@@ -228,16 +226,17 @@ def _fill_empty_splits(assignment: dict[str, str], fracs: dict[str, float], seed
 
 
 def assign_splits(df: pd.DataFrame, settings: CurationSettings | None = None) -> pd.Series:
-    """A ``split`` value per row: :func:`tweet_split` of its ``tweet_id``; in sets with fewer
-    than ``min_unique_tweets`` tweets, empty splits are then filled (module docstring)."""
+    """A ``split`` value per row: :func:`tweet_split` of its ``tweet_id``; a split with a
+    positive fraction that no tweet drew is then filled with the nearest tweet of the largest
+    split (only small sets ever need it; module docstring). Evaluation prompts and preference
+    pairs take a curated tweet's split from the curated set, so a moved tweet stays consistent."""
     settings = settings or CurationSettings()
     fracs = _split_fractions(settings)
     if df.empty:
         return pd.Series([], index=df.index, dtype="object", name="split")
     tweet_ids = df["tweet_id"].astype(str)
     assignment = {t: _split_of(_tweet_unit(settings.seed, t), fracs) for t in pd.unique(tweet_ids)}
-    if len(assignment) < settings.min_unique_tweets:
-        assignment = _fill_empty_splits(assignment, fracs, settings.seed)
+    assignment = _fill_empty_splits(assignment, fracs, settings.seed)
     return tweet_ids.map(assignment).rename("split")
 
 

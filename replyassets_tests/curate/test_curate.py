@@ -263,17 +263,15 @@ def test_splits_on_tiny_sets_keep_every_split_when_possible():
     assert got[lowest] == "test" and got[middle] == "eval"
 
 
-def test_the_fill_never_applies_at_normal_sizes():
+def test_an_empty_split_takes_one_tweet_and_no_other_moves():
     # a 0.1 % test share leaves test empty by hash in a 150-tweet set (0.999^150: an 86 % chance;
-    # here it does): at min_unique_tweets the set is split purely by id and the blocking
-    # splits_disjoint check refuses it; a larger min_unique_tweets makes the same set "tiny"
+    # here it does): exactly one tweet moves into test, every other keeps its id's split
     df = make_deduped(150, 1)
     s = settings(split_train=0.899, split_eval=0.1, split_test=0.001)
-    pure = assign_splits(df, s)
-    assert "test" not in set(pure)
-    assert pure.equals(df["tweet_id"].map(lambda t: tweet_split(t, s)).rename("split"))
-    filled = assign_splits(df, s.model_copy(update={"min_unique_tweets": 151}))
-    assert (filled == "test").sum() == 1 and (filled != pure).sum() == 1
+    by_id = df["tweet_id"].map(lambda t: tweet_split(t, s)).rename("split")
+    assert "test" not in set(by_id)
+    filled = assign_splits(df, s)
+    assert (filled == "test").sum() == 1 and (filled != by_id).sum() == 1
 
 
 def test_adding_tweets_moves_no_tweet():
