@@ -93,6 +93,7 @@ def stale(statuses: dict[str, str]) -> set[str]:
     return {k for k, v in statuses.items() if v != "FRESH"}
 
 
+@pytest.mark.timeout(2400)
 def test_dagster_staleness_drives_make_demo(tmp_path):
     import dagster as dg
 

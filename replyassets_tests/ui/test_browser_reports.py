@@ -177,6 +177,7 @@ def metadata_row(page, label: str):
 # ----------------------------------------------------------------------------- the tests
 
 
+@pytest.mark.timeout(2400)  # the first test also pays for the module fixture: a whole `make demo`
 def test_lora_adapter_page_shows_the_loss_curve_image(page, dagster_ui, ui_prepare):
     server = dagster_ui
     with step(page, server, "lora-adapter-page"):
