@@ -14,11 +14,16 @@ them too. Every failure fuzzing finds is added to its test as an ``@example(...)
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from hypothesis import settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 PROFILE_ENV = "HYPOTHESIS_PROFILE"
 FUZZ_FACTOR = 20
+# Named explicitly: a new profile inherits the current default, and where the ``CI``
+# variable is set hypothesis's own default has no database.
+EXAMPLE_DB = Path(__file__).resolve().parents[1] / ".hypothesis" / "examples"
 
 
 def profile_name() -> str:
@@ -29,6 +34,7 @@ def register() -> str:
     """Register ``ci`` and ``fuzz`` and load the one ``HYPOTHESIS_PROFILE`` names (``ci``)."""
     settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
     settings.register_profile("fuzz", derandomize=False, deadline=None, print_blob=True,
+                              database=DirectoryBasedExampleDatabase(EXAMPLE_DB),
                               max_examples=100 * FUZZ_FACTOR)
     name = profile_name()
     settings.load_profile(name)  # an unknown name raises InvalidArgument: no silent fallback

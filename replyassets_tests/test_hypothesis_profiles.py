@@ -18,8 +18,10 @@ PROBE = (
 )
 
 
-def _probe(profile: str | None) -> str:
-    env = {k: v for k, v in os.environ.items() if k != hp.PROFILE_ENV}
+def _probe(profile: str | None, ci_env: bool = False) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in (hp.PROFILE_ENV, "CI")}
+    if ci_env:
+        env["CI"] = "true"  # hypothesis changes its own defaults where CI is set
     if profile is not None:
         env[hp.PROFILE_ENV] = profile
     env["PYTHONPATH"] = str(PROJECT_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -41,4 +43,6 @@ def test_this_run_uses_the_profile_the_environment_names():
 def test_ci_is_the_default_and_fuzz_is_opt_in():
     assert _probe(None) == "ci True True None True 10"
     assert _probe("ci") == "ci True True None True 10"
-    assert _probe("fuzz") == f"fuzz False False None True {10 * hp.FUZZ_FACTOR}"
+    for ci_env in (False, True):
+        assert _probe(None, ci_env) == "ci True True None True 10"
+        assert _probe("fuzz", ci_env) == f"fuzz False False None True {10 * hp.FUZZ_FACTOR}"
