@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
 
-.PHONY: demo test ui install bench sample clean-data chromium validate-defs fuzz
+.PHONY: demo test ui install bench sample clean-data chromium postgres validate-defs fuzz
 
 install: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
@@ -42,8 +42,16 @@ chromium:
 	      || echo "chromium could not be installed: the browser test will skip"; \
 	  else echo "chromium not installed and cannot install it: the browser test will skip"; fi; }
 
+## Debian's PostgreSQL for the multi-machine tests (each test run starts its own server in a
+## temporary folder, loopback only). Unlike chromium these tests never skip: no server, no pass.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -q postgresql >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1); \
+	  fi; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL is needed: install Debian's postgresql package"; exit 1; }; }
+
 ## The whole test suite (what CI runs).
-test: install chromium
+test: install chromium postgres
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## Only the property tests (@given: the "hypothesis" marker), random seeds, 20x the examples

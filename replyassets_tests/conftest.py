@@ -30,3 +30,17 @@ def isolated_env(tmp_path, monkeypatch):
     settings.get_settings.cache_clear()
     yield data
     settings.get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """One real PostgreSQL server for the session (replyassets_tests/postgres.py); each test that
+    needs isolation creates its own database with ``postgres_server.create_database(name)``."""
+    from replyassets_tests.postgres import PostgresServer
+
+    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
