@@ -146,9 +146,26 @@ class TrainingSettings(_Model):
     hourly_cost_usd: float = Field(default=0.0, ge=0.0)
 
 
+class PreferenceSettings(_Model):
+    """``preference_pairs``: engagement turned into preferences (core/preference.py, docs/design.md)."""
+
+    # A pair (chosen, rejected) of replies to one tweet: the chosen one has at least
+    # min_like_ratio times the rejected one's likes (or likes per follower, below), at least
+    # min_likes likes, and was posted no earlier than the rejected one (the exposure rule).
+    min_like_ratio: float = Field(default=2.0, ge=1.0)
+    min_likes: int = Field(default=10, ge=0)
+    max_pairs_per_tweet: int = Field(default=3, ge=1)
+    # Compare likes per 1,000 followers of each reply's author instead of raw likes.
+    normalize_by_followers: bool = False
+    # Blocking check `min_pairs`: train-split pairs below this stop preference training.
+    min_train_pairs: int = Field(default=200, ge=0)
+    # The KTO view: in a tweet with n >= 2 replies, the top n // 2 by engagement are
+    # desirable, the bottom n // 2 undesirable (an odd middle one is left out).
+
+
 class EvaluationSettings(_Model):
     judge: Literal["offline", "anthropic"] = "anthropic"
-    judge_model: str = "claude-sonnet-4-5"
+    judge_model: str = "claude-sonnet-4-6"
     judge_concurrency: int = 4
     max_new_tokens: int = 80
     temperature: float = 0.7
@@ -192,6 +209,7 @@ class Settings(_Model):
     validation: ValidationSettings = ValidationSettings()
     dedup: DedupSettings = DedupSettings()
     curation: CurationSettings = CurationSettings()
+    preference: PreferenceSettings = PreferenceSettings()
     training: TrainingSettings = TrainingSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     paths: PathSettings = PathSettings()

@@ -113,7 +113,7 @@ class JudgeResource(dg.ConfigurableResource):
     """``offline`` (deterministic, reference-based) or ``anthropic`` (Claude)."""
 
     kind: str = "offline"
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-4-6"
     api_key: str | None = None
     base_url: str | None = None
     max_retries: int = 4

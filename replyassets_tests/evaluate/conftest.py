@@ -38,6 +38,6 @@ def make_judge(fake_anthropic):
     def make(**kw):
         kw.setdefault("max_retries", 4)
         kw.setdefault("timeout", 5.0)
-        return AnthropicJudge("claude-sonnet-4-5", api_key="sk-test-not-a-secret", base_url=fake_anthropic.base_url, **kw)
+        return AnthropicJudge("claude-sonnet-4-6", api_key="sk-test-not-a-secret", base_url=fake_anthropic.base_url, **kw)
 
     return make

@@ -41,7 +41,7 @@ def test_both_orders_requested_and_outcomes(fake_anthropic, make_judge):
         assert (it["base_reply"], it["adapter_reply"]) in pairs
     assert len(fake_anthropic.message_requests) == 4 * len(ITEMS)
     body = fake_anthropic.message_requests[0]["body"]
-    assert body["model"] == "claude-sonnet-4-5" and body["temperature"] == 0.0
+    assert body["model"] == "claude-sonnet-4-6" and body["temperature"] == 0.0
     assert "Engagement potential" in body["system"]
     headers = fake_anthropic.message_requests[0]["headers"]
     assert "anthropic-version" in headers

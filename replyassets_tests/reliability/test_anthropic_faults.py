@@ -33,7 +33,7 @@ def judge_for(srv: FakeAnthropicServer, **kw) -> AnthropicJudge:
     kw.setdefault("max_retries", 2)
     kw.setdefault("timeout", 0.5)
     kw.setdefault("invalid_retries", 1)
-    return AnthropicJudge("claude-sonnet-4-5", api_key="sk-reliability", base_url=srv.base_url, **kw)
+    return AnthropicJudge("claude-sonnet-4-6", api_key="sk-reliability", base_url=srv.base_url, **kw)
 
 
 TRANSIENT = ["429", "529", "500", "503", "reset", "hang", "malformed_json"]
