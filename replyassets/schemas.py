@@ -186,6 +186,57 @@ class CuratedSet(pa.DataFrameModel):
         name = "CuratedSet"
 
 
+class PreferencePairs(pa.DataFrameModel):
+    """``preference_pairs``: (chosen, rejected) replies to one tweet, from likes (core/preference.py)."""
+
+    pair_id: Series[str] = pa.Field(unique=True, description="chosen reply id > rejected reply id")
+    tweet_id: Series[str] = pa.Field(description="The source tweet both replies answer")
+    split: Series[str] = pa.Field(
+        isin=["train", "eval", "test"], description="The curated set's split of the tweet (same assignment function)"
+    )
+    prompt: Series[str] = pa.Field(str_length={"min_value": 1}, description="The user turn, as in curated_set")
+    chosen: Series[str] = pa.Field(str_length={"min_value": 1}, description="The reply readers liked more")
+    rejected: Series[str] = pa.Field(str_length={"min_value": 1}, description="The reply readers liked less")
+    chosen_likes: Series[int] = pa.Field(ge=0, description="Likes of the chosen reply (at least preference.min_likes)")
+    rejected_likes: Series[int] = pa.Field(ge=0, description="Likes of the rejected reply")
+    engagement_ratio: Series[float] = pa.Field(
+        nullable=True, ge=1.0,
+        description="Chosen / rejected engagement: at least preference.min_like_ratio (empty when the rejected has 0)",
+    )
+    chosen_created_at: Series[pd.Timestamp] = pa.Field(description="When the chosen reply was posted")
+    rejected_created_at: Series[pd.Timestamp] = pa.Field(description="When the rejected reply was posted")
+
+    @pa.dataframe_check(description="exposure rule: the chosen reply was posted no earlier than the rejected one")
+    def chosen_not_earlier(cls, df: pd.DataFrame) -> bool:
+        return bool((df["chosen_created_at"] >= df["rejected_created_at"]).all())
+
+    @pa.dataframe_check(description="no tweet appears in two splits")
+    def splits_grouped_by_tweet(cls, df: pd.DataFrame) -> bool:
+        return bool((df.groupby("tweet_id")["split"].nunique() <= 1).all())
+
+    class Config:
+        coerce = True
+        strict = False
+        name = "PreferencePairs"
+
+
+class PreferenceKto(pa.DataFrameModel):
+    """``preference_kto``: single replies labelled desirable/undesirable by engagement rank."""
+
+    reply_id: Series[str] = pa.Field(unique=True, description="Id of the reply")
+    tweet_id: Series[str] = pa.Field(description="The source tweet")
+    split: Series[str] = pa.Field(isin=["train", "eval", "test"], description="The curated set's split of the tweet")
+    prompt: Series[str] = pa.Field(str_length={"min_value": 1}, description="The user turn, as in curated_set")
+    completion: Series[str] = pa.Field(str_length={"min_value": 1}, description="The reply")
+    label: Series[bool] = pa.Field(description="Desirable (top half by engagement in its tweet) or not (bottom half)")
+    engagement_rank: Series[int] = pa.Field(ge=1, description="1 = most engagement among the tweet's replies")
+
+    class Config:
+        coerce = True
+        strict = False
+        name = "PreferenceKto"
+
+
 class ReviewDecisions(pa.DataFrameModel):
     """``review_decisions``: written by ``replyassets review``; keyed by reply id."""
 

@@ -16,6 +16,11 @@ offensive, contact details, too short, replies to replies, one author over the p
 cap, and a file of malformed items. The clean replies are composed from topic-specific
 fragments; with the packaged all-MiniLM-L6-v2 available, candidates too close (cosine >=
 0.85) to an already chosen reply are dropped, so semantic dedup at 0.9 keeps them.
+
+Likes of the clean replies follow a documented model (:func:`clean_reply_likes`), so the sample
+has engagement signal to learn preferences from: measurable qualities of the text (a question to
+the author, a concrete detail, a bare-agreement opener, filler) plus posting delay (earlier
+replies are seen longer) plus log-normal noise.
 """
 
 from __future__ import annotations
@@ -83,6 +88,47 @@ _LOWER_OK = {"We", "Our", "After", "The", "A", "During", "My", "Last", "Switchin
 def lower_first(s: str) -> str:
     word = s.split(" ", 1)[0]
     return s[0].lower() + s[1:] if word in _LOWER_OK else s
+
+
+# --------------------------------------------------------------------------- engagement model
+
+# log(likes) = LIKES_BASE + quality(text) - LIKES_DELAY * ln(1 + delay in hours) + N(0, LIKES_NOISE)
+# quality: +ASKS if it asks a question; +SPECIFIC if it has a concrete detail (a digit, or a
+# first-person account: "we", "our", "my", "I"); -BARE_AGREEMENT if it opens with a bare
+# agreement ("Hard agree.", "100 percent.", ...); -FILLER for filler ("Sooooo", "!!", "💯").
+# Likes are clipped to the collection window of replies (6-480).
+LIKES_BASE = 3.1
+LIKES_ASKS = 0.8
+LIKES_SPECIFIC = 0.6
+LIKES_BARE_AGREEMENT = 0.7
+LIKES_FILLER = 0.6
+LIKES_DELAY = 0.3
+LIKES_NOISE = 0.4
+BARE_AGREEMENT = ("Hard agree.", "100 percent.", "Saving this thread.", "Been there.", "Same lesson here.",
+                  "Interesting framing.", "Honestly this is underrated.", "Strong agree on the first part.")
+
+
+def reply_quality(text: str) -> float:
+    """The text part of the like model (see the constants above): measurable, documented."""
+    words = set(w.strip(".,;:!?()\"'").lower() for w in text.split())
+    q = 0.0
+    if "?" in text:
+        q += LIKES_ASKS
+    if any(ch.isdigit() for ch in text) or words & {"we", "our", "my", "i", "i've", "we've", "i'm"}:
+        q += LIKES_SPECIFIC
+    body = text.split(" ", 1)[1] if text.startswith("@") and " " in text else text
+    if body.startswith(BARE_AGREEMENT):
+        q -= LIKES_BARE_AGREEMENT
+    if "Sooooo" in text or "!!" in text or "💯" in text:
+        q -= LIKES_FILLER
+    return q
+
+
+def clean_reply_likes(text: str, delay_s: float, rng: random.Random) -> int:
+    import math
+
+    log_likes = LIKES_BASE + reply_quality(text) - LIKES_DELAY * math.log1p(delay_s / 3600) + rng.gauss(0, LIKES_NOISE)
+    return int(min(480, max(6, round(math.exp(log_likes)))))
 
 
 # --------------------------------------------------------------------------- clean replies
@@ -404,7 +450,8 @@ def build(use_model: bool) -> tuple[dict[str, dict[str, list]], dict]:
                 text = text.replace(" the ", f" the #{topic.replace('-', '')} ", 1)
             elif r < 0.34 and len(text) < 250 and ". " in text and not text.startswith(tuple(T.CONTEXTS_START)):
                 text = text.replace(". ", ". Sooooo true. ", 1)
-            rec = reply(tw, text, clean_author())
+            delay = log_uniform(rng, 420, 3 * 86400)
+            rec = reply(tw, text, clean_author(), delay=delay, likes=clean_reply_likes(text, delay, rng))
             add(rfile, rec, rfmt)
             stats["clean_replies"] += 1
             # exact duplicates (copy-paste accounts) and near duplicates

@@ -1,7 +1,11 @@
 """Human raters: a blinded pairwise sheet, validated import of ratings, judge-human agreement.
 
 Export (``export_sheet``): one CSV row per item with the tweet and the two replies as
-``reply_1``/``reply_2``; which model is reply 1 and the row order are randomised with ``seed``.
+``reply_1``/``reply_2``; which model is reply 1 and the row order are randomised with ``seed``,
+except that the items where the judge was unsure come first: its verdict flipped when the two
+replies swapped places, or it called a tie (``position_flip`` / ``outcome`` of the judged items).
+A rater who stops early has then rated the items where a human opinion adds the most. The key
+file records ``judge_unsure`` per item; the sheet says nothing about the judge.
 Raters see no model names and no item ids: ``pair_id`` is an opaque hash. The key that maps
 ``pair_id`` to the item and the position of each model is written to a separate CSV (keep it
 away from raters). Raters fill ``preferred`` with ``1``, ``2`` or ``tie`` and their ``rater_id``.
@@ -29,7 +33,7 @@ import pandas as pd
 from replyassets.core.files import atomic_write
 
 SHEET_COLUMNS = ["pair_id", "tweet", "reply_1", "reply_2", "preferred", "rater_id", "comment"]
-KEY_COLUMNS = ["pair_id", "item_id", "reply_1_source", "reply_2_source", "seed"]
+KEY_COLUMNS = ["pair_id", "item_id", "reply_1_source", "reply_2_source", "seed", "judge_unsure"]
 RATING_COLUMNS = ["pair_id", "item_id", "rater_id", "preferred", "human_outcome", "source_file", "row"]
 PROBLEM_COLUMNS = ["source_file", "row", "pair_id", "reason"]
 LABELS = ("win", "tie", "loss")
@@ -41,7 +45,8 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
 
 def export_sheet(items: pd.DataFrame, out_dir: str | Path, seed: int = 42, name: str = "human_eval") -> dict[str, Any]:
     """Write ``<name>_sheet.csv`` (for raters) and ``<name>_key.csv`` (kept apart). Needs columns
-    item_id, tweet, base_reply, adapter_reply. Returns {"sheet", "key", "n"}."""
+    item_id, tweet, base_reply, adapter_reply (and, when judged, outcome / position_flip: the items
+    the judge was unsure of come first). Returns {"sheet", "key", "n", "judge_unsure"}."""
     need = {"item_id", "tweet", "base_reply", "adapter_reply"}
     missing = need - set(items.columns)
     if missing:
@@ -50,6 +55,8 @@ def export_sheet(items: pd.DataFrame, out_dir: str | Path, seed: int = 42, name:
     df = items.reset_index(drop=True)
     order = rng.permutation(len(df))
     adapter_first = rng.random(len(df)) < 0.5
+    unsure = judge_unsure(df)
+    order = np.concatenate([order[unsure[order]], order[~unsure[order]]])  # unsure first, each part shuffled
     sheet, key = [], []
     for pos in order:
         r = df.iloc[int(pos)]
@@ -62,12 +69,21 @@ def export_sheet(items: pd.DataFrame, out_dir: str | Path, seed: int = 42, name:
         sheet.append({"pair_id": pid, "tweet": r["tweet"], "reply_1": r1, "reply_2": r2,
                       "preferred": "", "rater_id": "", "comment": ""})
         key.append({"pair_id": pid, "item_id": str(r["item_id"]), "reply_1_source": "adapter" if first else "base",
-                    "reply_2_source": "base" if first else "adapter", "seed": seed})
+                    "reply_2_source": "base" if first else "adapter", "seed": seed,
+                    "judge_unsure": bool(unsure[int(pos)])})
     out_dir = Path(out_dir)
     sheet_path, key_path = out_dir / f"{name}_sheet.csv", out_dir / f"{name}_key.csv"
     _write_csv(pd.DataFrame(sheet, columns=SHEET_COLUMNS), sheet_path)
     _write_csv(pd.DataFrame(key, columns=KEY_COLUMNS), key_path)
-    return {"sheet": str(sheet_path), "key": str(key_path), "n": len(sheet)}
+    return {"sheet": str(sheet_path), "key": str(key_path), "n": len(sheet), "judge_unsure": int(unsure.sum())}
+
+
+def judge_unsure(items: pd.DataFrame) -> np.ndarray:
+    """Per item: the judge's verdict flipped with the order, or it was a tie (False where the
+    items carry no judgement)."""
+    flip = items["position_flip"].fillna(False).astype(bool).to_numpy() if "position_flip" in items else np.zeros(len(items), bool)
+    tie = (items["outcome"].astype(str) == "tie").to_numpy() if "outcome" in items else np.zeros(len(items), bool)
+    return flip | tie
 
 
 def _read(path: str | Path) -> pd.DataFrame:

@@ -188,23 +188,31 @@ def _fields(item: dict[str, Any]) -> tuple[str, str, str, str | None]:
             _text(item.get("reference")) or None)
 
 
-def _item_keys(judge: Judge, item: dict[str, Any]) -> list[str]:
+def _item_keys(judge: Judge, item: dict[str, Any], scores: bool = True) -> list[str]:
     tweet, base, adapter, ref = _fields(item)
-    return [cache_key(judge, "compare", tweet, adapter, base, ref), cache_key(judge, "compare", tweet, base, adapter, ref),
-            cache_key(judge, "score", tweet, base, ref), cache_key(judge, "score", tweet, adapter, ref)]
+    keys = [cache_key(judge, "compare", tweet, adapter, base, ref), cache_key(judge, "compare", tweet, base, adapter, ref)]
+    if scores:
+        keys += [cache_key(judge, "score", tweet, base, ref), cache_key(judge, "score", tweet, adapter, ref)]
+    return keys
+
+
+_NOT_ASKED = Score(value=None, valid=True, cached=True)  # scores=False: no call, no cost
 
 
 def judge_item(judge: Judge, item: dict[str, Any], cache: DuckDBVerdictCache | None = None,
-               prefetched: dict[str, str] | None = None) -> dict[str, Any]:
-    """One row of ``judge_pairs`` (both orders + both scores). ``prefetched``: cache hits already read."""
+               prefetched: dict[str, str] | None = None, scores: bool = True) -> dict[str, Any]:
+    """One row of ``judge_pairs`` (both orders + both scores unless ``scores=False``).
+    ``prefetched``: cache hits already read."""
     tweet, base, adapter, ref = _fields(item)
     pre = prefetched
     pending: list[tuple[str, str, str]] = []
+    s_base = s_adapter = _NOT_ASKED
     try:
         v_ab = _cached_compare(judge, cache, tweet, adapter, base, ref, pre, pending)
         v_ba = _cached_compare(judge, cache, tweet, base, adapter, ref, pre, pending)
-        s_base = _cached_score(judge, cache, tweet, base, ref, pre, pending)
-        s_adapter = _cached_score(judge, cache, tweet, adapter, ref, pre, pending)
+        if scores:
+            s_base = _cached_score(judge, cache, tweet, base, ref, pre, pending)
+            s_adapter = _cached_score(judge, cache, tweet, adapter, ref, pre, pending)
     finally:  # what was paid for is kept, even when a later call of the item raises
         if cache is not None and pending:
             cache.put_many(pending, judge)
@@ -227,8 +235,8 @@ def judge_item(judge: Judge, item: dict[str, Any], cache: DuckDBVerdictCache | N
         "verdict_ba": v_ba.winner if v_ba.valid else "invalid",
         "outcome": outcome,
         "position_flip": bool(flip),
-        "base_score": s_base.value if s_base.valid else float("nan"),
-        "adapter_score": s_adapter.value if s_adapter.valid else float("nan"),
+        "base_score": s_base.value if s_base.valid and s_base.value is not None else float("nan"),
+        "adapter_score": s_adapter.value if s_adapter.valid and s_adapter.value is not None else float("nan"),
         "base_len": len(base),
         "adapter_len": len(adapter),
         "reason_ab": v_ab.reason,
@@ -239,7 +247,7 @@ def judge_item(judge: Judge, item: dict[str, Any], cache: DuckDBVerdictCache | N
         "output_tokens": tout,
         "tokens": tin + tout,
         "cost_usd": cost,
-        "cached_calls": sum(1 for c in calls if c.cached),
+        "cached_calls": sum(1 for c in calls if c.cached and c is not _NOT_ASKED),
         "api_calls": 0 if getattr(judge, "offline", False) else sum(1 for c in calls if not c.cached),
         "judge_name": judge.name,
         "judge_model": judge.model_id,
@@ -255,11 +263,13 @@ def judge_pairs(
     concurrency: int = 4,
     *,
     max_error_fraction: float = 0.5,
+    scores: bool = True,
 ) -> pd.DataFrame:
     """Judge every item in both orders and score both replies; one row per item (``ITEM_COLUMNS``).
 
     ``items``: dicts with ``item_id``, ``tweet``, ``base_reply``, ``adapter_reply`` and optionally
-    ``reference`` (the real reply). Rows come back in input order. Raises ``ValueError`` on
+    ``reference`` (the real reply). ``scores=False`` asks only the two comparisons (the score
+    columns are NaN). Rows come back in input order. Raises ``ValueError`` on
     duplicate or missing ``item_id``; ``JudgeError`` when the judge cannot work at all (bad key,
     unknown model); ``JudgingFailed`` when more than ``max_error_fraction`` of the items got an
     API error after all retries (the API is down: the statistics would mislead).
@@ -272,10 +282,10 @@ def judge_pairs(
         raise ValueError("item_id values must be unique")
     if not items:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in ITEM_COLUMNS})
-    prefetched = cache.get_many([k for it in items for k in _item_keys(judge, it)]) if cache is not None else None
+    prefetched = cache.get_many([k for it in items for k in _item_keys(judge, it, scores)]) if cache is not None else None
     workers = max(1, min(int(concurrency), len(items)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge") as pool:
-        rows = list(pool.map(lambda it: judge_item(judge, it, cache, prefetched), items))
+        rows = list(pool.map(lambda it: judge_item(judge, it, cache, prefetched, scores), items))
     df = pd.DataFrame(rows, columns=ITEM_COLUMNS)
     # transport faults (retries exhausted, or an HTTP body that is not a Messages API reply),
     # as opposed to a model answer that broke the verdict contract

@@ -30,6 +30,24 @@ Block = tuple  # ("h1"|"h2"|"p"|"table"|"img"|"examples", ...)
 
 # The one key under which ``meta`` carries the judge-human agreement (``eval_report`` writes it).
 HUMAN_AGREEMENT_KEY = "human_agreement"
+# The judge checked against real likes (core/preference.likes_agreement): one key, written by
+# eval_report and read here.
+JUDGE_LIKES_KEY = "judge_likes_agreement"
+
+
+def judge_likes_flag(agreement: dict[str, Any] | None) -> str | None:
+    """The verdict section's warning when the judge agrees with likes no better than chance
+    (the interval reaches 0.5), or when there were no pairs to check it on; None otherwise."""
+    if not isinstance(agreement, dict):
+        return None
+    n = agreement.get("pairs") or 0
+    if not n:
+        return "The judge could not be checked against likes: no test tweet has two replies with a clear like gap."
+    if agreement.get("better_than_chance"):
+        return None
+    return (f"The judge agrees with real likes no better than chance: {fmt(agreement.get('agreement'))} "
+            f"{_ci(agreement.get('ci_low'), agreement.get('ci_high'))} on {n} test tweets (0.5 = chance). "
+            "Read its verdicts with that in mind.")
 
 
 _atomic_write = atomic_write
@@ -105,6 +123,10 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
 
     b.append(("h2", f"Verdict: {v.get('label', 'n/a')}"))
     b.append(("p", v.get("summary", "No verdict computed.")))
+    likes = meta.get(JUDGE_LIKES_KEY)
+    flag = judge_likes_flag(likes)
+    if flag:
+        b.append(("p", f"JUDGE FLAG: {flag}"))
     crit = v.get("criteria", {})
     if crit:
         b.append(("table", ["criterion", "value", "threshold", "result", "note"],
@@ -157,6 +179,25 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
             b.append(("table", ["measure", "value"], [(k, fmt(x)) for k, x in d.items()]))
     if "lengths.png" in plots:
         b.append(("img", "lengths.png", "reply lengths"))
+
+    b.append(("h2", "The judge against real likes"))
+    if isinstance(likes, dict) and likes.get("pairs"):
+        b.append(("p", "On test tweets with two real replies and a clear like gap (the preference-pair rules: "
+                       "like ratio, minimum likes, the more-liked reply posted no earlier), the judge chose "
+                       "between the two replies in both orders without seeing likes, authors or a reference. "
+                       "Agreement: 1 when it picks the reply readers liked more in both orders, 0.5 for a tie "
+                       "or a split verdict; one pair per tweet; 0.5 = chance."))
+        b.append(("table", ["measure", "value"], [
+            ("tweets (one pair each)", fmt(likes.get("pairs"))),
+            ("agreement with likes", fmt(likes.get("agreement"))),
+            (f"{int(100 * float(likes.get('confidence') or 0.95))} % bootstrap interval",
+             _ci(likes.get("ci_low"), likes.get("ci_high"))),
+            ("agree / ties / disagree", f"{likes.get('agree', 0)} / {likes.get('ties', 0)} / {likes.get('disagree', 0)}"),
+            ("verdict flipped with the order", fmt(likes.get("position_flips"))),
+            ("better than chance", "yes" if likes.get("better_than_chance") else "NO"),
+        ]))
+    else:
+        b.append(("p", "Not measured: no test tweet has two replies with a clear like gap."))
 
     ha = meta.get(HUMAN_AGREEMENT_KEY)
     b.append(("h2", "Human raters"))

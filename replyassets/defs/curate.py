@@ -127,28 +127,31 @@ def _read(path) -> str:
 # ----------------------------------------------------------------------------- the guard
 
 
-def blocking_check_status(instance: dg.DagsterInstance) -> tuple[bool, list[str]]:
-    """Whether the latest ``curated_set`` passed every blocking check *of that materialization*.
+def blocking_check_status(
+    instance: dg.DagsterInstance, asset: str = "curated_set", specs: list[dg.AssetCheckSpec] | None = None
+) -> tuple[bool, list[str]]:
+    """Whether the latest ``asset`` (``curated_set``) passed every blocking check *of that materialization*.
 
     Used by ``lora_adapter`` so that any later run, backfill, schedule or automation refuses to
     train on a set whose blocking checks failed, are missing, or ran on an older version.
     """
     problems: list[str] = []
-    records = instance.fetch_materializations(dg.AssetKey("curated_set"), limit=1).records
+    specs = CURATED_CHECK_SPECS if specs is None else specs
+    records = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
     if not records:
-        return False, ["curated_set has never been materialized"]
+        return False, [f"{asset} has never been materialized"]
     latest_storage_id = records[0].storage_id
-    keys = [dg.AssetCheckKey(dg.AssetKey("curated_set"), spec.name) for spec in CURATED_CHECK_SPECS if spec.blocking]
+    keys = [dg.AssetCheckKey(dg.AssetKey(asset), spec.name) for spec in specs if spec.blocking]
     executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
     for key in keys:
         rec = executions.get(key)
         evaluation = rec.evaluation if rec is not None else None
         if evaluation is None:
-            problems.append(f"{key.name}: no result for the latest curated_set")
+            problems.append(f"{key.name}: no result for the latest {asset}")
             continue
         target = evaluation.target_materialization_data
         if target is not None and target.storage_id != latest_storage_id:
-            problems.append(f"{key.name}: last ran on an older curated_set")
+            problems.append(f"{key.name}: last ran on an older {asset}")
         elif not evaluation.passed:
             problems.append(f"{key.name}: FAILED ({evaluation.description or 'see the check'})")
     return not problems, problems

@@ -62,9 +62,10 @@ def _meta(instance: dg.DagsterInstance, key: str, partition: str | None = None, 
         "alone. The tweet is the unit: win rates with a cluster bootstrap interval by tweet, "
         "Wilcoxon and Mann-Whitney on per-tweet scores, Cohen's d, the power for d = 0.3, "
         "Holm-adjusted p over the experiments compared with the base model, and the verdict "
-        "against the success criteria. Writes report.md/.html under `data/reports/{run id}/`."
+        "against the success criteria. The judge itself is checked against real likes (test "
+        "tweets of preference_pairs) and flagged when it agrees no better than chance. Writes report.md/.html under `data/reports/{run id}/`."
     ),
-    deps=["lora_adapter", "base_model"],
+    deps=["lora_adapter", "base_model"],  # curated_set, deduped_pairs, preference_pairs: inputs
     partitions_def=EXPERIMENT_PARTITIONS,
     code_version=EVAL_CODE_VERSION,
     owners=OWNERS,
@@ -81,6 +82,7 @@ def eval_report(
     context: dg.AssetExecutionContext,
     curated_set: pd.DataFrame,
     deduped_pairs: pd.DataFrame,
+    preference_pairs: pd.DataFrame,
     judge: JudgeResource,
     embedder: EmbedderResource,
 ):
@@ -88,7 +90,7 @@ def eval_report(
     from replyassets.core.generation import decoding_config, generate_pair, generate_replies, load_general_texts, perplexity
     from replyassets.core.human_eval import export_sheet, judge_human_agreement, load_ratings
     from replyassets.core.judging import DuckDBVerdictCache, JudgingFailed, judge_pairs
-    from replyassets.core.report import HUMAN_AGREEMENT_KEY, write_report
+    from replyassets.core.report import HUMAN_AGREEMENT_KEY, JUDGE_LIKES_KEY, judge_likes_flag, write_report
     from replyassets.core.stats import compute_stats, forgetting_check, holm_bonferroni, sanity_stats, verdict
     from replyassets.judges.base import JudgeError
 
@@ -158,6 +160,10 @@ def eval_report(
             raise dg.Failure(description=f"judging against the {opponent_names[role]} failed: {exc}") from exc
         parts = judged["item_id"].str.split(":", expand=True)
         judged_by[role] = judged.assign(comparison=role, tweet_id=parts[1], decoding_seed=parts[2].astype(int))
+    likes = judge_against_likes(j, cache, preference_pairs, ev)
+    context.log.info(
+        f"judge vs likes: agreement {likes['agreement']} [{likes['ci_low']}, {likes['ci_high']}] on {likes['pairs']} test tweets"
+    )
     stats_by = {role: compute_stats(df, ev, unit_col="tweet_id") for role, df in judged_by.items()}
     stats = stats_by["base"]
 
@@ -170,6 +176,8 @@ def eval_report(
     adjusted = holm_bonferroni(raw_p)
     comparisons = sum(v is not None for v in raw_p.values())
     decision = verdict(stats, ev, adjusted_p=adjusted.get(name), comparisons=max(comparisons, 1))
+    judge_flag = judge_likes_flag(likes)
+    decision["judge_flags"] = [judge_flag] if judge_flag else []
 
     # Perplexity on the curated test replies (reply tokens only, as the training loss), and on
     # general text (forgetting).
@@ -208,6 +216,7 @@ def eval_report(
         "verdict": decision,
         "test_tweets": len(tweets),
         "comparisons_vs_base": comparisons,
+        JUDGE_LIKES_KEY: likes,
     }
     report_dir = s.data_dir / "reports" / context.run.run_id
     sheet = export_sheet(judged_by["base"], report_dir, seed=ev.generation_seed)
@@ -252,6 +261,11 @@ def eval_report(
         "p_raw": raw_p[name],
         "p_holm": adjusted.get(name),
         "comparisons_vs_base": comparisons,
+        "judge_flag": judge_flag or "none",
+        "judge_likes_agreement": likes["agreement"],
+        "judge_likes_interval": mapping_table(
+            {"low": likes["ci_low"], "high": likes["ci_high"], "tweets": likes["pairs"]}, key="measure", value="value"),
+        "judge_better_than_chance": bool(likes["better_than_chance"]),
         **{k: v for k, v in list(metadata.items())[3:]},
         "experiment": name,
         "curated_set_hash": curated_hash,
@@ -288,6 +302,26 @@ def eval_report(
         ),
         metadata=tidy_metadata({"ratio": _num(forgetting.get("ratio")), "threshold": ev.forgetting_warn_ratio}),
     )
+
+
+def judge_against_likes(j, cache, preference_pairs: pd.DataFrame, ev) -> dict:
+    """The judge on real replies with a clear like gap (one test-split pair per tweet), both
+    orders, no reference, no scores: its agreement with what readers liked, with an interval.
+    The same for every experiment (the verdict cache makes the repeats free)."""
+    from replyassets.core.judging import JudgingFailed, judge_pairs
+    from replyassets.core.preference import likes_agreement, likes_agreement_items
+    from replyassets.judges.base import JudgeError
+
+    items = likes_agreement_items(preference_pairs, split="test")
+    if items.empty:
+        return likes_agreement(pd.DataFrame({"outcome": [], "position_flip": []}))
+    try:
+        judged = judge_pairs(j, items[["item_id", "tweet", "base_reply", "adapter_reply"]].to_dict("records"),
+                             cache=cache, concurrency=ev.judge_concurrency,
+                             max_error_fraction=ev.max_judge_error_fraction, scores=False)
+    except (JudgingFailed, JudgeError) as exc:
+        raise dg.Failure(description=f"judging real replies against their likes failed: {exc}") from exc
+    return likes_agreement(judged, resamples=ev.bootstrap_resamples, seed=ev.generation_seed)
 
 
 def report_sections(instance: dg.DagsterInstance, name: str, comparison_rows: list[dict], this: dict) -> list[dict]:

@@ -35,6 +35,8 @@ TRAIN_CODE_VERSION = derived_code_version(
     settings_paths=("training",),
 )
 LOCAL_TINY = "local-tiny"
+# Training methods that learn from preference_pairs (and need its blocking checks passed).
+PREFERENCE_METHODS = ("dpo", "kto", "sft+dpo")
 
 
 def _latest_metadata(instance: dg.DagsterInstance, key: str) -> dict:
@@ -177,11 +179,23 @@ def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig, 
         eval_file=str(curated["eval_file"]),
         curated_set_hash=str(curated["content_hash"]),
     )
+    method = str(cfg.get("method", "sft"))
+    if method in PREFERENCE_METHODS:
+        # Preference methods train on preference_pairs' exported files (train/eval splits of
+        # the same tweet assignment as curated_set); the pairs' hash keys the folder too.
+        pref = _latest_metadata(instance, "preference_pairs")
+        if method == "kto":
+            cfg.update(kto_train_file=str(pref["kto_train_file"]), kto_eval_file=str(pref["kto_eval_file"]))
+        else:
+            cfg.update(preference_train_file=str(pref["preference_train_file"]),
+                       preference_eval_file=str(pref["preference_eval_file"]))
+        cfg["preference_pairs_hash"] = str(pref["content_hash"])
     # Same data, base model and config -> same folder, so a rerun after a crash resumes there;
     # a folder whose training completed (COMPLETE marker) is never written again: a retrain
     # of the same recipe gets the next free folder (-2, -3, ...).
     # Each experiment has its own folder tree: two experiments never share a folder.
     key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+    cfg.pop("preference_pairs_hash", None)  # provenance for the folder key, not a training setting
     cfg["output_dir"] = str(
         unused_output_dir(s.data_dir / "adapters" / experiment / f"{str(curated['content_hash'])[:12]}-{key}")
     )
@@ -191,12 +205,16 @@ def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig, 
 
 @dg.asset(
     description=(
-        "A LoRA (or QLoRA) adapter trained on curated_set's train split with eval-split early "
-        "stopping. Training runs outside Dagster through a Pipes launcher (local subprocess, "
-        "Kubernetes GPU pod, or Docker) and reports losses, samples, the adapter path and hash "
-        "back. Refuses to run unless every blocking check of the latest curated_set passed."
+        "A LoRA (or QLoRA) adapter per experiment, trained by the experiment's method: SFT on "
+        "curated_set's train split, DPO or KTO on preference_pairs' train split, or SFT then DPO "
+        "from the SFT adapter; eval-split early stopping. Training runs outside Dagster through a "
+        "Pipes launcher (local subprocess, Kubernetes GPU pod, or Docker) and reports losses, "
+        "rewards, samples, the adapter path and hash back. Refuses to run unless every blocking "
+        "check of the latest curated_set (and, for preference methods, preference_pairs) passed."
     ),
-    deps=["curated_set", "base_model", "experiment_specs"],
+    # preference_pairs/preference_kto feed only the experiments whose method is dpo, kto or
+    # sft+dpo; a dependency is per asset, not per partition, so every experiment lists them.
+    deps=["curated_set", "base_model", "experiment_specs", "preference_pairs", "preference_kto"],
     partitions_def=EXPERIMENT_PARTITIONS,
     code_version=TRAIN_CODE_VERSION,
     owners=OWNERS,
@@ -213,6 +231,16 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         )
     name = context.partition_key
     cfg = training_config(context.instance, config, name)
+    if cfg.get("method", "sft") in PREFERENCE_METHODS:
+        from replyassets.defs.preference import PREFERENCE_CHECK_SPECS
+
+        ok, problems = blocking_check_status(context.instance, "preference_pairs", PREFERENCE_CHECK_SPECS)
+        if not ok:
+            raise dg.Failure(
+                description=(f"Refusing to train {name} ({cfg['method']}): the latest preference_pairs did not "
+                             "pass its blocking checks."),
+                metadata={"blocking_check_problems": json_md(problems)},
+            )
     Path(cfg["output_dir"]).mkdir(parents=True, exist_ok=True)
     context.log.info(f"experiment {name}: training config: {json.dumps(cfg, sort_keys=True)}")
     started = time.time()
