@@ -263,8 +263,9 @@ def eval_report(
         "comparisons_vs_base": comparisons,
         "judge_flag": judge_flag or "none",
         "judge_likes_agreement": likes["agreement"],
-        "judge_likes_interval": mapping_table(
-            {"low": likes["ci_low"], "high": likes["ci_high"], "tweets": likes["pairs"]}, key="measure", value="value"),
+        "judge_likes_ci_low": likes["ci_low"],
+        "judge_likes_ci_high": likes["ci_high"],
+        "judge_likes_tweets": int(likes["pairs"]),
         "judge_better_than_chance": bool(likes["better_than_chance"]),
         **{k: v for k, v in list(metadata.items())[3:]},
         "experiment": name,

@@ -124,6 +124,21 @@ def test_whole_graph_on_the_sample(two_query_project):
     assert len(ds["train"]) > len(ds["eval"]) > 0
     assert {r.data["split"]: r.data["pairs"] for r in curated["splits"].records}.keys() == {"train", "eval", "test"}
 
+    # -- preference pairs from likes: the curated set's splits by tweet, blocking checks pass
+    result = run(["preference_pairs", "preference_kto"])
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"no_tweet_in_two_splits": True, "chosen_differs_from_rejected": True, "min_pairs": True}
+    pref = _md(inst, "preference_pairs")
+    assert pref["pairs"] == _count(p.database, "SELECT count(*) FROM main.preference_pairs")[0][0] > 0
+    moved = _count(p.database, "SELECT count(*) FROM main.preference_pairs pp JOIN "
+                               "(SELECT DISTINCT tweet_id, split FROM main.curated_set) c USING (tweet_id) "
+                               "WHERE pp.split <> c.split")[0][0]
+    assert moved == 0
+    test_tweets = {r[0] for r in _count(p.database, "SELECT DISTINCT tweet_id FROM main.curated_set WHERE split = 'test'")}
+    trained_on = {json.loads(line)["tweet_id"] for f in ("preference_train_file", "kto_train_file")
+                  for line in Path(str(pref[f])).read_text().splitlines()}
+    assert trained_on and not trained_on & test_tweets
+
     # -- base model + adapter through the local Pipes launcher
     run(["base_model"])
     from transformers import AutoTokenizer
@@ -165,6 +180,12 @@ def test_whole_graph_on_the_sample(two_query_project):
     assert curated_test and curated_test <= judged
     report_text = Path(str(report["report_md"])).read_text()
     assert "OFFLINE" in report_text
+    # The judge checked against real likes on the test tweets of preference_pairs.
+    likes_tweets = _count(p.database, "SELECT count(DISTINCT tweet_id) FROM main.preference_pairs WHERE split = 'test'")[0][0]
+    assert report["judge_likes_tweets"] == likes_tweets > 0
+    assert report["judge_likes_ci_low"] <= report["judge_likes_agreement"] <= report["judge_likes_ci_high"]
+    assert "## The judge against real likes" in report_text
+    assert ("JUDGE FLAG" in report_text) == (not report["judge_better_than_chance"])
     # The report holds every comparison and the leaderboard as it stood at this evaluation.
     assert "## Comparisons (the test tweet is the unit)" in report_text and "retrieval baseline" in report_text
     board = report_text.split("## Leaderboard at the time of this evaluation", 1)[1].split("## ", 1)[0]
