@@ -2,6 +2,9 @@
 
     python -m replyassets.training.train --config CONFIG.json
 
+``method`` (config.py) picks SFT, DPO, KTO, or SFT then DPO (``stage-sft/`` and ``stage-dpo/``
+under ``output_dir``, the DPO stage continuing the SFT adapter against the SFT model).
+
 Runs on its own (writes ``<output_dir>/result.json``) and under Dagster Pipes (detected from
 the Pipes env vars): logs stream through ``pipes.log``, the result is reported with
 ``report_asset_materialization`` and the train/eval gap alarm with ``report_asset_check``.
