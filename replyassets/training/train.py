@@ -335,22 +335,31 @@ def load_tokenizer(cfg: TrainConfig):
     return tokenizer
 
 
-def stage_data(cfg: TrainConfig, stage: str, tokenizer) -> tuple[list[dict], list[dict], list[dict]]:
-    """(train rows, eval rows, sample prompts) of a stage, tokenized (reply-only, think block in the prompt)."""
+def read_stage_rows(cfg: TrainConfig, stage: str) -> tuple[list[dict], list[dict]]:
+    """The validated (train, eval) rows of a stage's files; ``DataError`` naming file and line."""
     if stage == "sft":
-        train_rows, eval_rows = read_jsonl(cfg.train_file), read_jsonl(cfg.eval_file)
+        return read_jsonl(cfg.train_file), read_jsonl(cfg.eval_file)
+    if stage == "dpo":
+        return read_preference_file(cfg.preference_train_file), read_preference_file(cfg.preference_eval_file)
+    return read_kto_file(cfg.kto_train_file), read_kto_file(cfg.kto_eval_file)
+
+
+def stage_data(
+    cfg: TrainConfig, stage: str, tokenizer, rows: tuple[list[dict], list[dict]]
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """(train rows, eval rows, sample prompts) of a stage, tokenized (reply-only, think block in the prompt)."""
+    train_rows, eval_rows = rows
+    if stage == "sft":
         train = tokenize_rows(tokenizer, train_rows, cfg.max_seq_len, "train")
         evals = tokenize_rows(tokenizer, eval_rows, cfg.max_seq_len, "eval")
         return train, evals, sample_prompts(eval_rows, cfg.sample_generations)
     if stage == "dpo":
-        train_rows = read_preference_file(cfg.preference_train_file)
-        eval_rows = read_preference_file(cfg.preference_eval_file)
         train = tokenize_preference_rows(tokenizer, train_rows, cfg.max_seq_len, cfg.preference_train_file)
         evals = tokenize_preference_rows(tokenizer, eval_rows, cfg.max_seq_len, cfg.preference_eval_file)
         return train, evals, sample_prompts(sample_rows(eval_rows, "dpo"), cfg.sample_generations)
-    train_rows, eval_rows = read_kto_file(cfg.kto_train_file), read_kto_file(cfg.kto_eval_file)
     # KTOTrainer samples in file order (its KL term pairs each row with a neighbour of the same
     # batch), so desirable and undesirable rows are mixed here, seeded: the same order on a rerun.
+    train_rows = list(train_rows)
     random.Random(cfg.seed).shuffle(train_rows)
     train = tokenize_kto_rows(tokenizer, train_rows, cfg.max_seq_len, cfg.kto_train_file, both_labels=True)
     evals = tokenize_kto_rows(tokenizer, eval_rows, cfg.max_seq_len, cfg.kto_eval_file)
@@ -490,8 +499,9 @@ def run_stage(
         f"packing={cfg.packing}" + (f" init_adapter={init_adapter}" if init_adapter else "")
     )
 
+    rows = read_stage_rows(cfg, stage)  # bad data fails before any model is loaded
     tokenizer = load_tokenizer(cfg)
-    train_rows, eval_rows, samples = stage_data(cfg, stage, tokenizer)
+    train_rows, eval_rows, samples = stage_data(cfg, stage, tokenizer, rows)
     train_ds, eval_ds = datasets.Dataset.from_list(train_rows), datasets.Dataset.from_list(eval_rows)
     log(f"train rows={len(train_ds)} eval rows={len(eval_ds)}")
 
@@ -649,6 +659,7 @@ def run_training(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
     # sft+dpo: stage-sft/ then stage-dpo/ under output_dir, each with its own checkpoints (a rerun
     # resumes the stage it was killed in; a finished SFT stage is not trained again).
     t_start = time.perf_counter()
+    read_stage_rows(cfg, "dpo")  # bad preference data fails now, not after the SFT stage
     root = Path(cfg.output_dir)
     sft_out, dpo_out = root / STAGE_DIRS["sft"], root / STAGE_DIRS["dpo"]
     sft = completed_stage(sft_out)

@@ -240,6 +240,27 @@ def test_qlora_dpo_runs_on_4bit_nf4(preference_setup, tmp_path):
     assert (Path(result["adapter_path"]) / "adapter_model.safetensors").is_file()
 
 
+def test_dpo_early_stopping_and_gap_alarm_on_contradicting_eval_pairs(preference_setup, tmp_path):
+    # eval pairs with chosen and rejected swapped: the more DPO learns the training preference,
+    # the higher the eval loss, so it stops early and the train/eval gap alarm fires
+    swapped = [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in map(make_pair, range(1000, 1012))]
+    cfg = preference_config(
+        preference_setup, tmp_path / "out", "dpo",
+        preference_eval_file=str(write_jsonl(tmp_path / "swapped.jsonl", swapped)),
+        max_steps=40, eval_steps=2, warmup_ratio=0.0, lr_scheduler="constant", sample_generations=0, dpo=FAST,
+    )
+    result = run_training(TrainConfig.from_dict(cfg), log=_quiet)
+    evals = [r for r in result["loss_curve"] if r["eval_loss"] is not None]
+    assert all(a["eval_loss"] < b["eval_loss"] for a, b in zip(evals, evals[1:], strict=False))  # rising
+    # patience 3: the best evaluation is the first, the run stops at the third without improvement
+    assert result["early_stopped"] and result["best_step"] == evals[0]["step"] == 2
+    assert result["global_step"] == evals[3]["step"] == 8 < 40
+    assert abs(result["final_eval_loss"] - evals[0]["eval_loss"]) < 1e-3  # the best model, loaded at the end
+    assert [s for s, _ in complete_checkpoints(tmp_path / "out")] == [2, 4, 6, 8]  # best 3 + the latest
+    assert result["train_eval_gap"] == result["final_eval_loss"] - result["final_train_loss"] > 0.3
+    assert result["gap_alarm"]
+
+
 def _completion_logp(model, tok, pair: dict) -> float:
     import torch
 
@@ -487,6 +508,13 @@ def test_missing_preference_file_fails_the_program(preference_setup, tmp_path, c
     path.write_text(json.dumps({k: v for k, v in cfg.items() if k != "preference_eval_file"}))
     assert main(["--config", str(path)]) == 2
     assert "needs `preference_eval_file`" in capsys.readouterr().err
+    # sft+dpo: a bad preference file fails before the SFT stage trains
+    bad = write_jsonl(tmp_path / "bad.jsonl", [make_pair(1), {**make_pair(2), "rejected": make_pair(2)["chosen"]}])
+    cfg = preference_config(preference_setup, tmp_path / "both", "sft+dpo", preference_eval_file=str(bad))
+    path.write_text(json.dumps(cfg))
+    assert main(["--config", str(path)]) == 2
+    assert f"{bad}:2: `chosen` and `rejected` are the same reply" in capsys.readouterr().err
+    assert not (tmp_path / "both" / "stage-sft").exists()
 
 
 def test_settings_mirror_the_preference_config(tmp_path):
