@@ -137,7 +137,7 @@ def reward_curve(log_history: list[dict[str, Any]], keys: tuple[str, ...]) -> li
 def reward_summary(curve: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """``{key: {"first", "last", "first_step", "last_step", "n"}}`` for each train and eval metric logged."""
     out = {}
-    for key in [k for k in keys] + [f"eval_{k}" for k in keys]:
+    for key in list(keys) + [f"eval_{k}" for k in keys]:
         points = [(r["step"], r[key]) for r in curve if key in r]
         if points:
             out[key] = {
