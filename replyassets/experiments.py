@@ -17,7 +17,8 @@ overrides of the training settings and of the decoding settings used to evaluate
         # names: r8-lr1e-4, r8-lr3e-4, r32-lr1e-4, r32-lr3e-4 (optional `prefix:`, `base:`)
 
 Overrides may name any training setting (``replyassets.settings.TrainingSettings``: LoRA
-r/alpha/dropout/targets, learning rate, epochs, batch, quantization, seed, base model...) and
+r/alpha/dropout/targets, learning rate, epochs, batch, quantization, seed, base model, the
+method ``sft``/``dpo``/``kto``/``sft+dpo`` and its ``dpo``/``kto`` hyperparameters...) and
 the decoding settings of ``evaluation`` (``DECODING_KEYS``). Unknown keys, bad values,
 duplicate names and names that are not slugs fail with the file, the entry and the key named.
 """
@@ -58,6 +59,12 @@ ALIASES = {
     "training.warmup_ratio": "wu",
     "training.weight_decay": "wd",
     "training.max_steps": "steps",
+    "training.method": "",  # -> sft, dpo, kto, sft-dpo
+    "training.dpo.beta": "dpobeta",
+    "training.dpo.learning_rate": "dpolr",
+    "training.dpo.loss_type": "dpo",
+    "training.kto.beta": "ktobeta",
+    "training.kto.learning_rate": "ktolr",
     "evaluation.temperature": "temp",
     "evaluation.top_p": "topp",
     "evaluation.max_new_tokens": "tok",
@@ -156,15 +163,16 @@ def _check_keys(path: Path, entry: str, section: str, overrides: Any) -> None:
                 raise ExperimentsFileError(
                     f"{_where(path, entry)}: unknown key 'training.{key}'; allowed: {', '.join(sorted(allowed))}"
                 )
-            if key == "lora":
+            nested = TrainingSettings.model_fields[key].annotation
+            if isinstance(nested, type) and issubclass(nested, BaseModel):  # lora, dpo, kto
                 if not isinstance(value, Mapping):
-                    raise ExperimentsFileError(f"{_where(path, entry)}: 'training.lora' must be a mapping")
-                lora_allowed = set(TrainingSettings.model_fields["lora"].annotation.model_fields)
+                    raise ExperimentsFileError(f"{_where(path, entry)}: 'training.{key}' must be a mapping")
+                sub_allowed = set(nested.model_fields)
                 for sub in value:
-                    if sub not in lora_allowed:
+                    if sub not in sub_allowed:
                         raise ExperimentsFileError(
-                            f"{_where(path, entry)}: unknown key 'training.lora.{sub}'; "
-                            f"allowed: {', '.join(sorted(lora_allowed))}"
+                            f"{_where(path, entry)}: unknown key 'training.{key}.{sub}'; "
+                            f"allowed: {', '.join(sorted(sub_allowed))}"
                         )
     else:
         for key in overrides:

@@ -112,11 +112,43 @@ class LoraSettings(_Model):
     )
 
 
+class DpoSettings(_Model):
+    """DPO (methods ``dpo`` and ``sft+dpo``; replyassets/training/config.py explains the defaults):
+    beta 0.1 and the sigmoid loss (DPO paper, TRL); learning rate 5e-6 for a LoRA adapter (full
+    fine-tuning uses 5e-7 - 1e-6; TRL's LoRA example 5e-6); one epoch."""
+
+    beta: float = Field(default=0.1, gt=0)
+    loss_type: Literal[
+        "sigmoid", "hinge", "ipo", "nca_pair", "robust", "bco_pair", "sppo_hard",
+        "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
+    ] = "sigmoid"
+    learning_rate: float = Field(default=5e-6, gt=0)
+    epochs: float = Field(default=1, gt=0)
+
+
+class KtoSettings(_Model):
+    """KTO (method ``kto``): beta 0.1, unit weights (KTO paper, TRL); learning rate 5e-6 for a
+    LoRA adapter (the paper's 5e-7 on full weights, x10); one epoch."""
+
+    beta: float = Field(default=0.1, gt=0)
+    desirable_weight: float = Field(default=1.0, gt=0)
+    undesirable_weight: float = Field(default=1.0, gt=0)
+    learning_rate: float = Field(default=5e-6, gt=0)
+    epochs: float = Field(default=1, gt=0)
+
+
 class TrainingSettings(_Model):
     base_model: str = "Qwen/Qwen3-8B"
     # "local-tiny" = the tiny Qwen3-architecture model the project builds under data/models/.
     quantization: Literal["none", "nf4"] = "nf4"
     lora: LoraSettings = LoraSettings()
+    # What is trained (a LoRA / QLoRA adapter in every case): "sft" on the curated replies,
+    # "dpo" on preference pairs, "kto" on desirable/undesirable replies, "sft+dpo" = SFT, then
+    # DPO continuing that adapter against the SFT model. Hyperparameters of the preference
+    # stages in `dpo` / `kto`; the other settings below apply to every stage.
+    method: Literal["sft", "dpo", "kto", "sft+dpo"] = "sft"
+    dpo: DpoSettings = DpoSettings()
+    kto: KtoSettings = KtoSettings()
     epochs: float = 2
     learning_rate: float = 2e-4
     warmup_ratio: float = 0.03

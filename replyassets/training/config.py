@@ -3,6 +3,17 @@
 Keys = ``replyassets.settings.TrainingSettings`` dumped (same names and defaults, docs/design.md)
 plus the run's paths. Unknown keys are an error, so a typo never silently trains with a default.
 No pydantic/settings import: this runs in the training image.
+
+``method`` picks what is trained (every method trains a LoRA / QLoRA adapter on the base model):
+
+- ``sft``: supervised fine-tuning on ``train_file`` / ``eval_file`` (the reply-only loss);
+- ``dpo``: Direct Preference Optimization on ``preference_train_file`` / ``preference_eval_file``
+  (rows ``{"prompt": [...], "chosen": [...], "rejected": [...]}``), hyperparameters in ``dpo``;
+- ``kto``: Kahneman-Tversky Optimization on ``kto_train_file`` / ``kto_eval_file`` (rows
+  ``{"prompt": [...], "completion": [...], "label": true|false}``), hyperparameters in ``kto``;
+- ``sft+dpo``: the SFT stage, then DPO continuing the SFT adapter against the SFT model.
+
+A method's files are required (``ConfigError`` naming the key); the others are ignored.
 """
 
 from __future__ import annotations
@@ -13,6 +24,20 @@ from pathlib import Path
 from typing import Any
 
 SEVEN_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+METHODS = ("sft", "dpo", "kto", "sft+dpo")
+# TRL 1.16 DPOConfig.loss_type values (DPOTrainer._compute_loss), less "exo_pair" (it needs a
+# label_smoothing > 0, which this config does not expose).
+DPO_LOSS_TYPES = (
+    "sigmoid", "hinge", "ipo", "nca_pair", "robust", "bco_pair", "sppo_hard",
+    "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
+)
+# The data files each method reads (all required for that method).
+METHOD_FILES = {
+    "sft": ("train_file", "eval_file"),
+    "dpo": ("preference_train_file", "preference_eval_file"),
+    "kto": ("kto_train_file", "kto_eval_file"),
+    "sft+dpo": ("train_file", "eval_file", "preference_train_file", "preference_eval_file"),
+}
 # Keys of TrainingSettings that only matter to the orchestrator.
 # Settings the orchestrator side reads (launcher choice, concurrency, cost), not the trainer.
 IGNORED_KEYS = {"launcher", "local_max_concurrent", "hourly_cost_usd"}
@@ -31,16 +56,76 @@ class LoraConfigSpec:
 
 
 @dataclass
+class DpoConfigSpec:
+    """DPO hyperparameters (TRL ``DPOConfig``). The other optimisation settings (batch, warmup,
+    schedule, max_steps, eval/save steps, early stopping) are the top-level ones.
+
+    beta 0.1 and the sigmoid loss are the DPO paper's (Rafailov et al. 2023) and TRL's defaults.
+    Learning rate: DPO on full weights uses 5e-7 - 1e-6 (DPO paper 1e-6, Zephyr 5e-7, TRL's
+    full-training example 5e-7); a LoRA adapter takes ~10x more (TRL's LoRA DPO example: 5e-6),
+    so 5e-6 for LoRA / QLoRA on an 8B model. One epoch: preference data overfits fast (TRL's
+    examples and the DPO paper train one epoch).
+    """
+
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    learning_rate: float = 5e-6
+    epochs: float = 1
+
+
+@dataclass
+class KtoConfigSpec:
+    """KTO hyperparameters (TRL ``KTOConfig``); the other settings are the top-level ones.
+
+    beta 0.1 and unit weights are the KTO paper's (Ethayarajh et al. 2024) and TRL's defaults;
+    with unbalanced data, set the weights so desirable_weight * n_desirable /
+    (undesirable_weight * n_undesirable) lies in [1, 4/3] (the paper's Eq. 8; TRL warns
+    otherwise). Learning rate: the paper and TRL's example use 5e-7 on full weights; x10 for a
+    LoRA adapter, as for DPO: 5e-6. One epoch.
+    """
+
+    beta: float = 0.1
+    desirable_weight: float = 1.0
+    undesirable_weight: float = 1.0
+    learning_rate: float = 5e-6
+    epochs: float = 1
+
+
+def _spec(value: Any, cls: type, name: str):
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"`{name}` must be an object with keys {sorted(f.name for f in fields(cls))}")
+    unknown = set(value) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ConfigError(f"unknown {name} keys {sorted(unknown)}")
+    return cls(**value)
+
+
+def _positive(value: Any, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"`{key}` must be a number > 0, not {value!r}")
+
+
+@dataclass
 class TrainConfig:
     # run paths (required)
     base_model: str = ""  # a local folder or a hub id
-    train_file: str = ""
+    train_file: str = ""  # SFT rows (methods sft, sft+dpo)
     eval_file: str = ""
+    preference_train_file: str = ""  # DPO pairs (methods dpo, sft+dpo)
+    preference_eval_file: str = ""
+    kto_train_file: str = ""  # KTO rows (method kto)
+    kto_eval_file: str = ""
     output_dir: str = ""  # checkpoints, result.json, loss_curve.png; a rerun here resumes
     adapter_dir: str = ""  # default <output_dir>/adapter
     # provenance
     curated_set_hash: str = ""
     run_name: str = ""
+    # what is trained: "sft" | "dpo" | "kto" | "sft+dpo" (module docstring)
+    method: str = "sft"
+    dpo: DpoConfigSpec = field(default_factory=DpoConfigSpec)
+    kto: KtoConfigSpec = field(default_factory=KtoConfigSpec)
     # model
     quantization: str = "nf4"  # "none" | "nf4" (QLoRA: 4-bit NF4, double quant, bf16 compute)
     lora: LoraConfigSpec = field(default_factory=LoraConfigSpec)
@@ -82,9 +167,25 @@ class TrainConfig:
                 raise ConfigError(f"unknown lora keys {sorted(unknown)}")
             self.lora = LoraConfigSpec(**self.lora)
         self.lora.target_modules = list(self.lora.target_modules)
-        for key in ("base_model", "train_file", "eval_file", "output_dir"):
+        self.dpo = _spec(self.dpo, DpoConfigSpec, "dpo")
+        self.kto = _spec(self.kto, KtoConfigSpec, "kto")
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
+        for key in ("base_model", *METHOD_FILES[self.method], "output_dir"):
             if not getattr(self, key):
-                raise ConfigError(f"training config needs `{key}`")
+                raise ConfigError(
+                    f"training config needs `{key}`" + (f" (method {self.method!r})" if self.method != "sft" else "")
+                )
+        for key in ("beta", "learning_rate", "epochs"):
+            _positive(getattr(self.dpo, key), f"dpo.{key}")
+            _positive(getattr(self.kto, key), f"kto.{key}")
+        for key in ("desirable_weight", "undesirable_weight"):
+            _positive(getattr(self.kto, key), f"kto.{key}")
+        if self.dpo.loss_type not in DPO_LOSS_TYPES:
+            raise ConfigError(f"dpo.loss_type must be one of {', '.join(DPO_LOSS_TYPES)}, not {self.dpo.loss_type!r}")
+        if self.method == "kto" and int(self.batch_size) < 2:
+            # the KL estimate pairs each prompt with another row's completion of the same batch
+            raise ConfigError("method 'kto' needs `batch_size` >= 2 (the KL term is estimated within a batch)")
         if self.quantization not in ("none", "nf4"):
             raise ConfigError(f"quantization must be 'none' or 'nf4', not {self.quantization!r}")
         if self.report_to not in ("none", "wandb", "mlflow"):
@@ -126,3 +227,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The trainings this method runs, in order."""
+        return ("sft", "dpo") if self.method == "sft+dpo" else (self.method,)

@@ -66,10 +66,9 @@ def prompt_ids(tokenizer, prompt: list[dict]) -> list[int]:
     return _ids(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, enable_thinking=False))
 
 
-def tokenize_row(tokenizer, row: dict[str, Any], max_len: int, where: str = "row") -> dict[str, list[int]]:
-    """``{"input_ids", "labels"}`` for one row; prompt and think block masked with -100."""
-    prompt, completion = split_messages(row, where)
-    p_ids = prompt_ids(tokenizer, prompt)
+def reply_ids(tokenizer, prompt: list[dict], completion: list[dict], p_ids: list[int], where: str = "row") -> list[int]:
+    """Token ids of the reply and its end token, as the template renders them after ``p_ids``
+    (the prompt's ids, think block included); the template's trailing newline is dropped."""
     full = _ids(tokenizer.apply_chat_template(prompt + completion, tokenize=True, enable_thinking=False))
     if full[: len(p_ids)] != p_ids:
         raise DataError(
@@ -80,7 +79,14 @@ def tokenize_row(tokenizer, row: dict[str, Any], max_len: int, where: str = "row
     reply = full[len(p_ids) :]
     if end_id not in reply:
         raise DataError(f"{where}: the rendered reply has no end token {tokenizer.eos_token!r}")
-    reply = reply[: reply.index(end_id) + 1]  # reply tokens + <|im_end|>; drop the template's trailing "\n"
+    return reply[: reply.index(end_id) + 1]  # reply tokens + <|im_end|>; drop the template's trailing "\n"
+
+
+def tokenize_row(tokenizer, row: dict[str, Any], max_len: int, where: str = "row") -> dict[str, list[int]]:
+    """``{"input_ids", "labels"}`` for one row; prompt and think block masked with -100."""
+    prompt, completion = split_messages(row, where)
+    p_ids = prompt_ids(tokenizer, prompt)
+    reply = reply_ids(tokenizer, prompt, completion, p_ids, where)
     input_ids = p_ids + reply
     labels = [-100] * len(p_ids) + reply
     if len(input_ids) > max_len:  # keep the start; a row left with no reply token is dropped

@@ -2,6 +2,9 @@
 
     python -m replyassets.training.train --config CONFIG.json
 
+``method`` (config.py) picks SFT, DPO, KTO, or SFT then DPO (``stage-sft/`` and ``stage-dpo/``
+under ``output_dir``, the DPO stage continuing the SFT adapter against the SFT model).
+
 Runs on its own (writes ``<output_dir>/result.json``) and under Dagster Pipes (detected from
 the Pipes env vars): logs stream through ``pipes.log``, the result is reported with
 ``report_asset_materialization`` and the train/eval gap alarm with ``report_asset_check``.
@@ -18,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import re
 import resource
 import shutil
@@ -28,10 +32,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 from replyassets.training.config import ConfigError, TrainConfig
-from replyassets.training.data import DataError, read_jsonl, sample_prompts, tokenize_rows, prompt_ids
+from replyassets.training.data import DataError, prompt_ids, read_jsonl, sample_prompts, tokenize_rows
+from replyassets.training.preference_data import (
+    read_kto_file,
+    read_preference_file,
+    sample_rows,
+    tokenize_kto_rows,
+    tokenize_preference_rows,
+)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.json"
+# sft+dpo: each stage trains in its own folder under output_dir
+STAGE_DIRS = {"sft": "stage-sft", "dpo": "stage-dpo"}
+# What TRL logs for a preference stage (train; "eval_" + key at evaluations), reported first/last and as a curve.
+PREFERENCE_KEYS = {
+    "dpo": ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"),
+    "kto": ("rewards/chosen", "rewards/rejected", "rewards/margins", "kl", "logps/chosen", "logps/rejected"),
+}
 
 Log = Callable[[str], None]
 
@@ -99,6 +117,44 @@ def loss_curve(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if last_train is not None:
                 row["gap"] = row["eval_loss"] - last_train
     return [rows[k] for k in sorted(rows)]
+
+
+def reward_curve(log_history: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One row per logged step with the preference metrics logged there: ``key`` from training
+    logs, ``eval_<key>`` from evaluations (a key the step did not log is absent)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for entry in log_history:
+        prefix = "eval_" if "eval_loss" in entry else ""
+        if not prefix and "loss" not in entry:
+            continue  # the end-of-training summary
+        values = {prefix + k: float(entry[prefix + k]) for k in keys if isinstance(entry.get(prefix + k), (int, float))}
+        if values:
+            step = int(entry.get("step", 0))
+            rows.setdefault(step, {"step": step}).update(values)
+    return [rows[k] for k in sorted(rows)]
+
+
+def reward_summary(curve: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``{key: {"first", "last", "first_step", "last_step", "n"}}`` for each train and eval metric logged."""
+    out = {}
+    for key in list(keys) + [f"eval_{k}" for k in keys]:
+        points = [(r["step"], r[key]) for r in curve if key in r]
+        if points:
+            out[key] = {
+                "first": points[0][1],
+                "last": points[-1][1],
+                "first_step": points[0][0],
+                "last_step": points[-1][0],
+                "n": len(points),
+            }
+    return out
+
+
+def reward_markdown(curve: list[dict[str, Any]], keys: tuple[str, ...]) -> str:
+    cols = [k for k in keys if any(k in r for r in curve)] + [f"eval_{k}" for k in keys if any(f"eval_{k}" in r for r in curve)]
+    lines = ["| step | " + " | ".join(cols) + " |", "|---:|" + "---:|" * len(cols)]
+    lines += [f"| {r['step']} | " + " | ".join(f"{r[c]:.4f}" if c in r else "" for c in cols) + " |" for r in curve]
+    return "\n".join(lines)
 
 
 def curve_markdown(curve: list[dict[str, Any]]) -> str:
@@ -267,55 +323,92 @@ def load_model(cfg: TrainConfig, device: str):
     return model, bf16_ok
 
 
-def run_training(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
-    """Train, save the adapter, write ``result.json``; returns the result dict."""
-    import datasets
-    import torch
-    from peft import LoraConfig
-    from transformers import AutoTokenizer, EarlyStoppingCallback, PrinterCallback, set_seed
-    from trl import SFTConfig, SFTTrainer
+def load_tokenizer(cfg: TrainConfig):
+    from transformers import AutoTokenizer
 
-    t_start = time.perf_counter()
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    set_seed(cfg.seed)
-    device = resolve_device(cfg)
-    if device == "cpu" and cfg.cpu_threads > 0:
-        torch.set_num_threads(cfg.cpu_threads)
-    log(f"device={device} base_model={cfg.base_model} quantization={cfg.quantization} packing={cfg.packing}")
-
-    train_rows, eval_rows = read_jsonl(cfg.train_file), read_jsonl(cfg.eval_file)
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot load the base model's tokenizer from {cfg.base_model!r}: {exc}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    train_ds = datasets.Dataset.from_list(tokenize_rows(tokenizer, train_rows, cfg.max_seq_len, "train"))
-    eval_ds = datasets.Dataset.from_list(tokenize_rows(tokenizer, eval_rows, cfg.max_seq_len, "eval"))
-    samples = sample_prompts(eval_rows, cfg.sample_generations)
-    log(f"train rows={len(train_ds)} eval rows={len(eval_ds)}")
+    return tokenizer
 
-    model, bf16_ok = load_model(cfg, device)
-    n_4bit = sum(type(m).__name__ == "Linear4bit" for m in model.modules())
-    log(f"model loaded: {type(model).__name__}, 4-bit linear layers: {n_4bit}")
-    gc = cfg.gradient_checkpointing == "true" or (cfg.gradient_checkpointing == "auto" and device == "cuda")
-    peft_config = LoraConfig(
-        r=cfg.lora.r,
-        lora_alpha=cfg.lora.alpha,
-        lora_dropout=cfg.lora.dropout,
-        target_modules=list(cfg.lora.target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    args = SFTConfig(
+
+def read_stage_rows(cfg: TrainConfig, stage: str) -> tuple[list[dict], list[dict]]:
+    """The validated (train, eval) rows of a stage's files; ``DataError`` naming file and line."""
+    if stage == "sft":
+        return read_jsonl(cfg.train_file), read_jsonl(cfg.eval_file)
+    if stage == "dpo":
+        return read_preference_file(cfg.preference_train_file), read_preference_file(cfg.preference_eval_file)
+    return read_kto_file(cfg.kto_train_file), read_kto_file(cfg.kto_eval_file)
+
+
+def stage_data(
+    cfg: TrainConfig, stage: str, tokenizer, rows: tuple[list[dict], list[dict]]
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """(train rows, eval rows, sample prompts) of a stage, tokenized (reply-only, think block in the prompt)."""
+    train_rows, eval_rows = rows
+    if stage == "sft":
+        train = tokenize_rows(tokenizer, train_rows, cfg.max_seq_len, "train")
+        evals = tokenize_rows(tokenizer, eval_rows, cfg.max_seq_len, "eval")
+        return train, evals, sample_prompts(eval_rows, cfg.sample_generations)
+    if stage == "dpo":
+        train = tokenize_preference_rows(tokenizer, train_rows, cfg.max_seq_len, cfg.preference_train_file)
+        evals = tokenize_preference_rows(tokenizer, eval_rows, cfg.max_seq_len, cfg.preference_eval_file)
+        return train, evals, sample_prompts(sample_rows(eval_rows, "dpo"), cfg.sample_generations)
+    # KTOTrainer samples in file order (its KL term pairs each row with a neighbour of the same
+    # batch), so desirable and undesirable rows are mixed here, seeded: the same order on a rerun.
+    train_rows = list(train_rows)
+    random.Random(cfg.seed).shuffle(train_rows)
+    train = tokenize_kto_rows(tokenizer, train_rows, cfg.max_seq_len, cfg.kto_train_file, both_labels=True)
+    evals = tokenize_kto_rows(tokenizer, eval_rows, cfg.max_seq_len, cfg.kto_eval_file)
+    return train, evals, sample_prompts(sample_rows(eval_rows, "kto"), cfg.sample_generations)
+
+
+def _pretokenized_trainers():
+    """DPO / KTO trainers that take our pre-tokenized rows as they are.
+
+    TRL 1.16 re-tokenizes preference data from ``prompt``/``chosen``/``rejected`` text in
+    ``_prepare_dataset`` (no skip for tokenized rows, unlike SFTTrainer); here rows that already
+    carry ``prompt_ids`` skip that step. KTO's KL completions (each row's prompt with the previous
+    row's completion, within a train batch) are still added exactly as TRL does.
+    """
+    from trl import DPOTrainer, KTOTrainer
+
+    class PretokenizedDPOTrainer(DPOTrainer):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            if "prompt_ids" in dataset.column_names:
+                return dataset
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+    class PretokenizedKTOTrainer(KTOTrainer):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            if "prompt_ids" not in dataset.column_names:
+                return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+            if self.calculate_KL:
+
+                def add_kl_completion_ids(examples):
+                    examples["KL_completion_ids"] = [examples["completion_ids"][-1]] + examples["completion_ids"][:-1]
+                    return examples
+
+                dataset = dataset.map(add_kl_completion_ids, batched=True, batch_size=args.per_device_train_batch_size)
+            return dataset
+
+    return PretokenizedDPOTrainer, PretokenizedKTOTrainer
+
+
+def stage_args(cfg: TrainConfig, stage: str, out: Path, device: str, bf16_ok: bool, gc: bool):
+    """The TRL config of a stage: the shared optimisation / eval / checkpoint settings plus the
+    stage's own (SFT: top-level learning rate and epochs; DPO / KTO: ``cfg.dpo`` / ``cfg.kto``)."""
+    from trl import DPOConfig, KTOConfig, SFTConfig
+
+    common: dict[str, Any] = dict(
         output_dir=str(out),
         run_name=cfg.run_name or None,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
-        learning_rate=cfg.learning_rate,
         warmup_steps=float(cfg.warmup_ratio),  # a float in [0, 1) is a ratio of total steps (transformers 5)
         lr_scheduler_type=cfg.lr_scheduler,
         per_device_train_batch_size=cfg.batch_size,
@@ -323,10 +416,6 @@ def run_training(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
         gradient_accumulation_steps=cfg.grad_accum,
         weight_decay=cfg.weight_decay,
         optim="adamw_torch",
-        # rows are already cut to max_seq_len (data.tokenize_rows); TRL refuses max_length with padding-free alone
-        max_length=None if (cfg.padding_free and not cfg.packing) else cfg.max_seq_len,
-        packing=cfg.packing,
-        padding_free=cfg.padding_free,
         eval_strategy="steps",
         eval_steps=cfg.eval_steps,
         save_strategy="steps",
@@ -346,8 +435,96 @@ def run_training(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
         dataloader_num_workers=0,
         save_only_model=False,
     )
+    if stage == "sft":
+        return SFTConfig(
+            **common,
+            num_train_epochs=cfg.epochs,
+            learning_rate=cfg.learning_rate,
+            # rows are already cut to max_seq_len (data.tokenize_rows); TRL refuses max_length with padding-free alone
+            max_length=None if (cfg.padding_free and not cfg.packing) else cfg.max_seq_len,
+            packing=cfg.packing,
+            padding_free=cfg.padding_free,
+        )
+    if stage == "dpo":
+        return DPOConfig(
+            **common,
+            num_train_epochs=cfg.dpo.epochs,
+            learning_rate=cfg.dpo.learning_rate,
+            beta=cfg.dpo.beta,
+            loss_type=[cfg.dpo.loss_type],
+            max_length=cfg.max_seq_len,  # prompt + reply, keep the start (rows whose prompt fills it are dropped)
+        )
+    return KTOConfig(
+        **common,
+        num_train_epochs=cfg.kto.epochs,
+        learning_rate=cfg.kto.learning_rate,
+        beta=cfg.kto.beta,
+        desirable_weight=cfg.kto.desirable_weight,
+        undesirable_weight=cfg.kto.undesirable_weight,
+        max_length=cfg.max_seq_len,
+    )
+
+
+def run_stage(
+    cfg: TrainConfig,
+    stage: str,
+    out: Path,
+    adapter_dir: Path,
+    log: Log = print,
+    init_adapter: Path | None = None,
+) -> dict[str, Any]:
+    """Train one stage (``sft``, ``dpo`` or ``kto``) in ``out``, save its adapter to ``adapter_dir``,
+    write ``out/result.json``; returns the result dict.
+
+    Without ``init_adapter`` a fresh LoRA adapter is trained on the base model (for DPO / KTO the
+    reference model is the base: TRL disables the adapter for the reference pass). With it (the
+    DPO stage of ``sft+dpo``) that adapter is loaded trainable and trained further; TRL then
+    copies it into a frozen ``ref`` adapter at the start, so the reference model is the
+    adapter's model (base + SFT adapter), not the bare base.
+    """
+    import datasets
+    import torch
+    from peft import LoraConfig, PeftModel
+    from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
+    from trl import SFTTrainer
+
+    t_start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    set_seed(cfg.seed)
+    device = resolve_device(cfg)
+    if device == "cpu" and cfg.cpu_threads > 0:
+        torch.set_num_threads(cfg.cpu_threads)
+    log(
+        f"stage {stage}: device={device} base_model={cfg.base_model} quantization={cfg.quantization} "
+        f"packing={cfg.packing}" + (f" init_adapter={init_adapter}" if init_adapter else "")
+    )
+
+    rows = read_stage_rows(cfg, stage)  # bad data fails before any model is loaded
+    tokenizer = load_tokenizer(cfg)
+    train_rows, eval_rows, samples = stage_data(cfg, stage, tokenizer, rows)
+    train_ds, eval_ds = datasets.Dataset.from_list(train_rows), datasets.Dataset.from_list(eval_rows)
+    log(f"train rows={len(train_ds)} eval rows={len(eval_ds)}")
+
+    model, bf16_ok = load_model(cfg, device)
+    n_4bit = sum(type(m).__name__ == "Linear4bit" for m in model.modules())
+    log(f"model loaded: {type(model).__name__}, 4-bit linear layers: {n_4bit}")
+    gc = cfg.gradient_checkpointing == "true" or (cfg.gradient_checkpointing == "auto" and device == "cuda")
+    peft_config = None
+    if init_adapter is not None:
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    else:
+        peft_config = LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=list(cfg.lora.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+    args = stage_args(cfg, stage, out, device, bf16_ok, gc)
     best_ckpts, throughput, sample_cb, log_cb = _callbacks(cfg, tokenizer, samples, log)
-    trainer = SFTTrainer(
+    trainer_cls = {"sft": SFTTrainer, **dict(zip(("dpo", "kto"), _pretokenized_trainers()))}[stage]
+    trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=train_ds,
@@ -378,12 +555,11 @@ def run_training(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
     train_out = trainer.train(resume_from_checkpoint=str(resume_from[1]) if resume_from else None)
     state = trainer.state
 
-    adapter_dir = Path(cfg.adapter_dir)
     if adapter_dir.exists():
         shutil.rmtree(adapter_dir)
-    # the adapter (+ tokenizer, so the folder is self-contained); no training_args.bin: the hash
-    # covers only what defines the adapter
-    trainer.model.save_pretrained(str(adapter_dir))
+    # the trained adapter only (not TRL's frozen "ref" copy) + the tokenizer, so the folder is
+    # self-contained; no training_args.bin: the hash covers only what defines the adapter
+    trainer.model.save_pretrained(str(adapter_dir), selected_adapters=["default"])
     tokenizer.save_pretrained(str(adapter_dir))
     history = list(state.log_history)  # before the final evaluation adds its entry
     sample_cb.enabled = False
@@ -404,10 +580,14 @@ def run_training(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
         cfg.max_steps <= 0 and state.global_step < state.max_steps
     )
     tokens = throughput.tokens(state)
+    # a preference loss is no language-model loss: no perplexity for DPO / KTO
+    ppl = perplexity if stage == "sft" else (lambda _loss: None)
     result = {
+        "method": stage,
         "adapter_path": str(adapter_dir.resolve()),
         "adapter_sha256": dir_sha256(adapter_dir),
         "base_model": cfg.base_model,
+        "init_adapter": str(init_adapter.resolve()) if init_adapter else None,
         "curated_set_hash": cfg.curated_set_hash,
         "global_step": int(state.global_step),
         "max_steps": int(state.max_steps),
@@ -417,8 +597,8 @@ def run_training(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
         "resumed_from_step": resume_from[0] if resume_from else None,
         "final_train_loss": final_train_loss,
         "final_eval_loss": final_eval_loss,
-        "train_perplexity": perplexity(final_train_loss),
-        "eval_perplexity": perplexity(final_eval_loss),
+        "train_perplexity": ppl(final_train_loss),
+        "eval_perplexity": ppl(final_eval_loss),
         "train_eval_gap": gap,
         "gap_threshold": cfg.gap_alarm,
         "gap_alarm": bool(alarm),
@@ -439,11 +619,64 @@ def run_training(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
         "checkpoints": [p.name for _, p in complete_checkpoints(out)],
         "config": cfg.to_dict(),
     }
+    if stage in PREFERENCE_KEYS:
+        rewards = reward_curve(history, PREFERENCE_KEYS[stage])
+        result["reward_curve"] = rewards
+        result["preference_metrics"] = reward_summary(rewards, PREFERENCE_KEYS[stage])
+        result["final_eval_metrics"] = {
+            k[len("eval_") :]: float(v) for k, v in final_eval.items() if k.startswith("eval_") and isinstance(v, (int, float))
+        }
     (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    pref = result.get("preference_metrics", {}).get("rewards/margins")
     log(
         f"done: step {result['global_step']} train_loss={final_train_loss} eval_loss={final_eval_loss:.4f} "
         f"gap={gap} alarm={alarm} adapter={result['adapter_path']} sha256={result['adapter_sha256'][:12]}"
+        + (f" rewards/margins {pref['first']:.4f} -> {pref['last']:.4f}" if pref else "")
+        + f" (stage {stage})"
     )
+    return result
+
+
+def completed_stage(out: Path) -> dict[str, Any] | None:
+    """The result of a stage that finished in ``out`` (its result.json, with its adapter intact), else None."""
+    path = out / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        result = json.loads(path.read_text())
+        adapter = Path(result["adapter_path"])
+        if adapter.is_dir() and dir_sha256(adapter) == result["adapter_sha256"]:
+            return result
+    except (ValueError, KeyError, OSError):
+        pass
+    return None
+
+
+def run_training(cfg: TrainConfig, log: Log = print) -> dict[str, Any]:
+    """Train (every stage of ``cfg.method``), save the adapter, write ``result.json``; returns the result dict."""
+    if cfg.method != "sft+dpo":
+        return run_stage(cfg, cfg.method, Path(cfg.output_dir), Path(cfg.adapter_dir), log)
+    # sft+dpo: stage-sft/ then stage-dpo/ under output_dir, each with its own checkpoints (a rerun
+    # resumes the stage it was killed in; a finished SFT stage is not trained again).
+    t_start = time.perf_counter()
+    read_stage_rows(cfg, "dpo")  # bad preference data fails now, not after the SFT stage
+    root = Path(cfg.output_dir)
+    sft_out, dpo_out = root / STAGE_DIRS["sft"], root / STAGE_DIRS["dpo"]
+    sft = completed_stage(sft_out)
+    if sft is not None:
+        log(f"stage sft: already complete in {sft_out} (step {sft['global_step']}), continuing with dpo")
+    else:
+        sft = run_stage(cfg, "sft", sft_out, sft_out / "adapter", log)
+    dpo = run_stage(cfg, "dpo", dpo_out, Path(cfg.adapter_dir), log, init_adapter=Path(sft["adapter_path"]))
+    result = {
+        **dpo,
+        "method": "sft+dpo",
+        "stages": {name: {k: v for k, v in r.items() if k != "config"} for name, r in (("sft", sft), ("dpo", dpo))},
+        "wall_s": time.perf_counter() - t_start,
+        "config": cfg.to_dict(),
+    }
+    (root / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    log(f"done: sft+dpo, adapter={result['adapter_path']} sha256={result['adapter_sha256'][:12]}")
     return result
 
 
@@ -500,6 +733,32 @@ def pipes_metadata(result: dict[str, Any]) -> dict[str, Any]:
     }
     if result["loss_curve_plot"]:
         md["loss_curve_plot"] = typed("path", str(Path(result["loss_curve_plot"]).resolve()))
+    md["method"] = typed("text", result.get("method", "sft"))
+    stage = result.get("method", "sft").split("+")[-1]
+    if "preference_metrics" in result:
+        # e.g. rewards_margins_first / rewards_margins_last / eval_rewards_accuracies_last
+        for key, summary in sorted(result["preference_metrics"].items()):
+            name = key.replace("/", "_")
+            md[f"{name}_first"] = num(summary["first"])
+            md[f"{name}_last"] = num(summary["last"])
+        md["reward_curve"] = typed("json", result["reward_curve"])
+        md["reward_curve_table"] = typed("md", reward_markdown(result["reward_curve"], PREFERENCE_KEYS[stage]))
+        md["final_eval_metrics"] = typed("json", result.get("final_eval_metrics", {}))
+    if "stages" in result:
+        summary_keys = (
+            "global_step", "best_step", "resumed_from_step", "final_train_loss", "final_eval_loss", "train_eval_gap",
+            "gap_alarm", "train_tokens_per_s", "train_steps_per_s", "adapter_path", "adapter_sha256",
+            "preference_metrics", "eval_perplexity",
+        )
+        md["stages"] = typed(
+            "json", {name: {k: r.get(k) for k in summary_keys if k in r} for name, r in result["stages"].items()}
+        )
+        for name, r in result["stages"].items():
+            md[f"{name}_final_train_loss"] = num(r["final_train_loss"])
+            md[f"{name}_final_eval_loss"] = num(r["final_eval_loss"])
+            md[f"{name}_global_step"] = typed("int", r["global_step"])
+            md[f"{name}_train_tokens_per_s"] = num(r["train_tokens_per_s"])
+            md[f"{name}_adapter_sha256"] = typed("text", r["adapter_sha256"])
     return md
 
 

@@ -67,6 +67,51 @@ def test_sweep_prefix_and_base(tmp_path, local):
     assert sweep_name({"evaluation.top_p": 0.9}) == "topp0p9"
 
 
+def test_preference_methods_and_hyperparameters_are_overridable(tmp_path, local):
+    path = write(tmp_path, {
+        "experiments": [
+            {"name": "dpo-b02", "training": {"method": "dpo", "dpo": {"beta": 0.2, "loss_type": "ipo"}}},
+            {"name": "sft-then-dpo", "training": {"method": "sft+dpo"}},
+            {"name": "kto-w", "training": {"method": "kto", "kto": {"undesirable_weight": 1.33}}},
+        ],
+        "sweeps": [{"grid": {"training.method": ["dpo", "sft+dpo"], "training.dpo.beta": [0.05, 0.5]}}],
+    })
+    exps = {e.name: e for e in load_experiments(path, local)}
+    dpo = exps["dpo-b02"].training_settings(local.training)
+    assert (dpo.method, dpo.dpo.beta, dpo.dpo.loss_type) == ("dpo", 0.2, "ipo")
+    # the other DPO settings stay the profile's
+    assert dpo.dpo.learning_rate == local.training.dpo.learning_rate and dpo.kto == local.training.kto
+    assert exps["sft-then-dpo"].training_settings(local.training).method == "sft+dpo"
+    kto = exps["kto-w"].training_settings(local.training)
+    assert (kto.method, kto.kto.undesirable_weight, kto.kto.desirable_weight) == ("kto", 1.33, 1.0)
+    assert {"dpo-dpobeta0p05", "dpo-dpobeta0p5", "sft-dpo-dpobeta0p05", "sft-dpo-dpobeta0p5"} <= set(exps)
+    assert exps["sft-dpo-dpobeta0p5"].overrides() == {"training.method": "sft+dpo", "training.dpo.beta": 0.5}
+    assert exps["default"].training_settings(local.training).method == "sft"
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"experiments": [{"name": "x", "training": {"method": "ppo"}}]},
+     r"experiment #1 \(x\): bad value for 'training.method'.*'ppo'"),
+    ({"experiments": [{"name": "x", "training": {"dpo": {"betta": 0.1}}}]},
+     r"experiment #1 \(x\): unknown key 'training.dpo.betta'; allowed: beta, epochs"),
+    ({"experiments": [{"name": "x", "training": {"kto": {"weight": 2}}}]},
+     r"unknown key 'training.kto.weight'; allowed: beta, desirable_weight"),
+    ({"experiments": [{"name": "x", "training": {"dpo": {"loss_type": "orpo"}}}]},
+     r"bad value for 'training.dpo.loss_type'"),
+    ({"experiments": [{"name": "x", "training": {"dpo": {"beta": 0}}}]},
+     r"bad value for 'training.dpo.beta': Input should be greater than 0"),
+    ({"experiments": [{"name": "x", "training": {"kto": {"learning_rate": -1e-5}}}]},
+     r"bad value for 'training.kto.learning_rate'"),
+    ({"experiments": [{"name": "x", "training": {"dpo": 0.1}}]}, r"'training.dpo' must be a mapping"),
+    ({"sweeps": [{"grid": {"training.method": ["sft", "ppo"]}}]}, r"sweep #1 \(ppo\).*bad value for 'training.method'"),
+])
+def test_bad_preference_overrides_fail_naming_file_entry_and_key(tmp_path, local, doc, message):
+    path = write(tmp_path, doc)
+    with pytest.raises(ExperimentsFileError, match=message) as err:
+        load_experiments(path, local)
+    assert str(path) in str(err.value)
+
+
 @pytest.mark.parametrize(("doc", "message"), [
     ({"experiments": [{"name": "x", "training": {"lora": {"rank": 8}}}]},
      r"experiment #1 \(x\): unknown key 'training.lora.rank'"),
