@@ -187,7 +187,8 @@ def stage_training_config(
         return f"{remote_shared_dir.rstrip('/')}/{local.resolve().relative_to(shared.resolve()).as_posix()}"
 
     cfg = dict(config)
-    for key in ("train_file", "eval_file"):
+    data_keys = ("train_file", "eval_file", "preference_train_file", "preference_eval_file", "kto_train_file", "kto_eval_file")
+    for key in (k for k in data_keys if cfg.get(k)):  # SFT files always; preference files for dpo/kto/sft+dpo
         src = Path(cfg[key])
         if not src.is_file():
             raise TrainingLaunchError(f"{key} not found: {src}")

@@ -133,6 +133,14 @@ def test_staging_rewrites_paths_for_the_worker(tiny_setup, tmp_path):
     assert worker["base_model"] == "/shared/runs/run1-lora/inputs/base_model"
     assert (run_dir / "inputs" / "base_model" / "config.json").is_file()
     assert worker["output_dir"] == "/shared/runs/run1-lora/output" and worker["adapter_dir"].endswith("/output/adapter")
+    # a DPO run's preference files travel too (each under its own name)
+    pref = tmp_path / "pref" / "preference_train.jsonl"
+    pref.parent.mkdir()
+    pref.write_text('{"prompt": []}\n')
+    dpo = stage_training_config({**cfg, "method": "dpo", "preference_train_file": str(pref)},
+                                shared_dir=tmp_path / "shared", remote_shared_dir="/shared", run_key="run3")[0]
+    assert dpo["preference_train_file"] == "/shared/runs/run3/inputs/preference_train.jsonl"
+    assert dpo["train_file"] == "/shared/runs/run3/inputs/train.jsonl"
     hub = stage_training_config({**cfg, "base_model": "Qwen/Qwen3-8B"}, shared_dir=tmp_path / "shared", remote_shared_dir="/shared", run_key="r2")[0]
     assert hub["base_model"] == "Qwen/Qwen3-8B"
     md = localize_metadata(
