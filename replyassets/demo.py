@@ -327,6 +327,17 @@ def main(argv: list[str] | None = None) -> int:
         md = {k: v.value for k, v in (report.metadata.items() if report else [])}
         print(f"  report [{part}]: {md.get('report_html', '?')}")
     print("  open the UI : make ui   (then http://127.0.0.1:3000)")
+    pref = latest_materialization(instance, "preference_pairs")
+    if pref is not None:
+        pm = {k: v.value for k, v in pref.metadata.items()}
+        print(f"  preference pairs: {pm.get('pairs')} over {pm.get('tweets_with_pairs')} tweets "
+              f"({pm.get('pairs_per_tweet')} per tweet); files {pm.get('preference_train_file')}")
+    report = latest_materialization(instance, "eval_report", "default")
+    if report is not None and "judge_likes_agreement" in report.metadata:
+        rm = {k: v.value for k, v in report.metadata.items()}
+        print(f"  judge vs real likes: agreement {rm.get('judge_likes_agreement')} "
+              f"[{rm.get('judge_likes_ci_low')}, {rm.get('judge_likes_ci_high')}] on {rm.get('judge_likes_tweets')} "
+              f"test tweets (0.5 = chance; flag: {rm.get('judge_flag')})")
     board = latest_materialization(instance, "leaderboard")
     champ = latest_materialization(instance, "champion")
     if board is not None and "markdown" in board.metadata:
