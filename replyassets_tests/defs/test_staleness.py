@@ -32,9 +32,10 @@ class Project:
         self.data.mkdir()
         self.queries = tmp / "queries.yaml"
         shutil.copyfile(ROOT / "config" / "queries.yaml", self.queries)
-        # One experiment keeps these runs short; the experiments themselves are tested elsewhere.
+        # Two experiments keep these runs short: the default SFT recipe and the shipped sft-dpo
+        # (SFT, then DPO on preference_pairs); the others are tested elsewhere.
         self.experiments = tmp / "experiments.yaml"
-        self.experiments.write_text("experiments:\n  - name: default\n")
+        self.experiments.write_text("experiments:\n  - name: default\n  - name: sft-dpo\n    training: {method: sft+dpo}\n")
         self.overrides: dict = {}
 
     def env(self) -> dict:
@@ -89,6 +90,10 @@ class Project:
         return dg.DagsterInstance.from_config(str(self.home))
 
 
+TRAIN_AND_EVALUATE = ["lora_adapter [default]", "lora_adapter [sft-dpo]", "eval_report [default]",
+                      "eval_report [sft-dpo]", "leaderboard", "champion"]
+
+
 def stale(statuses: dict[str, str]) -> set[str]:
     return {k for k, v in statuses.items() if v != "FRESH"}
 
@@ -102,7 +107,8 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     # 1. A fresh project: everything is missing; the demo materializes the whole graph.
     first = project.demo()
     assert first[0] == "base_model" or "raw_tweet" in first[0]
-    assert first[-4:] == ["lora_adapter [default]", "eval_report [default]", "leaderboard", "champion"], first
+    assert first[-6:] == TRAIN_AND_EVALUATE, first
+    assert "preference_kto, preference_pairs" in first  # make demo builds the pairs and trains sft-dpo on them
     assert stale(project.statuses()) == set()
 
     # 2. Nothing changed: a further demo materializes nothing.
@@ -132,8 +138,7 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     project.overrides = {"dedup": {"similarity_threshold": 0.85}}
     assert stale(project.statuses()) == {"deduped_pairs", "curated_set"}
     # ...and the demo materializes those and what their new data makes stale, nothing else.
-    assert project.demo() == ["deduped_pairs", "curated_set", "lora_adapter [default]", "eval_report [default]",
-                              "leaderboard", "champion"]
+    assert project.demo() == ["deduped_pairs", "curated_set", "preference_kto, preference_pairs", *TRAIN_AND_EVALUATE]
     assert project.demo() == []
 
     # 5. An edited query makes exactly its partition stale (and the local base model, whose
@@ -193,8 +198,9 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     assert trained_on[:16] in message and current[:16] in message, message
     assert "Materialize lora_adapter again" in message
 
-    # The demo repairs it in graph order: the adapter is stale, retrained, then evaluated.
-    assert project.demo() == ["lora_adapter [default]", "eval_report [default]", "leaderboard", "champion"]
+    # The demo repairs it in graph order: the pairs (split by the new set) and the adapters are
+    # stale, rebuilt, retrained, then evaluated.
+    assert project.demo() == ["preference_kto, preference_pairs", *TRAIN_AND_EVALUATE]
     instance.dispose()
 
 

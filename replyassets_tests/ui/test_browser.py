@@ -206,14 +206,14 @@ def test_asset_graph_shows_the_six_assets(page, dagster_ui):
                 break
             collapsed.first.click()
             page.wait_for_timeout(500)
-        for group in ("collect", "validate", "dedupe", "curate", "train", "evaluate"):
+        for group in ("collect", "validate", "dedupe", "curate", "preference", "train", "evaluate"):
             assert page.get_by_text(group, exact=True).count() >= 1, f"group {group} not in the graph"
         # Opening groups one by one grows the graph past the window (a collapsed group pushed off
         # screen is not drawn): load it again with every group expanded (the UI keeps that in the
         # URL) on a larger window, so it zooms to fit the whole graph.
         page.set_viewport_size({"width": 2400, "height": 1400})
         goto(page, dagster_ui, "/asset-groups?expanded=" + ",".join(
-            f"global@global:{g}" for g in ("collect", "validate", "dedupe", "curate", "train", "evaluate")))
+            f"global@global:{g}" for g in ("collect", "validate", "dedupe", "curate", "preference", "train", "evaluate")))
         page.get_by_text("collect", exact=True).first.wait_for()
         missing = []
         for asset in SIX_ASSETS:
