@@ -12,6 +12,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from replyassets.core import db
 from replyassets.settings import Settings, get_settings
 
 # Every step that opens the DuckDB file runs in this pool; dagster.yaml limits it to 1.
@@ -24,6 +25,11 @@ EXPERIMENT_PARTITIONS = dg.DynamicPartitionsDefinition(name="experiment")
 
 def settings() -> Settings:
     return get_settings()
+
+
+def storage(s: Settings | None = None) -> db.Storage:
+    """Where the tables live (``storage.backend``: the DuckDB file or the DuckLake)."""
+    return db.storage_from_settings(s or settings())
 
 
 def frame_hash(df: pd.DataFrame, columns: list[str] | None = None) -> str:
