@@ -108,27 +108,40 @@ def _table_exists(connection, table_slice: TableSlice) -> bool:
 
 
 class ByNamePandasTypeHandler(DuckDBPandasTypeHandler):
+    @staticmethod
+    def add_missing_columns(table_slice: TableSlice, obj: pd.DataFrame, connection) -> None:
+        """Add the frame's new columns to an existing table. Called before the partition's rows
+        are deleted: DuckDB refuses to commit a transaction that alters a table after deleting
+        from it ("another transaction has altered this table")."""
+        if not _table_exists(connection, table_slice):
+            return
+        table = f"{table_slice.schema}.{table_slice.table}"
+        have = {
+            r[0]
+            for r in connection.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+                "AND schema_name = ? AND table_name = ?",
+                [table_slice.schema, table_slice.table],
+            ).fetchall()
+        }
+        connection.register("obj", obj)
+        try:
+            described = connection.execute("DESCRIBE SELECT * FROM obj").fetchall()
+        finally:
+            connection.unregister("obj")
+        for name, col_type, *_ in described:
+            if name not in have:
+                _run(connection, f'ALTER TABLE {table} ADD COLUMN "{name}" {col_type}')
+
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
         table = f"{table_slice.schema}.{table_slice.table}"
+        self.add_missing_columns(table_slice, obj, connection)  # a no-op when the IO manager did it first
         connection.register("obj", obj)
         try:
             if not _table_exists(connection, table_slice):
                 _run(connection, f"CREATE TABLE {table} AS SELECT * FROM obj")
-            else:
-                have = {
-                    r[0]
-                    for r in connection.execute(
-                        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-                        "AND schema_name = ? AND table_name = ?",
-                        [table_slice.schema, table_slice.table],
-                    ).fetchall()
-                }
-                described = connection.execute("DESCRIBE SELECT * FROM obj").fetchall()
-                for name, col_type, *_ in described:
-                    if name not in have:
-                        _run(connection, f'ALTER TABLE {table} ADD COLUMN "{name}" {col_type}')
-                if len(obj):
-                    _run(connection, f"INSERT INTO {table} BY NAME SELECT * FROM obj")
+            elif len(obj):
+                _run(connection, f"INSERT INTO {table} BY NAME SELECT * FROM obj")
         finally:
             connection.unregister("obj")
 
@@ -163,6 +176,8 @@ class _TransactionalDbIOManager(DbIOManager):
 
         def write(conn):
             client.ensure_schema_exists(context, table_slice, conn)
+            if isinstance(handler, ByNamePandasTypeHandler):
+                handler.add_missing_columns(table_slice, obj, conn)
             client.delete_table_slice(context, table_slice, conn)
             return handler.handle_output(context, table_slice, obj, conn)
 
