@@ -15,7 +15,9 @@ import pandas as pd
 from replyassets.core import db
 from replyassets.settings import Settings, get_settings
 
-# Every step that opens the DuckDB file runs in this pool; dagster.yaml limits it to 1.
+# Steps that write the DuckDB file run in this pool (dagster.yaml limits it to 1), so they queue
+# in Dagster rather than wait on the file lock of replyassets/core/db.py, which alone keeps
+# concurrent writers correct (and which the ducklake backend does not need).
 DUCKDB_POOL = "duckdb"
 OWNERS = ["team:ml-data"]
 QUERY_PARTITIONS = dg.DynamicPartitionsDefinition(name="query")

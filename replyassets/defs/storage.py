@@ -66,6 +66,16 @@ class TransactionalDuckDbClient(DuckDbClient):
             _run(conn, "COMMIT")
 
     @staticmethod
+    def get_select_statement(table_slice: TableSlice) -> str:
+        """dagster-duckdb's SELECT, in a fixed order: by the partition column(s), then in the
+        order the rows were inserted (``rowid`` on the file and on DuckLake). Without it a scan
+        returns rows in storage order, which differs between the backends and with the order
+        partitions were written in, and order-sensitive consumers (dedup's tie-break between
+        copies of one reply under two queries, embedding batches) would differ too."""
+        keys = [d.partition_expr for d in table_slice.partition_dimensions or []]
+        return DuckDbClient.get_select_statement(table_slice) + " ORDER BY " + ", ".join([*keys, "rowid"])
+
+    @staticmethod
     def ensure_schema_exists(context: OutputContext, table_slice: TableSlice, connection) -> None:
         found = _run(connection, "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() "
                                  "AND schema_name = ?", [table_slice.schema])[0][0]
@@ -153,6 +163,12 @@ class ByNamePandasTypeHandler(DuckDBPandasTypeHandler):
                 else TableMetadataSet(row_count=obj.shape[0], storage_kind=kind)
             ),
         }
+
+
+    def load_input(self, context: InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
+        if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
+            return pd.DataFrame()
+        return connection.execute(TransactionalDuckDbClient.get_select_statement(table_slice)).fetchdf()
 
 
 class _TransactionalDbIOManager(DbIOManager):

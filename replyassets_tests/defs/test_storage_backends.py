@@ -13,6 +13,8 @@ import pytest
 
 from replyassets.core import db
 
+LOADED: list = []
+
 
 def io_manager_for(storage: db.Storage):
     from replyassets.defs.storage import ReplyAssetsDuckDBIOManager
@@ -34,6 +36,7 @@ def _materialize(storage, frames: dict[str, pd.DataFrame], partition: str):
 
     @dg.asset(name="whole")
     def whole(parted: pd.DataFrame) -> pd.DataFrame:  # reads every partition back through the IO manager
+        LOADED[:] = list(zip(parted["query"], parted["x"]))
         return parted.assign(seen=len(parted))
 
     result = dg.materialize([parted], partition_key=partition, resources={"io_manager": io_manager_for(storage)})
@@ -46,8 +49,8 @@ def test_io_manager_round_trip(any_storage):
     import dagster as dg
 
     a1 = pd.DataFrame({"query": ["a"] * 3, "x": [1, 2, 3]})
-    b1 = pd.DataFrame({"query": ["b"] * 2, "x": [10, 20]})
-    a2 = pd.DataFrame({"query": ["a"] * 4, "x": [5, 6, 7, 8], "extra": ["p", "q", "r", "s"]})
+    b1 = pd.DataFrame({"query": ["b"] * 2, "x": [20, 10]})
+    a2 = pd.DataFrame({"query": ["a"] * 4, "x": [8, 5, 7, 6], "extra": ["s", "p", "r", "q"]})
     md_a1, _ = _materialize(any_storage, {"a": a1}, "a")
     _materialize(any_storage, {"b": b1}, "b")
     md_a2, (parted, whole) = _materialize(any_storage, {"a": a2}, "a")  # replaces a's rows, adds a column
@@ -72,6 +75,9 @@ def test_io_manager_round_trip(any_storage):
     assert result.success
     with db.connect(any_storage) as con:
         assert con.execute("SELECT count(*), max(seen) FROM main.whole").fetchone() == (6, 6)
+    # loaded in a fixed order on every backend: by partition, then as each partition was written
+    # (a was rewritten after b: storage order would put it last)
+    assert LOADED == [("a", 8), ("a", 5), ("a", 7), ("a", 6), ("b", 20), ("b", 10)]
 
 
 def test_empty_frame_creates_the_table(any_storage):
