@@ -12,6 +12,7 @@ the rows the adapter was trained on.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -117,6 +118,10 @@ def test_graph_on_ducklake_equals_the_duckdb_file(dagster_project, lake_storage,
     assert file_md["storage_backend"] == "duckdb" and file_md["lake_snapshot_id"] is None
 
     # -- 2. the DuckLake: same input, a fresh Dagster instance, no DuckDB file anywhere
+    # a password in the catalog string (the test server trusts loopback, so it is only carried):
+    # it must not reach the Dagster instance, the data folder or the lake's files
+    secret = "lake-secret-8c1f2e"
+    monkeypatch.setenv(db.CATALOG_ENV, f"{os.environ[db.CATALOG_ENV]} password={secret}")
     never = tmp_path / "never" / "replyassets.duckdb"
     monkeypatch.setenv("REPLYASSETS_DATABASE", str(never))
     monkeypatch.setenv("REPLYASSETS_STORAGE_BACKEND", "ducklake")
@@ -172,6 +177,9 @@ def test_graph_on_ducklake_equals_the_duckdb_file(dagster_project, lake_storage,
         assert int((then["split"] == "train").sum()) == train_lines  # the rows of the file it trained on
         print(f"curated_set: snapshot {snapshot} ({len(then)} pairs, trained on), now snapshot "
               f"{changed['lake_snapshot_id']} ({len(now)} pairs)")
+        leaked = [f for root in (lake_home, Path(p.data), Path(lake_storage.data_path)) for f in root.rglob("*")
+                  if f.is_file() and secret.encode() in f.read_bytes()]
+        assert leaked == []
     finally:
         inst.dispose()
         import shutil
