@@ -12,9 +12,12 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from replyassets.core import db
 from replyassets.settings import Settings, get_settings
 
-# Every step that opens the DuckDB file runs in this pool; dagster.yaml limits it to 1.
+# Steps that write the DuckDB file run in this pool (dagster.yaml limits it to 1), so they queue
+# in Dagster rather than wait on the file lock of replyassets/core/db.py, which alone keeps
+# concurrent writers correct (and which the ducklake backend does not need).
 DUCKDB_POOL = "duckdb"
 OWNERS = ["team:ml-data"]
 QUERY_PARTITIONS = dg.DynamicPartitionsDefinition(name="query")
@@ -24,6 +27,11 @@ EXPERIMENT_PARTITIONS = dg.DynamicPartitionsDefinition(name="experiment")
 
 def settings() -> Settings:
     return get_settings()
+
+
+def storage(s: Settings | None = None) -> db.Storage:
+    """Where the tables live (``storage.backend``: the DuckDB file or the DuckLake)."""
+    return db.storage_from_settings(s or settings())
 
 
 def frame_hash(df: pd.DataFrame, columns: list[str] | None = None) -> str:

@@ -23,6 +23,7 @@ from replyassets.defs.common import (
     histogram_md,
     mapping_table,
     settings,
+    storage,
     table_md,
     tidy_metadata,
 )
@@ -89,7 +90,7 @@ def preference_assets(context: dg.AssetExecutionContext, deduped_pairs: pd.DataF
     def split_of(tweet_id: str) -> str:
         return curated_split.get(tweet_id) or tweet_split(tweet_id, s.curation)
 
-    decisions = ReviewStore(s.database_path).decisions()
+    decisions = ReviewStore(storage()).decisions()
     res = build_preferences(deduped_pairs, s.preference, split_of, s.curation, decisions)
     pairs, kto = res.pairs, res.kto
     pairs_hash = frame_hash(pairs, ["pair_id", "split", "prompt", "chosen", "rejected"])
