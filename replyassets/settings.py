@@ -90,7 +90,7 @@ class DedupSettings(_Model):
     batch_size: int = 128
 
     @model_validator(mode="after")
-    def _backend_precision(self) -> "DedupSettings":
+    def _backend_precision(self) -> DedupSettings:
         allowed = {"torch": ("fp32",), "onnx": ("fp32", "int8"), "openvino": ("bf16", "fp32")}[self.embedding_backend]
         if self.embedding_precision not in ("auto", *allowed):
             raise ValueError(

@@ -110,7 +110,10 @@ class EmbedderResource(dg.ConfigurableResource):
     precision: str = "auto"
 
     def build(self):
-        from replyassets.scorers.embeddings import EmbeddingBackendError, SentenceTransformerEmbedder
+        from replyassets.scorers.embeddings import (
+            EmbeddingBackendError,
+            SentenceTransformerEmbedder,
+        )
 
         try:
             return SentenceTransformerEmbedder(self.model, batch_size=self.batch_size, device=self.device,

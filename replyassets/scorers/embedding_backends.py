@@ -269,7 +269,7 @@ def _pipeline(st) -> tuple[Any, str]:
     return mods[0], mode
 
 
-def _pooled_module(hf_model, mode: str, inputs: Sequence[str]):
+def _pooled_module(hf_model, mode: str):
     import torch
 
     class Pooled(torch.nn.Module):
@@ -319,7 +319,7 @@ def export_model(source: str, backend: str, precision: str, out: Path) -> dict:
     tok.enable_truncation(max_length=max_len)
     tok.save(str(out / "tokenizer.json"))
 
-    module = _pooled_module(hf, mode, inputs)
+    module = _pooled_module(hf, mode)
     example = tuple(torch.ones(2, 8, dtype=torch.long) if n != "token_type_ids" else torch.zeros(2, 8, dtype=torch.long)
                     for n in inputs)
     raw = out / ".raw.onnx"

@@ -27,7 +27,10 @@ import numpy as np
 
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache, text_hash
 from replyassets.scorers import embedding_backends as eb
-from replyassets.scorers.embedding_backends import EmbeddingBackendError, EmbeddingBackendUnavailable
+from replyassets.scorers.embedding_backends import (
+    EmbeddingBackendError,
+    EmbeddingBackendUnavailable,
+)
 
 __all__ = ["PACKAGED_MINILM", "CachedEmbedder", "Embedder", "EmbeddingBackendError", "EmbeddingBackendUnavailable",
            "SentenceTransformerEmbedder", "describe", "model_text"]
@@ -130,7 +133,7 @@ class SentenceTransformerEmbedder:
 
         try:
             return Path(snapshot_download(self._source, local_files_only=True))
-        except Exception as exc:  # noqa: BLE001 - not cached (or no hub client): say what to do
+        except Exception as exc:  # not cached (or no hub client): say what to do
             raise eb.EmbeddingBackendError(
                 f"the {self.backend} backend exports {self._source!r} from the local Hugging Face cache, "
                 f"where it is not ({exc}); run once with the torch backend (which downloads it where the "

@@ -154,7 +154,7 @@ def test_export_is_built_offline_from_the_packaged_model_and_reused(offline_expo
 
 
 def test_exported_tokenizer_gives_sentence_transformers_ids(torch_embedder, offline_export, texts):
-    emb, folder, _, _ = offline_export
+    folder = offline_export[1]
     model = eb.ExportedModel(folder, json.loads((folder / eb.MANIFEST).read_text()), "fp32")
     edge = ["  leading and trailing spaces  ", "", "emoji 🙌🏽 and accents: café naïve", "word " * 400,
             "UPPER lower MiXeD", "tab\tand\nnewline"]
