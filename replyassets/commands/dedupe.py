@@ -66,16 +66,23 @@ def run(args: argparse.Namespace) -> int:
     if not args.exact_only and frame["valid"].any():
         from replyassets.scorers.embeddings import (
             CachedEmbedder,
+            EmbeddingBackendError,
             SentenceTransformerEmbedder,
         )
 
-        embedder = SentenceTransformerEmbedder(args.model or settings.embedding_model,
-                                               batch_size=settings.batch_size)
-        if args.cache:
-            from replyassets.core.embedding_cache import DuckDBEmbeddingCache
+        try:
+            embedder = SentenceTransformerEmbedder(args.model or settings.embedding_model,
+                                                   batch_size=settings.batch_size,
+                                                   backend=settings.embedding_backend,
+                                                   precision=settings.embedding_precision)
+            if args.cache:
+                from replyassets.core.embedding_cache import DuckDBEmbeddingCache
 
-            embedder = CachedEmbedder(embedder, DuckDBEmbeddingCache(args.cache))
-        embeddings = embedder.encode(frame.loc[frame["valid"], "reply_clean"].tolist())
+                embedder = CachedEmbedder(embedder, DuckDBEmbeddingCache(args.cache))
+            embeddings = embedder.encode(frame.loc[frame["valid"], "reply_clean"].tolist())
+        except EmbeddingBackendError as exc:  # a backend that cannot run here: say which setting to change
+            print(f"replyassets dedupe: {exc}", file=sys.stderr)
+            return 2
         if isinstance(embedder, CachedEmbedder):
             print(f"replyassets dedupe: {json.dumps(embedder.stats())}", file=sys.stderr)
     result = dedupe(frame, embeddings, threshold=threshold, method=args.method,

@@ -1,5 +1,9 @@
 """Embedding cache in DuckDB, keyed by (model_id, sha256 of the text).
 
+``model_id`` is the embedder's: it names the model and, for every backend but PyTorch, the
+backend and precision (``...:l2+openvino-bf16``), so vectors from two backends of the same
+model never answer for each other (scorers/embeddings.py).
+
 Rows: ``model_id VARCHAR, text_sha256 VARCHAR, dim INTEGER, vector FLOAT[], created_at
 TIMESTAMP`` with primary key ``(model_id, text_sha256)``. Reads and writes go through a
 registered Arrow table joined/inserted in one statement (no per-row SQL), with

@@ -46,6 +46,8 @@ CURATE_CODE_VERSION = derived_code_version(
         "validation.min_lang_confidence",
         "dedup.similarity_threshold",
         "dedup.embedding_model",
+        "dedup.embedding_backend",
+        "dedup.embedding_precision",
     ),
 )
 CURATED_CHECK_SPECS = [

@@ -12,7 +12,9 @@ from replyassets.schemas import DedupedPairs
 from replyassets.scorers.embeddings import CachedEmbedder
 
 DEDUP_CODE_VERSION = derived_code_version(
-    "replyassets.defs.dedupe", "replyassets.scorers.embeddings", settings_paths=("dedup.similarity_threshold", "dedup.embedding_model", "dedup.ann_threshold_rows")
+    "replyassets.defs.dedupe", "replyassets.scorers.embeddings",
+    settings_paths=("dedup.similarity_threshold", "dedup.embedding_model", "dedup.embedding_backend",
+                    "dedup.embedding_precision", "dedup.ann_threshold_rows"),
 )
 
 
@@ -21,7 +23,8 @@ DEDUP_CODE_VERSION = derived_code_version(
         "All validated pairs across every query with the global dedup decision: exact duplicates "
         "on normalized text, then semantic duplicates (cosine >= threshold, all-MiniLM-L6-v2); the "
         "higher-engagement reply survives and each dropped row names the row it duplicates. "
-        "Embeddings are cached in DuckDB by model and text hash, so only new replies are embedded."
+        "Embeddings (OpenVINO by default, dedup.embedding_backend) are cached in DuckDB by model, "
+        "backend and text hash, so only new replies are embedded."
     ),
     dagster_type=pandera_schema_to_dagster_type(DedupedPairs),
     metadata={"dagster/column_schema": column_schema(DedupedPairs)},
@@ -68,6 +71,7 @@ def deduped_pairs(
             "screen_dims": int(how.get("prefilter_dims", 0)),
             "screened_pairs": int(how.get("screened_pairs", how.get("lsh_screened_pairs", 0))),
             "embedding_model": embedder.model,
+            "embedding_model_id": cached.model_id,
             "embedding_cache_hits": int(stats.get("cache_hits", 0)),
             "embedding_cache_misses": int(stats.get("cache_misses", 0)),
             "texts_embedded": int(stats.get("texts_embedded", 0)),

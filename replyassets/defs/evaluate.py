@@ -41,7 +41,8 @@ EVAL_CODE_VERSION = derived_code_version(
     "replyassets.judges.offline",
     "replyassets.judges.anthropic_judge",
     settings_paths=("evaluation", "curation.split_train", "curation.split_eval", "curation.split_test",
-                    "curation.seed", "curation.prompt_template", "dedup.embedding_model"),
+                    "curation.seed", "curation.prompt_template", "dedup.embedding_model",
+                    "dedup.embedding_backend", "dedup.embedding_precision"),
 )
 
 

@@ -97,16 +97,30 @@ class ToxicityResource(dg.ConfigurableResource):
 
 
 class EmbedderResource(dg.ConfigurableResource):
-    """Sentence-transformers embeddings; ``packaged:all-MiniLM-L6-v2`` needs no download."""
+    """Sentence-transformers embeddings; ``packaged:all-MiniLM-L6-v2`` needs no download.
+
+    ``backend`` / ``precision``: ``dedup.embedding_backend`` / ``dedup.embedding_precision``
+    (torch | onnx | openvino); the onnx and openvino exports live under the data dir.
+    """
 
     model: str = "packaged:all-MiniLM-L6-v2"
     batch_size: int = 128
     device: str = "cpu"
+    backend: str = "openvino"
+    precision: str = "auto"
 
     def build(self):
-        from replyassets.scorers.embeddings import SentenceTransformerEmbedder
+        from replyassets.scorers.embeddings import (
+            EmbeddingBackendError,
+            SentenceTransformerEmbedder,
+        )
 
-        return SentenceTransformerEmbedder(self.model, batch_size=self.batch_size, device=self.device)
+        try:
+            return SentenceTransformerEmbedder(self.model, batch_size=self.batch_size, device=self.device,
+                                               backend=self.backend, precision=self.precision,
+                                               export_dir=get_settings().data_dir / "models" / "embeddings")
+        except EmbeddingBackendError as exc:
+            raise dg.Failure(description=str(exc)) from exc
 
 
 class JudgeResource(dg.ConfigurableResource):
@@ -154,7 +168,8 @@ def resources_for_profile(profile: str | None = None) -> dict[str, Any]:
     common = {
         "io_manager": _io_manager(s),
         "language": LanguageResource(),
-        "embedder": EmbedderResource(model=_packaged_or(s.dedup.embedding_model), batch_size=s.dedup.batch_size),
+        "embedder": EmbedderResource(model=_packaged_or(s.dedup.embedding_model), batch_size=s.dedup.batch_size,
+                                     backend=s.dedup.embedding_backend, precision=s.dedup.embedding_precision),
     }
     if s.profile == "production":
         return {

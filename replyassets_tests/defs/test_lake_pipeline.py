@@ -23,8 +23,9 @@ from replyassets.core import db
 from replyassets.settings import PROJECT_ROOT
 from replyassets_tests.defs.conftest import all_assets_and_checks
 
-TABLES = ["raw_tweets", "raw_tweet_rejections", "validated_pairs", "deduped_pairs", "curated_set"]
-KEYS = {"raw_tweet_rejections": ["query", "item_id"]}
+TABLES = ["raw_tweets", "raw_tweet_rejections", "validated_pairs", "deduped_pairs", "curated_set",
+          "preference_pairs", "preference_kto"]
+KEYS = {"raw_tweet_rejections": ["query", "item_id"], "preference_pairs": ["pair_id"]}
 SETTINGS = {
     "curation": {"min_pairs": 100, "min_unique_tweets": 40, "min_unique_authors": 80},
     "training": {"max_steps": 4, "eval_steps": 2},
@@ -63,6 +64,7 @@ def _graph(instance, resources, queries: list[str]) -> str:
         rid = con.execute("SELECT min(reply_id) FROM main.deduped_pairs WHERE valid AND kept").fetchone()[0]
     ReviewStore(storage).record(rid, "reject", note="test")
     _materialize(instance, resources, ["curated_set"])
+    _materialize(instance, resources, ["preference_pairs", "preference_kto"])
     return rid
 
 
