@@ -1,0 +1,155 @@
+"""End to end at scale: N varied replies through validation (lingua + the offline toxicity
+scorer, the local profile's rules) and dedup with embeddings (the configured backend, exact
+keys then semantic at the profile's threshold): wall time per stage and peak memory.
+
+Replies are built as in benchmarks/validate.py (English and non-English, spam, URLs,
+contacts, generic praise, each made unique by a tail of words), plus 5 % near-duplicates
+(an earlier reply with "!!" or a prefix) so dedup has work; 5 replies per tweet.
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/e2e.py --replies 1000000 [--chunk 50000]
+        [--backend openvino|torch|onnx]
+
+The baseline next to it is the same pipeline with PyTorch embeddings on the first
+``--baseline-replies`` valid replies (embedding only: validation and dedup are shared code).
+Peak memory is this process's maximum resident set size. Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from validate import synth_pairs  # noqa: E402  (benchmarks/validate.py)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def with_near_duplicates(df: pd.DataFrame, fraction: float = 0.05, seed: int = 0) -> pd.DataFrame:
+    rng = random.Random(seed)
+    n = len(df)
+    idx = rng.sample(range(n // 2, n), int(n * fraction))
+    replies = df["reply"].tolist()
+    for i in idx:
+        src = replies[rng.randrange(0, i)]
+        replies[i] = (src + "!!") if rng.random() < 0.5 else ("Exactly this. " + src)
+    return df.assign(reply=replies)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--replies", type=int, default=1_000_000)
+    ap.add_argument("--chunk", type=int, default=50_000)
+    ap.add_argument("--backend", default=None, help="embedding backend (default: the local profile's)")
+    ap.add_argument("--baseline-replies", type=int, default=5_000)
+    args = ap.parse_args(argv)
+
+    from replyassets.core.dedup import dedupe
+    from replyassets.core.validate import validate_pairs
+    from replyassets.scorers.embeddings import SentenceTransformerEmbedder, model_text
+    from replyassets.scorers.language import LanguageScorer
+    from replyassets.scorers.toxicity import ProfanityCheckScorer
+    from replyassets.settings import get_settings
+
+    s = get_settings("local")
+    backend = args.backend or s.dedup.embedding_backend
+    load_start = os.getloadavg()
+    t0 = time.perf_counter()
+    stages: dict[str, float] = {}
+
+    t = time.perf_counter()
+    language = LanguageScorer.from_settings(s.validation)
+    toxicity = ProfanityCheckScorer()
+    stages["scorer_build_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    keep_cols = ["query", "tweet_id", "reply_id", "reply_clean", "reply_likes", "reply_author",
+                 "reply_author_followers", "reply_time_diff_seconds", "valid"]
+    valid_parts, rows_in, valid_n = [], 0, 0
+    for start in range(0, args.replies, args.chunk):
+        n = min(args.chunk, args.replies - start)
+        pairs = synth_pairs(n, seed=start)
+        pairs["reply_id"] = [f"r{start + i}" for i in range(n)]
+        pairs["tweet_id"] = [f"t{(start + i) // 5}" for i in range(n)]
+        pairs = with_near_duplicates(pairs, seed=start)
+        out = validate_pairs(pairs, s.validation, language, toxicity)
+        rows_in += len(out)
+        kept = out.loc[out["valid"], [c for c in keep_cols if c in out.columns]]
+        valid_n += len(kept)
+        valid_parts.append(kept)
+        print(f"  validated {rows_in:,} rows ({valid_n:,} valid), {time.perf_counter() - t:.0f}s, "
+              f"peak {peak_rss_mb():,.0f} MB", flush=True)
+    valid = pd.concat(valid_parts, ignore_index=True)
+    del valid_parts
+    stages["validate_s"] = time.perf_counter() - t
+
+    with tempfile.TemporaryDirectory() as export_dir:
+        t = time.perf_counter()
+        embedder = SentenceTransformerEmbedder(backend=backend, precision=s.dedup.embedding_precision,
+                                               export_dir=Path(export_dir))
+        stages["embedder_build_s"] = time.perf_counter() - t
+        texts = [model_text(x) for x in valid["reply_clean"]]
+        distinct = list(dict.fromkeys(texts))
+        t = time.perf_counter()
+        vecs = np.empty((len(distinct), 384), dtype=np.float32)
+        for start in range(0, len(distinct), args.chunk):
+            vecs[start:start + args.chunk] = embedder.encode(distinct[start:start + args.chunk])
+            done = min(start + args.chunk, len(distinct))
+            print(f"  embedded {done:,} / {len(distinct):,} texts ({backend}), {time.perf_counter() - t:.0f}s, "
+                  f"{done / (time.perf_counter() - t):,.0f}/s, peak {peak_rss_mb():,.0f} MB", flush=True)
+        stages["embed_s"] = time.perf_counter() - t
+        pos = {x: i for i, x in enumerate(distinct)}
+        embeddings = vecs[[pos[x] for x in texts]]
+
+        t = time.perf_counter()
+        result = dedupe(valid, embeddings, threshold=s.dedup.similarity_threshold)
+        stages["dedup_s"] = time.perf_counter() - t
+        kept = int(result["kept"].sum())
+
+        nb = min(args.baseline_replies, len(distinct))
+        base = SentenceTransformerEmbedder(backend="torch")
+        t = time.perf_counter()
+        base.encode(distinct[:nb])
+        torch_rps = nb / (time.perf_counter() - t)
+        t = time.perf_counter()
+        embedder.encode(distinct[:nb])
+        ours_rps = nb / (time.perf_counter() - t)
+
+    total = time.perf_counter() - t0
+    load_end = os.getloadavg()
+    print(f"{args.replies:,} replies -> {valid_n:,} valid -> {kept:,} kept after dedup")
+    for k, v in stages.items():
+        print(f"  {k:<18} {v:,.1f}")
+    print(f"  total {total:,.0f}s ({total / 60:.1f} min), peak RSS {peak_rss_mb():,.0f} MB")
+    print(f"  embedding on the first {nb:,} texts: torch {torch_rps:,.0f}/s, {backend} {ours_rps:,.0f}/s "
+          f"({ours_rps / torch_rps:.2f}x)")
+    print(f"load average 1m at start {load_start[0]:.2f}, at end {load_end[0]:.2f} ({os.cpu_count()} CPUs)")
+    print(json.dumps({
+        "replies": args.replies, "valid": valid_n, "kept": kept, "backend": backend,
+        **{k: round(v, 1) for k, v in stages.items()},
+        "total_s": round(total, 1), "peak_rss_mb": round(peak_rss_mb()),
+        "validate_rows_per_s": round(rows_in / stages["validate_s"]),
+        "embed_texts_per_s": round(len(distinct) / stages["embed_s"]),
+        "baseline_texts": nb, "baseline_torch_texts_per_s": round(torch_rps), "ours_texts_per_s": round(ours_rps),
+        "cpus": os.cpu_count(), "load_avg_1m_start": round(load_start[0], 2), "load_avg_1m_end": round(load_end[0], 2),
+        "targets": {"total_s": 1800, "peak_rss_mb": 8192},
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
