@@ -31,7 +31,7 @@ def judged(n: int = 12) -> pd.DataFrame:
 def test_unsure_items_come_first_in_the_sheet(tmp_path):
     items = judged()
     expected = set(items.loc[items["unsure"], "item_id"])
-      assert len(expected) == 4  # ties: i1, i5, i9; flips: i3, i9
+    assert len(expected) == 4  # ties: i1, i5, i9; flips: i3, i9
     out = export_sheet(items.drop(columns=["unsure"]), tmp_path, seed=7)
     sheet = pd.read_csv(out["sheet"], dtype=str)
     key = pd.read_csv(out["key"], dtype=str).set_index("pair_id")
