@@ -14,7 +14,9 @@ import pandas as pd
 
 from replyassets.settings import Settings, get_settings
 
-# Every step that opens the DuckDB file runs in this pool; dagster.yaml limits it to 1.
+# Steps that work on the DuckDB tables for long (read, compute, write) run in this pool;
+# dagster.yaml limits it to 1. Collection (raw_tweets) is not in it: it waits on the source and
+# writes only briefly, each write serialized by the storage layer.
 DUCKDB_POOL = "duckdb"
 OWNERS = ["team:ml-data"]
 QUERY_PARTITIONS = dg.DynamicPartitionsDefinition(name="query")

@@ -31,7 +31,9 @@ query param's) unless ``honor_max_items=False`` (an actor that overshoots).
 Actor-run latency: ``FakeApifyServer(run_latency_s=3.0)`` keeps every run ``RUNNING`` for 3 s of
 wall-clock time (a real tweet-scraper run takes tens of seconds to minutes), so a collection spends
 its time waiting as it does in production; the attribute can be changed between runs. Default 0:
-runs finish at once.
+runs finish at once. ``run_gate=lambda run: ...`` (a function of the :class:`RecordedRun`) holds
+every run RUNNING until it returns true as well (a barrier: e.g. "until runs of two queries are in
+flight", which shows parallel collection without any timing assumption).
 
 Fault injection, consumed in order, per route (``"start"``, ``"wait"``, ``"items"``, ``"user"``
 or ``"*"`` for any route); each fault applies to ``times`` successive requests:
@@ -172,6 +174,7 @@ class FakeApifyServer:
         honor_max_items: bool = True,
         running_polls: int = 0,
         run_latency_s: float = 0.0,
+        run_gate: Callable[[RecordedRun], bool] | None = None,
         user_id: str = "fakeUser0000000001",
     ) -> None:
         if run_latency_s < 0:
@@ -181,6 +184,7 @@ class FakeApifyServer:
         self.honor_max_items = honor_max_items
         self.running_polls = running_polls
         self.run_latency_s = float(run_latency_s)
+        self.run_gate = run_gate
         self.user_id = user_id
         self.searches: dict[str, list[Any]] = {}
         self.replies: dict[str, list[Any]] = {}
@@ -326,7 +330,7 @@ class FakeApifyServer:
                 actor=actor,
                 run_input=run_input,
                 params=params,
-                status="RUNNING" if self.running_polls or latency > 0 else final,
+                status="RUNNING" if self.running_polls or latency > 0 or self.run_gate else final,
                 dataset_id=_new_id(),
                 items=items,
                 final_status=final,
@@ -345,16 +349,19 @@ class FakeApifyServer:
             run.polls += 1
             polls_done = run.polls >= self.running_polls
         deadline = time.monotonic() + max(0.0, wait_s)
+        gate = self.run_gate
         while True:
             with self._lock:
                 if run.status in TERMINAL_STATUSES or not polls_done:
                     return
                 now = time.monotonic()
-                if now >= run.ready_at:
+                opened = gate is None or bool(gate(run))
+                if now >= run.ready_at and opened:
                     run.status = run.final_status
                     run.finished_at = _now_iso()
                     return
-                pause = min(run.ready_at, deadline) - now
+                until = run.ready_at if now < run.ready_at else now + 0.05  # a closed gate: look again soon
+                pause = min(until, deadline) - now
             if pause <= 0 or self._release.wait(pause):
                 return
 

@@ -51,3 +51,15 @@ def test_a_short_wait_for_finish_answers_running_then_the_next_poll_finishes():
         assert len(items) == 1
         (run,) = api.runs.values()
         assert run.polls >= 2  # at least one answer said RUNNING
+
+
+def test_a_gate_holds_runs_until_it_opens():
+    import threading
+
+    opened = threading.Event()
+    with FakeApifyServer(run_gate=lambda run: opened.is_set()) as api:
+        api.add_search("ai agents", [TWEET])
+        threading.Timer(0.8, opened.set).start()
+        t0 = time.monotonic()
+        items = _source(api, wait_poll_s=0.3).search_tweets(QuerySpec(name="q", text="ai agents"), CollectionSettings())
+        assert len(items) == 1 and time.monotonic() - t0 >= 0.8
