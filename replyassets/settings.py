@@ -186,6 +186,30 @@ class PathSettings(_Model):
         return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+class DuckLakeSettings(_Model):
+    """The ``ducklake`` backend (replyassets/core/db.py): a PostgreSQL catalog, Parquet data files."""
+
+    # A folder every process can reach (relative paths are under the project root) or an
+    # object-store URL (s3://bucket/prefix/: DuckDB's httpfs extension and its credentials).
+    # Env REPLYASSETS_DUCKLAKE_DATA_PATH overrides it.
+    data_path: str = "data/lake"
+    # The environment variable holding the catalog's libpq string ("host=... port=... user=...
+    # dbname=..."); the password comes from the environment only (PGPASSWORD or this variable).
+    catalog_env: str = "REPLYASSETS_DUCKLAKE_CATALOG"
+    # A commit that conflicts with a concurrent writer's is retried this many times.
+    max_retries: int = Field(default=10, ge=0)
+
+
+class StorageSettings(_Model):
+    """Where every table lives: ``duckdb`` (the file ``paths.database``) or ``ducklake``.
+    Env REPLYASSETS_STORAGE_BACKEND overrides ``backend``."""
+
+    backend: Literal["duckdb", "ducklake"] = "duckdb"
+    # How long a process waits for another one holding the DuckDB file before it gives up.
+    lock_timeout_s: float = Field(default=600.0, gt=0)
+    ducklake: DuckLakeSettings = DuckLakeSettings()
+
+
 class Settings(_Model):
     profile: Literal["local", "production"] = "local"
     collection: CollectionSettings = CollectionSettings()
@@ -195,6 +219,7 @@ class Settings(_Model):
     training: TrainingSettings = TrainingSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     paths: PathSettings = PathSettings()
+    storage: StorageSettings = StorageSettings()
 
     @property
     def data_dir(self) -> Path:
@@ -204,6 +229,19 @@ class Settings(_Model):
     def database_path(self) -> Path:
         env = os.environ.get("REPLYASSETS_DATABASE")
         return self.paths.resolve(env) if env else self.paths.resolve(self.paths.database)
+
+    @property
+    def storage_backend(self) -> str:
+        env = os.environ.get("REPLYASSETS_STORAGE_BACKEND", "").strip()
+        if env and env not in ("duckdb", "ducklake"):
+            raise ValueError(f"REPLYASSETS_STORAGE_BACKEND={env!r} is not one of ('duckdb', 'ducklake')")
+        return env or self.storage.backend
+
+    @property
+    def lake_data_path(self) -> str:
+        """The DuckLake data path: an object-store URL as is, a local path resolved."""
+        value = os.environ.get("REPLYASSETS_DUCKLAKE_DATA_PATH", "").strip() or self.storage.ducklake.data_path
+        return value if "://" in value else str(self.paths.resolve(value))
 
     @property
     def queries_path(self) -> Path:

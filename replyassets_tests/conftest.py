@@ -44,3 +44,28 @@ def postgres_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def lake_storage(postgres_server, tmp_path, monkeypatch):
+    """A fresh DuckLake (its own PostgreSQL catalog database and data folder) as a
+    ``replyassets.core.db.Storage``; the catalog's libpq string is in the environment variable
+    the ducklake backend reads."""
+    import uuid
+
+    from replyassets.core import db
+
+    dsn = postgres_server.create_database(f"lake_{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv(db.CATALOG_ENV, dsn)
+    yield db.Storage("ducklake", data_path=str(tmp_path / "lake"))
+    db.reset()
+
+
+@pytest.fixture(params=["duckdb", "ducklake"])
+def any_storage(request, tmp_path):
+    """Each store test once per backend: a DuckDB file, then a DuckLake."""
+    from replyassets.core import db
+
+    if request.param == "duckdb":
+        return db.Storage("duckdb", database=tmp_path / "db" / "replyassets.duckdb")
+    return request.getfixturevalue("lake_storage")

@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from replyassets.core import db
 from replyassets.core.curate import candidates_from_deduped, rank_candidates
 from replyassets.core.review import ReviewError, ReviewStore
 from replyassets.core.urls import has_url
@@ -35,32 +36,29 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KEYS_HELP = "[k]eep  [r]eject  [e]dit  [s]kip  [q]uit"
 
 
-def load_candidates(database_path: Path, schema: str = "main", settings=None) -> pd.DataFrame:
-    """The ranked review candidates (``valid AND kept`` rows of ``<schema>.deduped_pairs``)."""
+def load_candidates(database_path: Path | db.Storage | None, schema: str = "main", settings=None) -> pd.DataFrame:
+    """The ranked review candidates (``valid AND kept`` rows of ``<schema>.deduped_pairs``);
+    ``database_path``: a DuckDB file, a storage, or None for the settings' storage."""
     from replyassets.settings import get_settings
 
     settings = settings or get_settings()
     if not _IDENT.match(schema):
         raise ReviewError(f"invalid schema name {schema!r}")
-    if not Path(database_path).exists():
+    store = ReviewStore(database_path if database_path is not None else db.storage_from_settings(settings))
+    where = store.storage.describe()
+    if not store.storage.exists():
         raise ReviewError(
-            f"no database at {database_path}: materialize deduped_pairs first "
+            f"no database at {store.database_path}: materialize deduped_pairs first "
             "(e.g. `dagster asset materialize --select deduped_pairs+`), or pass --db"
         )
-    con = ReviewStore(database_path)._connect(create=False)
     try:
-        found = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, DEDUPED_TABLE],
-        ).fetchone()[0]
-        if not found:
-            raise ReviewError(f"{database_path} has no table {schema}.{DEDUPED_TABLE}: materialize deduped_pairs first")
-        # Identifiers come from code (validated above); there is no user value in this statement.
-        frame = con.execute(f'SELECT * FROM "{schema}"."{DEDUPED_TABLE}"').df()
-    except duckdb.Error as exc:
-        raise ReviewError(f"cannot read {schema}.{DEDUPED_TABLE} from {database_path}: {exc}") from exc
-    finally:
-        con.close()
+        with store.connection() as con:
+            if not db.table_exists(con, DEDUPED_TABLE, schema):
+                raise ReviewError(f"{where} has no table {schema}.{DEDUPED_TABLE}: materialize deduped_pairs first")
+            # Identifiers come from code (validated above); there is no user value in this statement.
+            frame = con.execute(f'SELECT * FROM "{schema}"."{DEDUPED_TABLE}"').df()
+    except (duckdb.Error, db.StorageError) as exc:
+        raise ReviewError(f"cannot read {schema}.{DEDUPED_TABLE} from {where}: {exc}") from exc
     return rank_candidates(candidates_from_deduped(frame), settings.curation, settings.collection)
 
 
@@ -213,13 +211,13 @@ def run(args: argparse.Namespace) -> int:
     from replyassets.settings import get_settings
 
     settings = get_settings()
-    db = Path(args.db) if args.db else settings.database_path
+    target = Path(args.db) if args.db else db.storage_from_settings(settings)
     if args.limit is not None and args.limit < 1:
         print("error: --limit must be at least 1", file=sys.stderr)
         return 2
     try:
-        candidates = load_candidates(db, settings.paths.schema_name, settings)
-        store = ReviewStore(db)
+        candidates = load_candidates(target, settings.paths.schema_name, settings)
+        store = ReviewStore(target)
         if args.export:
             res = store.export_csv(candidates, args.export)
             print(f"wrote {res['rows']} candidates ({res['decided']} already decided) to {res['path']}")
@@ -263,7 +261,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="review pending pairs (keep / reject / edit) in rank order",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: the settings' database)")
+    p.add_argument("--db", type=Path, default=None, help="DuckDB file (default: the settings' storage)")
     p.add_argument("--limit", type=int, default=None, help="show at most N pairs this session")
     p.add_argument("--reviewer", default=None, help="name stored with each decision (default: the OS user)")
     g = p.add_mutually_exclusive_group()

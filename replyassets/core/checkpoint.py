@@ -12,11 +12,11 @@ costs nothing and gives the same rows); call ``clear(query)`` to collect afresh.
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from replyassets.core import db
 from replyassets.core.normalize import DamagedInput
 
 SEARCH_KEY = "__search__"
@@ -81,72 +81,66 @@ class InMemoryCheckpointStore:
 
 
 class DuckDBCheckpointStore:
-    """Checkpoints in a DuckDB table (``collection_checkpoints``) of the project's database.
+    """Checkpoints in the table ``collection_checkpoints`` of the project's storage (a DuckDB
+    file or the DuckLake: ``replyassets/core/db.py``).
 
-    One short-lived connection per call: DuckDB allows one writer process at a time, so
-    holding a connection open would block the IO manager and other writers. A locked file
-    is retried for a few seconds before the error is raised.
+    Rows are keyed by (query, key): partitions collecting at the same time in different
+    processes write rows that never collide. Every call is one short connection (a save: one
+    transaction, delete + insert of its row), never held across a call to the source; on the
+    DuckDB file the storage lock makes concurrent savers take turns, on DuckLake a conflicting
+    commit is retried.
     """
 
-    def __init__(self, database_path: str | Path, *, lock_timeout_s: float = 30.0) -> None:
-        self.database_path = Path(database_path)
+    def __init__(self, database: db.Storage | str | Path | None = None, *, lock_timeout_s: float | None = None) -> None:
+        self.storage = db.as_storage(database)
         self.lock_timeout_s = lock_timeout_s
         self._ready = False
 
-    def _connect(self):
-        import duckdb
+    @property
+    def database_path(self) -> Path | None:
+        return self.storage.database
 
-        self.database_path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(self.database_path))
-                break
-            except duckdb.IOException as exc:  # another process holds the write lock
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+    def _create(self, con) -> None:
         if not self._ready:
-            con.execute(
-                f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-                "query VARCHAR NOT NULL, key VARCHAR NOT NULL, items VARCHAR NOT NULL, "
-                "saved_at TIMESTAMP NOT NULL, PRIMARY KEY (query, key))"
-            )
-            self._ready = True
-        return con
+            con.execute(db.create_table_sql(
+                self.storage, TABLE,
+                ["query VARCHAR NOT NULL", "key VARCHAR NOT NULL", "items VARCHAR NOT NULL", "saved_at TIMESTAMP NOT NULL"],
+                primary_key=("query", "key"),
+            ))
+
+    def _read(self, sql: str, params: list) -> list[tuple]:
+        if not self.storage.exists():
+            return []
+        with db.connect(self.storage, timeout_s=self.lock_timeout_s, purpose="collection checkpoint") as con:
+            if not db.table_exists(con, TABLE):
+                return []
+            return con.execute(sql, params).fetchall()
+
+    def _write(self, fn) -> None:
+        def body(con):
+            self._create(con)
+            fn(con)
+
+        db.transaction(body, self.storage, timeout_s=self.lock_timeout_s, purpose="collection checkpoint")
+        self._ready = True
 
     def load(self, query: str) -> dict[str, list[dict]]:
-        con = self._connect()
-        try:
-            rows = con.execute(f"SELECT key, items FROM {TABLE} WHERE query = ?", [query]).fetchall()
-        finally:
-            con.close()
+        rows = self._read(f"SELECT key, items FROM {TABLE} WHERE query = ?", [query])
         return {key: _loads(items) for key, items in rows}
 
     def save(self, query: str, key: str, items: list[dict]) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
-        con = self._connect()
-        try:
-            con.execute(
-                f"INSERT OR REPLACE INTO {TABLE} (query, key, items, saved_at) VALUES (?, ?, ?, ?)",
-                [query, key, _dumps(items), now],
-            )
-        finally:
-            con.close()
+        text = _dumps(items)
+
+        def fn(con):
+            con.execute(f"DELETE FROM {TABLE} WHERE query = ? AND key = ?", [query, key])
+            con.execute(f"INSERT INTO {TABLE} (query, key, items, saved_at) VALUES (?, ?, ?, ?)",
+                        [query, key, text, now])
+
+        self._write(fn)
 
     def clear(self, query: str) -> None:
-        con = self._connect()
-        try:
-            con.execute(f"DELETE FROM {TABLE} WHERE query = ?", [query])
-        finally:
-            con.close()
+        self._write(lambda con: con.execute(f"DELETE FROM {TABLE} WHERE query = ?", [query]))
 
     def keys(self, query: str) -> list[str]:
-        con = self._connect()
-        try:
-            rows = con.execute(f"SELECT key FROM {TABLE} WHERE query = ? ORDER BY key", [query]).fetchall()
-        finally:
-            con.close()
-        return [r[0] for r in rows]
+        return [r[0] for r in self._read(f"SELECT key FROM {TABLE} WHERE query = ? ORDER BY key", [query])]

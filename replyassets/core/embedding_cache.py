@@ -3,37 +3,26 @@
 Rows: ``model_id VARCHAR, text_sha256 VARCHAR, dim INTEGER, vector FLOAT[], created_at
 TIMESTAMP`` with primary key ``(model_id, text_sha256)``. Reads and writes go through a
 registered Arrow table joined/inserted in one statement (no per-row SQL), with
-``INSERT OR IGNORE`` so a retried or concurrent write never duplicates a row. Each call
-opens and closes its own connection, so the cache coexists with the other writers of the
-project's DuckDB file (DuckDB allows one writer process at a time: a call that finds the
-file locked retries for ``lock_timeout_s`` seconds before raising).
+an insert of only the keys not stored yet, so a retried write never duplicates a row (the
+first write wins). Each call is one short connection through ``replyassets/core/db.py``, on
+the project's storage (a DuckDB file, whose lock makes writers take turns, or the DuckLake).
+The DuckLake has no primary keys: two processes caching the same text at the same instant may
+both insert it, so reads take one row per key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
+from replyassets.core import db
+
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-# DuckDB shares one database instance per file inside a process; concurrent open/close of
-# that instance from several threads races, so calls on the same file are serialized here
-# (other processes are handled by the file lock retry).
-_FILE_LOCKS: dict[str, threading.Lock] = {}
-_FILE_LOCKS_GUARD = threading.Lock()
-
-
-def _file_lock(path: str) -> threading.Lock:
-    key = str(Path(path).resolve())
-    with _FILE_LOCKS_GUARD:
-        return _FILE_LOCKS.setdefault(key, threading.Lock())
 
 
 def text_hash(text: str) -> str:
@@ -43,47 +32,39 @@ def text_hash(text: str) -> str:
 
 
 class DuckDBEmbeddingCache:
-    def __init__(self, database_path: str | Path, table: str = "embedding_cache",
-                 lock_timeout_s: float = 30.0) -> None:
+    def __init__(self, database_path: db.Storage | str | Path | None = None, table: str = "embedding_cache",
+                 lock_timeout_s: float | None = None) -> None:
         if not _IDENT.match(table):
             raise ValueError(f"invalid table name {table!r}")
-        self.database_path = str(database_path)
+        if str(database_path) == ":memory:":
+            raise ValueError("the embedding cache needs a database file (':memory:' would not persist)")
+        self.storage = db.as_storage(database_path)
+        self.database_path = str(self.storage.database) if self.storage.database else self.storage.describe()
         self.table = table
         self.lock_timeout_s = lock_timeout_s
-        self._lock = _file_lock(self.database_path)
-        if self.database_path == ":memory:":
-            raise ValueError("the embedding cache needs a database file (':memory:' would not persist)")
-        Path(self.database_path).parent.mkdir(parents=True, exist_ok=True)
-        self._run(lambda con: None)
+        self._ready = False
+        self._run(lambda con: None, write=True)
 
-    # one short-lived connection per call, retried while another process holds the lock
-    def _run(self, fn):
-        with self._lock:
-            return self._run_unlocked(fn)
+    # one short-lived connection per call (db.connect: the file lock, or the DuckLake)
+    def _run(self, fn, write: bool = False):
+        def body(con):
+            if write and not self._ready:
+                con.execute(db.create_table_sql(
+                    self.storage, self.table,
+                    ["model_id VARCHAR NOT NULL", "text_sha256 VARCHAR NOT NULL", "dim INTEGER NOT NULL",
+                     "vector FLOAT[] NOT NULL", "created_at TIMESTAMP DEFAULT current_timestamp"],
+                    primary_key=("model_id", "text_sha256"),
+                ))
+            elif not write and not db.table_exists(con, self.table):
+                return None
+            return fn(con)
 
-    def _run_unlocked(self, fn):
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(self.database_path)
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            try:
-                con.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self.table} ("
-                    " model_id VARCHAR NOT NULL, text_sha256 VARCHAR NOT NULL,"
-                    " dim INTEGER NOT NULL, vector FLOAT[] NOT NULL,"
-                    " created_at TIMESTAMP DEFAULT current_timestamp,"
-                    " PRIMARY KEY (model_id, text_sha256))"
-                )
-                return fn(con)
-            finally:
-                con.close()
+        if write:
+            value = db.transaction(body, self.storage, timeout_s=self.lock_timeout_s, purpose="embedding cache").value
+            self._ready = True
+            return value
+        with db.connect(self.storage, timeout_s=self.lock_timeout_s, purpose="embedding cache") as con:
+            return body(con)
 
     def get_many(self, model_id: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         wanted = list(dict.fromkeys(hashes))
@@ -94,15 +75,15 @@ class DuckDBEmbeddingCache:
         def fn(con):
             con.register("wanted_keys", keys)
             rel = con.sql(
-                f"SELECT c.text_sha256, c.dim, c.vector FROM {self.table} c"
-                " JOIN wanted_keys w USING (text_sha256) WHERE c.model_id = ?",
+                f"SELECT DISTINCT ON (c.text_sha256) c.text_sha256, c.dim, c.vector FROM {self.table} c"
+                " JOIN wanted_keys w USING (text_sha256) WHERE c.model_id = ? ORDER BY c.text_sha256, c.created_at",
                 params=[model_id],
             )
             # duckdb >= 2 names it to_arrow_table; 1.x arrow()
             return (getattr(rel, "to_arrow_table", None) or rel.arrow)()
 
         got = self._run(fn)
-        if got.num_rows == 0:
+        if got is None or got.num_rows == 0:
             return {}
         dims = got.column("dim").to_numpy()
         flat = got.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
@@ -131,18 +112,20 @@ class DuckDBEmbeddingCache:
         def fn(con):
             con.register("new_rows", rows)
             con.execute(
-                f"INSERT OR IGNORE INTO {self.table} (model_id, text_sha256, dim, vector)"
-                " SELECT DISTINCT ON (text_sha256) ?, text_sha256, dim, vector FROM new_rows",
-                [model_id],
+                f"INSERT INTO {self.table} (model_id, text_sha256, dim, vector)"
+                " SELECT DISTINCT ON (text_sha256) ?, text_sha256, dim, vector FROM new_rows n"
+                f" WHERE NOT EXISTS (SELECT 1 FROM {self.table} c WHERE c.model_id = ? AND c.text_sha256 = n.text_sha256)",
+                [model_id, model_id],
             )
 
-        self._run(fn)
+        self._run(fn, write=True)
         return len(pairs)
 
     def count(self, model_id: str | None = None) -> int:
         def fn(con):
             if model_id is None:
-                return con.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
-            return con.execute(f"SELECT count(*) FROM {self.table} WHERE model_id = ?", [model_id]).fetchone()[0]
+                return con.execute(f"SELECT count(DISTINCT (model_id, text_sha256)) FROM {self.table}").fetchone()[0]
+            return con.execute(f"SELECT count(DISTINCT text_sha256) FROM {self.table} WHERE model_id = ?",
+                               [model_id]).fetchone()[0]
 
-        return int(self._run(fn))
+        return int(self._run(fn) or 0)

@@ -166,64 +166,52 @@ def judge_human_agreement(judge_items: pd.DataFrame, ratings: pd.DataFrame) -> d
 RATINGS_TABLE = "human_ratings"
 
 
-def _connect(database_path: str | Path, timeout_s: float = 10.0):
-    import time
-
-    import duckdb
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return duckdb.connect(str(database_path))
-        except duckdb.IOException:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.1)
-
-
-def store_ratings(database_path: str | Path, ratings: pd.DataFrame) -> int:
+def store_ratings(database_path, ratings: pd.DataFrame) -> int:
     """Upsert imported ratings into ``main.human_ratings`` keyed by (pair_id, rater_id).
 
-    Importing the same sheet twice changes nothing; a rater's corrected sheet replaces
-    their earlier rating of that pair.
+    ``database_path``: a DuckDB file, a ``replyassets.core.db.Storage`` or None (the settings'
+    storage). Importing the same sheet twice changes nothing; a rater's corrected sheet
+    replaces their earlier rating of that pair (delete + insert in one transaction).
     """
+    from replyassets.core import db
+
     if ratings.empty:
         return 0
     rows = ratings[RATING_COLUMNS].astype({"row": "int64"}).astype(object).where(ratings[RATING_COLUMNS].notna(), None)
-    con = _connect(database_path)
-    try:
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {RATINGS_TABLE} (pair_id VARCHAR, item_id VARCHAR, rater_id VARCHAR, "
-            "preferred VARCHAR, human_outcome VARCHAR, source_file VARCHAR, row BIGINT, "
-            "imported_at TIMESTAMP DEFAULT now(), PRIMARY KEY (pair_id, rater_id))"
-        ).fetchall()
-        con.execute("BEGIN TRANSACTION").fetchall()
+    storage = db.as_storage(database_path)
+    # one row per (pair_id, rater_id): the last one of the sheet wins
+    values = list({(r[0], r[2]): tuple(r) for r in rows.itertuples(index=False)}.values())
+
+    def write(con) -> None:
+        con.execute(db.create_table_sql(
+            storage, RATINGS_TABLE,
+            ["pair_id VARCHAR NOT NULL", "item_id VARCHAR", "rater_id VARCHAR NOT NULL", "preferred VARCHAR",
+             "human_outcome VARCHAR", "source_file VARCHAR", "row BIGINT", "imported_at TIMESTAMP DEFAULT now()"],
+            primary_key=("pair_id", "rater_id"),
+        )).fetchall()
+        con.executemany(f"DELETE FROM {RATINGS_TABLE} WHERE pair_id = ? AND rater_id = ?", [[v[0], v[2]] for v in values])
         con.executemany(
-            f"INSERT OR REPLACE INTO {RATINGS_TABLE} (pair_id, item_id, rater_id, preferred, human_outcome, "
+            f"INSERT INTO {RATINGS_TABLE} (pair_id, item_id, rater_id, preferred, human_outcome, "
             "source_file, row) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [tuple(r) for r in rows.itertuples(index=False)],
+            values,
         )
-        con.execute("COMMIT").fetchall()
-    finally:
-        con.close()
-    return len(rows)
+
+    db.transaction(write, storage, purpose="human ratings import")
+    return len(values)
 
 
-def load_ratings(database_path: str | Path, pair_ids: Iterable[str] | None = None) -> pd.DataFrame:
+def load_ratings(database_path, pair_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Stored ratings (optionally only of ``pair_ids``); empty when none were imported."""
+    from replyassets.core import db
+
     empty = pd.DataFrame({c: pd.Series(dtype="object") for c in RATING_COLUMNS})
-    if not Path(database_path).exists():
+    storage = db.as_storage(database_path)
+    if not storage.exists():
         return empty
-    con = _connect(database_path)
-    try:
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [RATINGS_TABLE]
-        ).fetchall()[0][0]
-        if not exists:
+    with db.connect(storage, purpose="human ratings") as con:
+        if not db.table_exists(con, RATINGS_TABLE):
             return empty
         df = con.execute(f"SELECT {', '.join(RATING_COLUMNS)} FROM {RATINGS_TABLE}").fetchdf()
-    finally:
-        con.close()
     if pair_ids is not None:
         df = df[df["pair_id"].astype(str).isin({str(i) for i in pair_ids})]
     return df.reset_index(drop=True)

@@ -23,8 +23,6 @@ judging; each item's new answers are written in one transaction when the item is
 from __future__ import annotations
 
 import math
-import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from replyassets.core import db
 from replyassets.judges.base import Judge, JudgeError, Score, Verdict, cache_key
 
 CACHE_TABLE = "judge_cache"
@@ -52,44 +51,35 @@ class JudgingFailed(RuntimeError):
 
 
 class DuckDBVerdictCache:
-    """Verdict/score cache in a DuckDB table. Short-lived connections, parameterized SQL.
+    """Verdict/score cache in the table ``judge_cache`` of the project's storage (a DuckDB file
+    or the DuckLake, ``replyassets/core/db.py``). Short-lived connections, parameterized SQL.
 
-    Connections are opened per call and closed at once, so the Dagster IO manager (or another
-    process) can use the same file between calls; a lock conflict is retried with backoff.
+    Connections are opened per call and closed at once (never across a call to the judge), so
+    the Dagster IO manager and other processes use the storage between calls; a write replaces
+    its keys' rows in one transaction.
     """
 
-    def __init__(self, database_path: str | Path, *, lock_retries: int = 20) -> None:
-        self.database_path = str(database_path)
-        self.lock_retries = lock_retries
-        self._lock = threading.Lock()
-        Path(self.database_path).parent.mkdir(parents=True, exist_ok=True)
-        self._with_conn(
-            lambda c: c.execute(
-                f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} ("
-                "key VARCHAR PRIMARY KEY, kind VARCHAR, judge_name VARCHAR, judge_model VARCHAR, "
-                "prompt_version VARCHAR, payload VARCHAR, created_at TIMESTAMP)"
-            )
+    def __init__(self, database_path: db.Storage | str | Path | None = None, *,
+                 lock_timeout_s: float | None = None) -> None:
+        self.storage = db.as_storage(database_path)
+        self.database_path = str(self.storage.database) if self.storage.database else self.storage.describe()
+        self.lock_timeout_s = lock_timeout_s
+        db.transaction(
+            lambda c: c.execute(db.create_table_sql(
+                self.storage, CACHE_TABLE,
+                ["key VARCHAR NOT NULL", "kind VARCHAR", "judge_name VARCHAR", "judge_model VARCHAR",
+                 "prompt_version VARCHAR", "payload VARCHAR", "created_at TIMESTAMP"],
+                primary_key=("key",),
+            )),
+            self.storage, timeout_s=lock_timeout_s, purpose="judge cache",
         )
 
     def _with_conn(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-        delay = 0.05
-        with self._lock:
-            for attempt in range(self.lock_retries + 1):
-                try:
-                    con = duckdb.connect(self.database_path)
-                except duckdb.IOException:
-                    if attempt == self.lock_retries:
-                        raise
-                    time.sleep(delay)
-                    delay = min(delay * 2, 1.0)
-                    continue
-                try:
-                    return fn(con)
-                finally:
-                    con.close()
+        with db.connect(self.storage, timeout_s=self.lock_timeout_s, purpose="judge cache") as con:
+            return fn(con)
 
     def get(self, key: str) -> str | None:
-        row = self._with_conn(lambda c: c.execute(f"SELECT payload FROM {CACHE_TABLE} WHERE key = ?", [key]).fetchone())
+        row = self._with_conn(lambda c: c.execute(f"SELECT any_value(payload) FROM {CACHE_TABLE} WHERE key = ?", [key]).fetchone())
         return row[0] if row else None
 
     def get_many(self, keys: list[str]) -> dict[str, str]:
@@ -111,14 +101,13 @@ class DuckDBVerdictCache:
         rows = [[k, kind, judge.name, judge.model_id, judge.prompt_version, payload] for k, kind, payload in entries]
 
         def write(c: duckdb.DuckDBPyConnection) -> None:
-            c.execute("BEGIN")
-            c.executemany(f"INSERT OR REPLACE INTO {CACHE_TABLE} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", rows)
-            c.execute("COMMIT")
+            c.execute(f"DELETE FROM {CACHE_TABLE} WHERE list_contains(?, key)", [[r[0] for r in rows]])
+            c.executemany(f"INSERT INTO {CACHE_TABLE} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)", rows)
 
-        self._with_conn(write)
+        db.transaction(write, self.storage, timeout_s=self.lock_timeout_s, purpose="judge cache")
 
     def count(self) -> int:
-        return int(self._with_conn(lambda c: c.execute(f"SELECT count(*) FROM {CACHE_TABLE}").fetchone()[0]))
+        return int(self._with_conn(lambda c: c.execute(f"SELECT count(DISTINCT key) FROM {CACHE_TABLE}").fetchone()[0]))
 
 
 def _cached_compare(judge: Judge, cache: DuckDBVerdictCache | None, tweet: str, a: str, b: str,

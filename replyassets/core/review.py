@@ -1,10 +1,12 @@
 """The review store: manual keep / reject / edit decisions, kept in DuckDB by ``reply_id``.
 
-Decisions live in the table ``review_decisions`` of the project's DuckDB file, keyed by
-``reply_id``, so they survive every re-materialization of every asset. Each write opens a
-short-lived connection, upserts and closes (DuckDB allows one writing process at a time, so
-the store retries briefly while another process holds the file and then says so clearly).
-All SQL is parameterized; the table name is a constant of this module.
+Decisions live in the table ``review_decisions`` of the project's storage (a DuckDB file or
+the DuckLake, ``replyassets/core/db.py``), keyed by ``reply_id``, so they survive every
+re-materialization of every asset. Each write is one short transaction that replaces the
+decision's row (delete + insert; on the DuckDB file the table also has its primary key and
+CHECK constraint). A DuckDB file held by another process is waited for ``busy_timeout_s``
+seconds, then the store says so clearly. All SQL is parameterized; the table name is a
+constant of this module.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import csv
 import io
 import math
 import re
-import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,31 +23,30 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from replyassets.core import db
 from replyassets.core.files import atomic_write
 
 TABLE = "review_decisions"
 DECISIONS = ("keep", "reject", "edit")
 DECISION_COLUMNS = ["reply_id", "decision", "edited_reply", "note", "reviewer", "decided_at"]
-CREATE_SQL = f"""
-CREATE TABLE IF NOT EXISTS {TABLE} (
-    reply_id VARCHAR PRIMARY KEY,
-    decision VARCHAR NOT NULL CHECK (decision IN ('keep', 'reject', 'edit')),
-    edited_reply VARCHAR,
-    note VARCHAR,
-    reviewer VARCHAR,
-    decided_at TIMESTAMP NOT NULL
-)
-"""
-UPSERT_SQL = f"""
-INSERT INTO {TABLE} (reply_id, decision, edited_reply, note, reviewer, decided_at)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (reply_id) DO UPDATE SET
-    decision = excluded.decision,
-    edited_reply = excluded.edited_reply,
-    note = excluded.note,
-    reviewer = excluded.reviewer,
-    decided_at = excluded.decided_at
-"""
+_COLUMNS = [
+    "reply_id VARCHAR NOT NULL", "decision VARCHAR NOT NULL", "edited_reply VARCHAR", "note VARCHAR",
+    "reviewer VARCHAR", "decided_at TIMESTAMP NOT NULL",
+]
+_CHECKS = ("decision IN ('keep', 'reject', 'edit')",)
+DELETE_SQL = f"DELETE FROM {TABLE} WHERE reply_id = ?"
+INSERT_SQL = f"INSERT INTO {TABLE} ({', '.join(DECISION_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def create_sql(storage: db.Storage) -> str:
+    """The table's DDL on ``storage``'s backend (constraints where the backend has them)."""
+    return db.create_table_sql(storage, TABLE, _COLUMNS, primary_key=("reply_id",), checks=_CHECKS)
+
+
+def upsert(con, rows: list[list[Any]]) -> None:
+    """Replace the decisions of ``rows`` (DECISION_COLUMNS order), inside the caller's transaction."""
+    con.executemany(DELETE_SQL, [[r[0]] for r in rows])
+    con.executemany(INSERT_SQL, rows)
 # Columns of export_csv; import_csv reads reply_id, decision, edited_reply, note (the rest is context).
 CSV_COLUMNS = [
     "rank", "reply_id", "decision", "edited_reply", "note", "quality_score", "reply_likes",
@@ -96,56 +97,56 @@ def _clean(value: Any) -> str | None:
 class ReviewStore:
     """Review decisions in ``database_path`` (created, with its table, on first write)."""
 
-    def __init__(self, database_path: str | Path, busy_timeout_s: float = 10.0):
-        self.database_path = Path(database_path)
+    def __init__(self, database_path: db.Storage | str | Path | None = None, busy_timeout_s: float = 10.0):
+        self.storage = db.as_storage(database_path)
+        self.database_path = self.storage.database
         self.busy_timeout_s = busy_timeout_s
 
     # ----------------------------------------------------------------- connections
 
-    def _connect(self, create: bool) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + self.busy_timeout_s
-        delay = 0.05
-        while True:
-            try:
-                if create:
-                    self.database_path.parent.mkdir(parents=True, exist_ok=True)
-                con = duckdb.connect(str(self.database_path))
-                if create:
-                    con.execute(CREATE_SQL)
-                return con
-            except duckdb.IOException as exc:  # another process holds the write lock
-                if time.monotonic() >= deadline:
-                    raise ReviewError(
-                        f"the database {self.database_path} is busy (another process is writing to it, "
-                        f"e.g. a Dagster run); try again in a moment ({exc})"
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+    def _busy(self, exc: Exception) -> ReviewError:
+        return ReviewError(
+            f"the database {self.storage.describe()} is busy (another process is writing to it, "
+            f"e.g. a Dagster run); try again in a moment ({exc})"
+        )
+
+    @contextmanager
+    def connection(self):
+        """A short read connection (the storage must exist)."""
+        try:
+            with db.connect(self.storage, timeout_s=self.busy_timeout_s, purpose="review store") as con:
+                yield con
+        except db.StorageBusy as exc:
+            raise self._busy(exc) from exc
+
+    def _write(self, fn):
+        def body(con):
+            con.execute(create_sql(self.storage))
+            return fn(con)
+
+        try:
+            return db.transaction(body, self.storage, timeout_s=self.busy_timeout_s, purpose="review store").value
+        except db.StorageBusy as exc:
+            raise self._busy(exc) from exc
 
     # ----------------------------------------------------------------- reads
 
     def decisions(self) -> pd.DataFrame:
         """Every decision: ``reply_id, decision, edited_reply, note, reviewer, decided_at``."""
-        if not self.database_path.exists():
+        if not self.storage.exists():
             return empty_decisions()
-        con = self._connect(create=False)
-        try:
+        with self.connection() as con:
             return decisions_from_connection(con)
-        finally:
-            con.close()
 
     def get(self, reply_id: str) -> dict[str, Any] | None:
-        if not self.database_path.exists():
+        if not self.storage.exists():
             return None
-        con = self._connect(create=False)
-        try:
+        with self.connection() as con:
             if not _table_exists(con):
                 return None
             row = con.execute(
                 f"SELECT {', '.join(DECISION_COLUMNS)} FROM {TABLE} WHERE reply_id = ?", [str(reply_id)]
             ).fetchone()
-        finally:
-            con.close()
         return dict(zip(DECISION_COLUMNS, row, strict=True)) if row else None
 
     def pending(self, candidates_ranked: pd.DataFrame) -> pd.DataFrame:
@@ -180,23 +181,15 @@ class ReviewStore:
             "reviewer": _clean(reviewer),
             "decided_at": _now(),
         }
-        con = self._connect(create=True)
-        try:
-            con.execute(UPSERT_SQL, [row[c] for c in DECISION_COLUMNS])
-        finally:
-            con.close()
+        self._write(lambda con: upsert(con, [[row[c] for c in DECISION_COLUMNS]]))
         return row
 
     def delete(self, reply_id: str) -> bool:
         """Forget a decision (the pair becomes pending again)."""
-        if not self.database_path.exists():
+        if not self.storage.exists():
             return False
-        con = self._connect(create=True)
-        try:
-            n = con.execute(f"DELETE FROM {TABLE} WHERE reply_id = ? RETURNING reply_id", [str(reply_id)]).fetchall()
-        finally:
-            con.close()
-        return bool(n)
+        n = self._write(lambda con: con.execute(f"DELETE FROM {TABLE} WHERE reply_id = ?", [str(reply_id)]).fetchall())
+        return bool(n and n[0][0])
 
     # ----------------------------------------------------------------- CSV
 
@@ -281,16 +274,7 @@ class ReviewStore:
                     continue
             to_write.append(values + [now])
         if to_write:
-            con = self._connect(create=True)
-            try:
-                con.execute("BEGIN TRANSACTION")
-                con.executemany(UPSERT_SQL, to_write)
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.close()
+            self._write(lambda con: upsert(con, to_write))
         report["applied"] = len(to_write)
         return report
 
@@ -307,10 +291,7 @@ def empty_decisions() -> pd.DataFrame:
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = current_schema()",
-        [TABLE],
-    ).fetchone()[0])
+    return db.table_exists(con, TABLE, con.execute("SELECT current_schema()").fetchone()[0])
 
 
 def decisions_from_connection(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -354,15 +335,16 @@ def _undefuse(value: str) -> str:
 
 
 __all__ = [
-    "CREATE_SQL",
     "CSV_COLUMNS",
     "DECISIONS",
     "DECISION_COLUMNS",
     "TABLE",
     "ReviewError",
     "ReviewStore",
+    "create_sql",
     "decisions_from_connection",
     "empty_decisions",
     "progress_of",
+    "upsert",
     "validate_decision",
 ]

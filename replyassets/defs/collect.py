@@ -18,6 +18,7 @@ from replyassets.defs.common import (
     funnel_table,
     settings,
     table_md,
+    storage,
 )
 from replyassets.defs.resources import TweetSourceResource
 from replyassets.schemas import RawPairs, Rejections
@@ -104,7 +105,7 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
     source = tweet_source.build()
     checkpoint = None
     if tweet_source.kind != "replay":
-        checkpoint = _NamespacedCheckpoint(DuckDBCheckpointStore(s.database_path), checkpoint_key(spec))
+        checkpoint = _NamespacedCheckpoint(DuckDBCheckpointStore(storage()), checkpoint_key(spec))
         if config.refresh:
             checkpoint.clear(spec.name)
     try:

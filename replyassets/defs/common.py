@@ -12,6 +12,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from replyassets.core import db
 from replyassets.settings import Settings, get_settings
 
 # Steps that work on the DuckDB tables for long (read, compute, write) run in this pool;
@@ -26,6 +27,11 @@ EXPERIMENT_PARTITIONS = dg.DynamicPartitionsDefinition(name="experiment")
 
 def settings() -> Settings:
     return get_settings()
+
+
+def storage(s: Settings | None = None) -> db.Storage:
+    """Where the tables live (``storage.backend``: the DuckDB file or the DuckLake)."""
+    return db.storage_from_settings(s or settings())
 
 
 def frame_hash(df: pd.DataFrame, columns: list[str] | None = None) -> str:

@@ -24,6 +24,7 @@ from replyassets.defs.common import (
     settings,
     table_md,
     tidy_metadata,
+    storage,
 )
 from replyassets.defs.resources import EmbedderResource
 from replyassets.schemas import CuratedSet
@@ -74,7 +75,7 @@ CURATED_CHECK_SPECS = [
 def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, embedder: EmbedderResource):
     s = settings()
     candidates = candidates_from_deduped(deduped_pairs)
-    store = ReviewStore(s.database_path)
+    store = ReviewStore(storage())
     decisions = store.decisions()
     curated = curate(candidates, decisions, s.curation, s.collection)
     digest = content_hash(curated)
@@ -104,7 +105,7 @@ def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, 
         },
     )
 
-    embed = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(s.database_path))
+    embed = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(storage()))
     outcomes = run_curated_checks(curated, s, embed=embed.encode)
     for name, outcome in outcomes.items():
         yield dg.AssetCheckResult(

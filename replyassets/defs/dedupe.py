@@ -6,7 +6,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from replyassets.core.dedup import dedup_summary, dedupe
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
-from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, derived_code_version, frame_hash, funnel_table, settings, table_md
+from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, derived_code_version, frame_hash, funnel_table, settings, table_md, storage
 from replyassets.defs.resources import EmbedderResource
 from replyassets.schemas import DedupedPairs
 from replyassets.scorers.embeddings import CachedEmbedder
@@ -38,7 +38,7 @@ def deduped_pairs(
     s = settings()
     df = validated_pairs.reset_index(drop=True)
     valid = df[df["valid"]]
-    cached = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(s.database_path))
+    cached = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(storage()))
     embeddings = cached.encode(valid["reply_clean"].tolist()) if len(valid) else None
     out = dedupe(df, embeddings, threshold=s.dedup.similarity_threshold, text_col="reply_clean",
                  ann_threshold_rows=s.dedup.ann_threshold_rows)

@@ -27,6 +27,7 @@ from replyassets.defs.common import (
     settings,
     table_md,
     tidy_metadata,
+    storage,
 )
 from replyassets.defs.experiments import experiment
 from replyassets.defs.resources import EmbedderResource, JudgeResource
@@ -142,7 +143,7 @@ def eval_report(
         opponent_names[role] = f"{role} ({other})"
 
     j = judge.build()
-    cache = DuckDBVerdictCache(s.database_path)
+    cache = DuckDBVerdictCache(storage())
     judged_by: dict[str, pd.DataFrame] = {}
     for role, replies in opponents.items():
         items = [
@@ -212,7 +213,7 @@ def eval_report(
     report_dir = s.data_dir / "reports" / context.run.run_id
     sheet = export_sheet(judged_by["base"], report_dir, seed=ev.generation_seed)
     key_ids = pd.read_csv(sheet["key"], dtype=str)["pair_id"].tolist()
-    ratings = load_ratings(s.database_path, key_ids)
+    ratings = load_ratings(storage(), key_ids)
     agreement = judge_human_agreement(judged_by["base"], ratings) if len(ratings) else None
     if agreement:
         meta[HUMAN_AGREEMENT_KEY] = agreement
@@ -329,7 +330,7 @@ def retrieval_replies(tweets: pd.DataFrame, curated_set: pd.DataFrame, embedder)
     if train.empty:
         raise dg.Failure("curated_set has no training tweets: no retrieval baseline")
     text_col = "tweet_clean" if "tweet_clean" in train.columns else "tweet"
-    embed = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(settings().database_path))
+    embed = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(storage()))
     query = np.asarray(embed.encode(tweets["tweet"].tolist()), dtype="float32")
     keys = np.asarray(embed.encode(train[text_col].astype(str).tolist()), dtype="float32")
     replies, _ = nearest_replies(query, keys, train["train_reply"].astype(str).tolist())

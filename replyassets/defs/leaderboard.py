@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pandas as pd
+
+from replyassets.core import db
 
 from replyassets.defs.common import (
     DUCKDB_POOL,
@@ -163,14 +164,12 @@ class ChampionConfig(dg.Config):
     """Also merge a newly promoted adapter into its base model (saved beside its model card)."""
 
 
-def _history(database: Path) -> pd.DataFrame:
-    if not Path(database).exists():
+def _history(storage: db.Storage | Path | None = None) -> pd.DataFrame:
+    storage = db.as_storage(storage)
+    if not storage.exists():
         return pd.DataFrame(columns=HISTORY_COLUMNS)
-    with duckdb.connect(str(database)) as con:
-        found = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'champion'"
-        ).fetchall()[0][0]
-        if not found:
+    with db.connect(storage, purpose="champion history") as con:
+        if not db.table_exists(con, "champion", "main"):
             return pd.DataFrame(columns=HISTORY_COLUMNS)
         return con.execute("SELECT * FROM main.champion ORDER BY promoted_at").df()
 
@@ -212,7 +211,7 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig, leaderbo
     current_name = current["experiment"] if current else None
     reports = _latest_reports(context.instance)
     candidate = choose_candidate(leaderboard, current_name)
-    history = _history(s.database_path)
+    history = _history(db.storage_from_settings(s))
     if candidate is None:
         decision = {"promote": False, "candidate": None, "champion": current_name, "checks": [],
                     "reason": "no evaluated experiment other than the champion"}

@@ -134,9 +134,18 @@ class JudgeResource(dg.ConfigurableResource):
 
 
 def _io_manager(s: Settings):
+    """The IO manager on the settings' storage (``storage.backend``). The DuckLake catalog's
+    connection string stays in its environment variable: only the variable's name is config."""
     from replyassets.defs.storage import ReplyAssetsDuckDBIOManager
 
-    return ReplyAssetsDuckDBIOManager(database=str(s.database_path), schema=s.paths.schema_name)
+    st = s.storage
+    if s.storage_backend == "ducklake":
+        return ReplyAssetsDuckDBIOManager(
+            backend="ducklake", database="lake", data_path=s.lake_data_path, catalog_env=st.ducklake.catalog_env,
+            schema=s.paths.schema_name, lock_timeout_s=st.lock_timeout_s, max_retries=st.ducklake.max_retries,
+        )
+    return ReplyAssetsDuckDBIOManager(database=str(s.database_path), schema=s.paths.schema_name,
+                                      lock_timeout_s=st.lock_timeout_s, max_retries=st.ducklake.max_retries)
 
 
 def resources_for_profile(profile: str | None = None) -> dict[str, Any]:

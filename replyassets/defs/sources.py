@@ -27,6 +27,7 @@ from replyassets.defs.common import (
     column_schema,
     frame_hash,
     settings,
+    storage,
 )
 from replyassets.schemas import ReviewDecisions
 from replyassets.settings import QuerySpec, load_queries
@@ -102,7 +103,7 @@ def query_inputs_version(spec: QuerySpec) -> tuple[str, dict]:
 def review_decisions_version() -> tuple[str, dict]:
     from replyassets.core.review import ReviewStore
 
-    decisions = ReviewStore(settings().database_path).decisions()
+    decisions = ReviewStore(storage()).decisions()
     version = frame_hash(decisions.drop(columns=["decided_at"], errors="ignore"))
     counts = decisions["decision"].value_counts().to_dict() if len(decisions) and "decision" in decisions else {}
     return version, {"decisions": len(decisions), **{f"{k}": int(v) for k, v in counts.items()}}

@@ -1,43 +1,76 @@
-"""DuckDB storage through dagster-duckdb, made transactional.
+"""The IO manager: every asset table on the configured storage, written transactionally.
 
-The stock ``DuckDBPandasIOManager`` deletes a partition's rows and inserts the new ones in
-two autocommitted statements: a run killed between them loses the partition, and a frame
-whose columns changed since the table was created cannot be inserted. Here each write is
-one transaction (delete + insert commit together or not at all), inserts go ``BY NAME``,
-new columns are added to the table, and empty frames still create the table so downstream
-assets can read it.
+Built on dagster-duckdb's ``DuckDBPandasIOManager``, but every connection comes from
+``replyassets/core/db.py`` (the DuckDB file with its inter-process lock, or the DuckLake), and:
+
+- a write is one transaction: the partition's (or table's) old rows are deleted and the new
+  ones inserted, committed together or not at all (the stock IO manager autocommits the two,
+  so a run killed between them loses the partition);
+- on DuckLake a commit that conflicts with another process's is retried, the whole write
+  again on a fresh connection (``storage.ducklake.max_retries`` times);
+- inserts go ``BY NAME``, new columns are added to the table, and an empty frame still
+  creates the table so downstream assets can read it;
+- every materialization records ``storage_backend`` and, on DuckLake, the snapshot its commit
+  made (``lake_snapshot_id``: read the exact rows back with ``SELECT ... FROM <table> AT
+  (VERSION => id)``); on the DuckDB file ``lake_snapshot_id`` is null (a file has no versions).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
-from dagster import OutputContext
+from dagster import InputContext, MetadataValue, OutputContext
+from dagster._core.definitions.metadata import TableMetadataSet
+from dagster._core.errors import DagsterInvalidMetadata, DagsterInvariantViolationError
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
-from dagster._core.definitions.metadata import TableMetadataSet
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 from dagster_duckdb_pandas.duckdb_pandas_type_handler import DuckDBPandasTypeHandler
+from pydantic import Field
+
+from replyassets.core import db
+
+SNAPSHOT_KEY = "lake_snapshot_id"
+BACKEND_KEY = "storage_backend"
+
+
+def _storage_of(config: dict) -> db.Storage:
+    backend = config.get("backend") or "duckdb"
+    if backend == "ducklake":
+        return db.Storage(
+            "ducklake", data_path=config.get("data_path"), catalog_env=config.get("catalog_env") or db.CATALOG_ENV,
+            lock_timeout_s=float(config.get("lock_timeout_s") or db.DEFAULT_LOCK_TIMEOUT_S),
+            max_retries=int(config.get("max_retries", db.DEFAULT_MAX_RETRIES)),
+        )
+    return db.Storage("duckdb", database=Path(config["database"]),
+                      lock_timeout_s=float(config.get("lock_timeout_s") or db.DEFAULT_LOCK_TIMEOUT_S))
 
 
 class TransactionalDuckDbClient(DuckDbClient):
+    """Connections through ``core/db.py``; a write's statements run in one transaction."""
+
     @staticmethod
     @contextmanager
     def connect(context, table_slice):
-        with DuckDbClient.connect(context, table_slice) as conn:
+        with db.connect(_storage_of(context.resource_config), purpose=_purpose(context)) as conn:
             _run(conn, "BEGIN TRANSACTION")
             try:
                 yield conn
             except BaseException:
-                _run(conn, "ROLLBACK")
+                _run_quietly(conn, "ROLLBACK")
                 raise
             _run(conn, "COMMIT")
 
     @staticmethod
     def ensure_schema_exists(context: OutputContext, table_slice: TableSlice, connection) -> None:
-        _run(connection, f"CREATE SCHEMA IF NOT EXISTS {table_slice.schema}")
+        found = _run(connection, "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() "
+                                 "AND schema_name = ?", [table_slice.schema])[0][0]
+        if not found:
+            _run(connection, f"CREATE SCHEMA IF NOT EXISTS {table_slice.schema}")
 
     @staticmethod
     def delete_table_slice(context: OutputContext, table_slice: TableSlice, connection) -> None:
@@ -46,18 +79,32 @@ class TransactionalDuckDbClient(DuckDbClient):
             _run(connection, _get_cleanup_statement(table_slice))
 
 
+def _purpose(context) -> str:
+    try:
+        key = "/".join(context.asset_key.path) if context.has_asset_key else context.name
+    except Exception:  # noqa: BLE001 - only a label for whoever waits for the lock
+        key = "asset"
+    try:
+        run = context.run_id[:8]
+    except Exception:  # noqa: BLE001
+        run = "?"
+    return f"dagster run {run}: {key}"
+
+
 def _run(connection, sql: str, params=None):
-    """Execute and drain the result (DuckDB 2 refuses new work while a result is pending)."""
+    """Execute and drain the result (DuckDB refuses new work on a connection with a pending result)."""
     return connection.execute(sql, params).fetchall() if params is not None else connection.execute(sql).fetchall()
 
 
+def _run_quietly(connection, sql: str) -> None:
+    try:
+        _run(connection, sql)
+    except Exception:  # noqa: BLE001 - a rollback after a failed commit finds no transaction
+        pass
+
+
 def _table_exists(connection, table_slice: TableSlice) -> bool:
-    rows = _run(
-        connection,
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [table_slice.schema, table_slice.table],
-    )
-    return bool(rows[0][0])
+    return db.table_exists(connection, table_slice.table, table_slice.schema)
 
 
 class ByNamePandasTypeHandler(DuckDBPandasTypeHandler):
@@ -71,7 +118,8 @@ class ByNamePandasTypeHandler(DuckDBPandasTypeHandler):
                 have = {
                     r[0]
                     for r in connection.execute(
-                        "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+                        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+                        "AND schema_name = ? AND table_name = ?",
                         [table_slice.schema, table_slice.table],
                     ).fetchall()
                 }
@@ -84,24 +132,97 @@ class ByNamePandasTypeHandler(DuckDBPandasTypeHandler):
         finally:
             connection.unregister("obj")
 
+        kind = "ducklake" if db.is_lake(connection) else "duckdb"
         return {
             **(
-                TableMetadataSet(partition_row_count=obj.shape[0], storage_kind="duckdb")
+                TableMetadataSet(partition_row_count=obj.shape[0], storage_kind=kind)
                 if context.has_partition_key
-                else TableMetadataSet(row_count=obj.shape[0], storage_kind="duckdb")
+                else TableMetadataSet(row_count=obj.shape[0], storage_kind=kind)
             ),
         }
 
 
+class _TransactionalDbIOManager(DbIOManager):
+    """``DbIOManager`` whose write is one :func:`replyassets.core.db.transaction`: retried as a
+    whole on a DuckLake conflict, tagged with a commit message, its snapshot recorded."""
+
+    def __init__(self, *, storage: db.Storage, **kwargs):
+        super().__init__(**kwargs)
+        self._storage = storage
+
+    def handle_output(self, context: OutputContext, obj: object) -> None:
+        if obj is None:
+            raise DagsterInvariantViolationError(
+                "Unexpected 'None' output value. If a 'None' value is intentional, set the output"
+                " type to None by adding return type annotation '-> None'.",
+            )
+        self._check_supported_type(type(obj))
+        table_slice = self._get_table_slice(context, context)
+        handler = self._resolve_handler(type(obj))
+        client = self._db_client
+
+        def write(conn):
+            client.ensure_schema_exists(context, table_slice, conn)
+            client.delete_table_slice(context, table_slice, conn)
+            return handler.handle_output(context, table_slice, obj, conn)
+
+        def retried(attempt: int, exc: BaseException) -> None:
+            context.log.warning(f"{table_slice.table}: write conflict with another writer, retry {attempt}: "
+                                f"{str(exc).splitlines()[-1]}")
+
+        partition = ",".join(context.asset_partition_keys) if context.has_asset_partitions else ""
+        message = f"{table_slice.schema}.{table_slice.table}" + (f" [{partition}]" if partition else "")
+        try:
+            message += f" (run {context.run_id})"
+        except Exception:  # noqa: BLE001 - outside a run (direct IO manager calls in tests)
+            pass
+        done = db.transaction(write, self._storage, purpose=_purpose(context), commit_message=message,
+                              on_retry=retried)
+        context.add_output_metadata({
+            **(done.value or {}),
+            "Query": client.get_select_statement(table_slice),
+            BACKEND_KEY: self._storage.backend,
+            SNAPSHOT_KEY: MetadataValue.int(done.snapshot_id) if done.snapshot_id is not None else MetadataValue.null(),
+            "storage_write_retries": done.retries,
+        })
+        try:
+            context.add_output_metadata(dict(TableMetadataSet(table_name=client.get_table_name(table_slice))))
+        except DagsterInvalidMetadata:
+            pass
+
+    def load_input(self, context: InputContext) -> object:
+        obj_type = context.dagster_type.typing_type
+        load_type = self._default_load_type if obj_type is Any and self._default_load_type is not None else obj_type
+        self._check_supported_type(load_type)
+        table_slice = self._get_table_slice(context, context.upstream_output)  # type: ignore[arg-type]
+        with db.connect(self._storage, purpose=_purpose(context)) as conn:
+            return self._resolve_handler(load_type).load_input(context, table_slice, conn)
+
+
 class ReplyAssetsDuckDBIOManager(DuckDBPandasIOManager):
-    """``DuckDBPandasIOManager`` with transactional, schema-tolerant writes."""
+    """``DuckDBPandasIOManager`` on the project's storage, with transactional, schema-tolerant
+    writes. ``backend``: ``duckdb`` (``database`` is the file) or ``ducklake`` (``data_path``;
+    the catalog's connection string is read from the environment variable ``catalog_env`` when
+    a connection opens, never stored in this config)."""
+
+    backend: str = Field(default="duckdb", description="duckdb (the file `database`) or ducklake")
+    data_path: str | None = Field(default=None, description="DuckLake data path (folder or object-store URL)")
+    catalog_env: str = Field(default=db.CATALOG_ENV, description="env var holding the DuckLake catalog's libpq string")
+    lock_timeout_s: float = Field(default=db.DEFAULT_LOCK_TIMEOUT_S, description="wait for a locked DuckDB file")
+    max_retries: int = Field(default=db.DEFAULT_MAX_RETRIES, description="retries of a conflicting DuckLake commit")
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
         return [ByNamePandasTypeHandler()]
 
+    def storage(self) -> db.Storage:
+        return _storage_of({"backend": self.backend, "database": self.database, "data_path": self.data_path,
+                            "catalog_env": self.catalog_env, "lock_timeout_s": self.lock_timeout_s,
+                            "max_retries": self.max_retries})
+
     def create_io_manager(self, context) -> DbIOManager:
-        return DbIOManager(
+        return _TransactionalDbIOManager(
+            storage=self.storage(),
             db_client=TransactionalDuckDbClient(),
             database=self.database,
             schema=self.schema_,

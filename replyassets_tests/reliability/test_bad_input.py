@@ -395,6 +395,7 @@ ALLOWED_SQL_INTERPOLATIONS = {
     "schema",               # commands/review.py: checked against an identifier regex first
     "name", "col_type",     # storage.py ALTER TABLE: column names/types of a frame built by code
     "self.table",           # core/embedding_cache.py: checked against an identifier regex
+    "column_defs",          # core/db.py create_table_sql: the stores' column definitions (code constants)
 }
 _CONSTANT_RE = re.compile(r"^(?:[A-Z][A-Z0-9_]*|'[^']*'\.join\([A-Z][A-Z0-9_]*\))$")
 
