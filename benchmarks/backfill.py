@@ -21,7 +21,7 @@ from the instance's run and event storage (replyassets_tests/scale/harness.py):
   ``collected_at``): they must be identical; and what Apify was asked: every search and every
   conversation exactly once.
 
-Usage: python benchmarks/backfill.py [--partitions 8] [--latency 5] [--tweets 11] [--concurrency 4]
+Usage: python benchmarks/backfill.py [--partitions 8] [--latency 5] [--tweets 23] [--concurrency 4]
 Ends with one JSON line holding all figures.
 """
 
@@ -103,7 +103,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--latency", type=float, default=5.0, help="seconds each fake Apify actor run takes")
-    ap.add_argument("--tweets", type=int, default=11, help="tweets per query (1 + tweets actor runs per partition)")
+    ap.add_argument("--tweets", type=int, default=23, help="tweets per query (1 + tweets actor runs per partition)")
     ap.add_argument("--replies", type=int, default=4, help="replies per tweet")
     ap.add_argument("--concurrency", type=int, default=4, help="max_concurrent_runs of the parallel case")
     ap.add_argument("--timeout", type=float, default=3000, help="seconds to wait for one backfill")

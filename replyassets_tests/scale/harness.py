@@ -35,9 +35,10 @@ from replyassets_tests.ui.conftest import _EXEC_WRAPPER, DagsterDev, _stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECT_ASSETS = ("raw_tweets", "raw_tweet_rejections")
-# What DuckDB (and the storage lock) say when a writer finds the file taken; none may reach a user.
-LOCK_ERRORS = ("could not set lock", "conflicting lock", "database is locked", "lock timeout",
-               "timed out waiting for the storage lock")
+# What DuckDB says when a writer finds the file taken, and what the storage lock says when it gave
+# up waiting (replyassets/core/db.py, StorageBusy): none may reach a user.
+LOCK_ERRORS = ("could not set lock", "conflicting lock", "database is locked", "storagebusy", "stayed busy",
+               "stayed locked", "is locked by")
 APIFY_TOKEN = "fake-apify-token-scale"
 T0 = datetime(2025, 10, 2, 7, 11, 55, tzinfo=UTC)
 TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
