@@ -94,8 +94,8 @@ def run_case(workdir: Path, dataset, concurrency: int, latency: float, timeout: 
         "apify_actor_runs": sum(asked.values()),
         "apify_requests_repeated": sum(n - 1 for n in asked.values()),
         "apify_items_served": items_served,
-        "_pairs": h.read_rows(project.database, "raw_tweets"),
-        "_rejections": h.read_rows(project.database, "raw_tweet_rejections"),
+        "_pairs": h.read_rows(project, "raw_tweets"),
+        "_rejections": h.read_rows(project, "raw_tweet_rejections"),
     }
 
 

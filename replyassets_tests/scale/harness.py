@@ -336,25 +336,29 @@ def collect_report(project: BackfillProject, backfill_id: str, server: DagsterDe
     return BackfillReport(runs, sorted(steps, key=lambda s: s.start), lock_errors, failures)
 
 
-def read_rows(database: Path, table: str = "raw_tweets", timeout: float = 120):
-    """The table's rows without ``collected_at`` (it differs between two collections), sorted;
-    retries while another process holds the file."""
-    import duckdb
+def read_rows(project: BackfillProject | Path, table: str = "raw_tweets", timeout: float = 120):
+    """The table's rows without ``collected_at`` (it differs between two collections), sorted.
 
-    deadline = time.monotonic() + timeout
-    while True:
+    ``project``: a project (its storage backend: the DuckDB file, or the DuckLake its environment
+    names) or a DuckDB file's path."""
+    from replyassets.core import db
+
+    if isinstance(project, BackfillProject) and project.env.get("REPLYASSETS_STORAGE_BACKEND") == "ducklake":
+        target = db.Storage("ducklake", data_path=project.env["REPLYASSETS_DUCKLAKE_DATA_PATH"],
+                            catalog_env=db.CATALOG_ENV)
+        env = project.env
+    else:
+        target = project.database if isinstance(project, BackfillProject) else Path(project)
+        env = {}
+    with _env(env):
         try:
-            con = duckdb.connect(str(database), read_only=True)
-            try:
+            with db.connect(target, timeout_s=timeout, purpose="scale harness read") as con:
                 df = con.execute(f"SELECT * EXCLUDE (collected_at) FROM main.{table}").df()  # fixed table names
-            finally:
-                con.close()
-            keys = [c for c in ("query", "reply_id", "item_id", "stage") if c in df.columns]
-            return df.sort_values(keys).reset_index(drop=True)
-        except duckdb.IOException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
+        finally:
+            if env:
+                db.reset()  # the process-wide lake attachment belongs to this project's catalog
+    keys = [c for c in ("query", "reply_id", "item_id", "stage") if c in df.columns]
+    return df.sort_values(keys).reset_index(drop=True)
 
 
 def dagster_yaml_with_runs(text: str, max_concurrent_runs: int) -> str:

@@ -301,12 +301,20 @@ def test_launcher_settings_reject_unknown_fields_and_read_files(tmp_path):
         launcher_settings_from_env("node_selectr: {pool: gpu}")
 
 
-def test_lake_backend_and_secrets_come_from_kubernetes_secrets(values):
+def test_lake_backend_and_secrets_come_from_kubernetes_secrets(values, monkeypatch):
+    from replyassets.core import db
+    from replyassets.settings import load_settings
+
     dep = _deployment(values)
     env = _env(dep)
     assert env["REPLYASSETS_PROFILE"]["value"] == "production"
-    assert env["REPLYASSETS_STORAGE_BACKEND"]["value"] == "ducklake"
-    catalog = env["REPLYASSETS_DUCKLAKE_CATALOG"]
+    # The variables the storage layer reads (replyassets/core/db.py, settings.storage).
+    for name in ("REPLYASSETS_STORAGE_BACKEND", "REPLYASSETS_DUCKLAKE_DATA_PATH", "REPLYASSETS_DATA_DIR"):
+        monkeypatch.setenv(name, env[name]["value"])
+    storage = db.storage_from_settings(load_settings("production"))
+    assert storage.backend == "ducklake" and storage.data_path == "/data/lake"
+    assert storage.catalog_env == db.CATALOG_ENV
+    catalog = env[db.CATALOG_ENV]
     assert "value" not in catalog and catalog["valueFrom"]["secretKeyRef"]["name"] == "replyassets-secrets"
     assert {"name": "replyassets-secrets"} in dep["envSecrets"]
     # The README's `kubectl create secret` commands create every key the values refer to.

@@ -11,6 +11,10 @@ would fail the overlap assertion after the gate's fallback); no lock error anywh
 holds every reply of every query exactly once; Apify was asked for each search and each
 conversation exactly once (nothing paid twice).
 
+Twice: with the tables in a DuckDB file (the storage lock serializes the parallel writes) and
+in a DuckLake whose catalog is another database of the same server (the team deployment's
+backend: optimistic commits, retried on conflict).
+
 Never skipped: PostgreSQL missing is an error (`make test` installs it).
 """
 
@@ -49,16 +53,24 @@ def _two_queries_gate(api_ref: dict):
 
 
 @pytest.mark.timeout(1500)
-def test_backfill_through_the_daemon_on_the_postgres_instance(tmp_path, postgres_server):
+@pytest.mark.parametrize("tables", ["duckdb", "ducklake"])
+def test_backfill_through_the_daemon_on_the_postgres_instance(tmp_path, postgres_server, tables):
     import dagster as dg
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+    from replyassets.core import db
+
     pg = postgres_server
-    pg.create_database("dagster_scale")
+    instance_db = f"dagster_scale_{tables}"
+    pg.create_database(instance_db)
     pg_env = {
         "DAGSTER_PG_HOST": pg.host, "DAGSTER_PG_PORT": str(pg.port), "DAGSTER_PG_USER": pg.user,
-        "DAGSTER_PG_PASSWORD": "unused-the-test-server-trusts-loopback", "DAGSTER_PG_DB": "dagster_scale",
+        "DAGSTER_PG_PASSWORD": "unused-the-test-server-trusts-loopback", "DAGSTER_PG_DB": instance_db,
+        "REPLYASSETS_STORAGE_BACKEND": tables,
     }
+    if tables == "ducklake":
+        pg_env[db.CATALOG_ENV] = pg.create_database("lake_scale")
+        pg_env["REPLYASSETS_DUCKLAKE_DATA_PATH"] = str(tmp_path / "lake")
     dataset = h.make_dataset(N_QUERIES, tweets_per_query=3, replies_per_tweet=4)
     api_ref: dict = {}
     with FakeApifyServer(token=h.APIFY_TOKEN, run_gate=_two_queries_gate(api_ref)) as api:
@@ -102,15 +114,17 @@ def test_backfill_through_the_daemon_on_the_postgres_instance(tmp_path, postgres
         assert len(asked) == N_QUERIES * (1 + 3) and set(asked.values()) == {1}, asked
 
     # The rows: every reply of every query, once.
-    rows = h.read_rows(project.database)
+    rows = h.read_rows(project)
     assert rows["reply_id"].is_unique
     for q in dataset:
         assert set(rows.loc[rows["query"] == q.name, "reply_id"]) == q.reply_ids, q.name
     assert len(rows) == sum(len(q.reply_ids) for q in dataset)
 
     # The runs and their events are rows in PostgreSQL, and the instance wrote no SQLite file.
-    assert pg.psql("SELECT count(*) FROM runs", dbname="dagster_scale").strip() == str(N_QUERIES)
-    assert int(pg.psql("SELECT count(*) FROM event_logs", dbname="dagster_scale").strip()) > 0
+    assert pg.psql("SELECT count(*) FROM runs", dbname=instance_db).strip() == str(N_QUERIES)
+    assert int(pg.psql("SELECT count(*) FROM event_logs", dbname=instance_db).strip()) > 0
+    if tables == "ducklake":  # the tables are in the lake, not in a DuckDB file
+        assert not project.database.exists()
     assert not list(project.home.rglob("*.db")), list(project.home.rglob("*.db"))
     instance = project.instance()
     try:
