@@ -72,4 +72,4 @@ sample: install
 
 ## Remove generated data (the DuckDB file, models, adapters, reports) and the Dagster instance.
 clean-data:
-	rm -rf data/replyassets.duckdb data/replyassets.duckdb.wal data/models data/adapters data/reports data/runs data/exports $(DAGSTER_HOME)
+	rm -rf data/replyassets.duckdb data/replyassets.duckdb.wal data/replyassets.duckdb.lock data/lake data/models data/adapters data/reports data/runs data/exports $(DAGSTER_HOME)

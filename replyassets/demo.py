@@ -321,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("=" * 72)
     print(f"replyassets demo finished in {time.monotonic() - t0:.0f}s ({len(runs)} runs)")
-    print(f"  DuckDB file : {s.database_path}")
+    from replyassets.core import db
+
+    print(f"  storage     : {db.storage_from_settings(s).describe()}")
     for part in sorted(instance.get_dynamic_partitions("experiment")):
         report = latest_materialization(instance, "eval_report", part)
         md = {k: v.value for k, v in (report.metadata.items() if report else [])}

@@ -455,8 +455,14 @@ def reset() -> None:
         _LAKES.clear()
 
 
-def _forget_after_fork() -> None:  # a child never uses its parent's connections
+def _forget_after_fork() -> None:
+    """A forked child never uses its parent's connections, nor its lock state (a thread of the
+    parent may have held a lock at the fork: the child starts with none)."""
+    global _LAKES_GUARD, _PATH_LOCKS_GUARD
     _LAKES.clear()
+    _PATH_LOCKS.clear()
+    _LAKES_GUARD = threading.Lock()
+    _PATH_LOCKS_GUARD = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

@@ -98,7 +98,9 @@ class DuckDBVerdictCache:
         """Insert (key, kind, payload) rows in one connection and one transaction."""
         if not entries:
             return
-        rows = [[k, kind, judge.name, judge.model_id, judge.prompt_version, payload] for k, kind, payload in entries]
+        # one row per key (the last wins): an item may ask the same question twice
+        rows = list({k: [k, kind, judge.name, judge.model_id, judge.prompt_version, payload]
+                     for k, kind, payload in entries}.values())
 
         def write(c: duckdb.DuckDBPyConnection) -> None:
             c.execute(f"DELETE FROM {CACHE_TABLE} WHERE list_contains(?, key)", [[r[0] for r in rows]])

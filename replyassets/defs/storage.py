@@ -66,6 +66,16 @@ class TransactionalDuckDbClient(DuckDbClient):
             _run(conn, "COMMIT")
 
     @staticmethod
+    def get_select_statement(table_slice: TableSlice) -> str:
+        """dagster-duckdb's SELECT, in a fixed order: by the partition column(s), then in the
+        order the rows were inserted (``rowid`` on the file and on DuckLake). Without it a scan
+        returns rows in storage order, which differs between the backends and with the order
+        partitions were written in, and order-sensitive consumers (dedup's tie-break between
+        copies of one reply under two queries, embedding batches) would differ too."""
+        keys = [d.partition_expr for d in table_slice.partition_dimensions or []]
+        return DuckDbClient.get_select_statement(table_slice) + " ORDER BY " + ", ".join([*keys, "rowid"])
+
+    @staticmethod
     def ensure_schema_exists(context: OutputContext, table_slice: TableSlice, connection) -> None:
         found = _run(connection, "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database() "
                                  "AND schema_name = ?", [table_slice.schema])[0][0]
@@ -108,27 +118,40 @@ def _table_exists(connection, table_slice: TableSlice) -> bool:
 
 
 class ByNamePandasTypeHandler(DuckDBPandasTypeHandler):
+    @staticmethod
+    def add_missing_columns(table_slice: TableSlice, obj: pd.DataFrame, connection) -> None:
+        """Add the frame's new columns to an existing table. Called before the partition's rows
+        are deleted: DuckDB refuses to commit a transaction that alters a table after deleting
+        from it ("another transaction has altered this table")."""
+        if not _table_exists(connection, table_slice):
+            return
+        table = f"{table_slice.schema}.{table_slice.table}"
+        have = {
+            r[0]
+            for r in connection.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+                "AND schema_name = ? AND table_name = ?",
+                [table_slice.schema, table_slice.table],
+            ).fetchall()
+        }
+        connection.register("obj", obj)
+        try:
+            described = connection.execute("DESCRIBE SELECT * FROM obj").fetchall()
+        finally:
+            connection.unregister("obj")
+        for name, col_type, *_ in described:
+            if name not in have:
+                _run(connection, f'ALTER TABLE {table} ADD COLUMN "{name}" {col_type}')
+
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
         table = f"{table_slice.schema}.{table_slice.table}"
+        self.add_missing_columns(table_slice, obj, connection)  # a no-op when the IO manager did it first
         connection.register("obj", obj)
         try:
             if not _table_exists(connection, table_slice):
                 _run(connection, f"CREATE TABLE {table} AS SELECT * FROM obj")
-            else:
-                have = {
-                    r[0]
-                    for r in connection.execute(
-                        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-                        "AND schema_name = ? AND table_name = ?",
-                        [table_slice.schema, table_slice.table],
-                    ).fetchall()
-                }
-                described = connection.execute("DESCRIBE SELECT * FROM obj").fetchall()
-                for name, col_type, *_ in described:
-                    if name not in have:
-                        _run(connection, f'ALTER TABLE {table} ADD COLUMN "{name}" {col_type}')
-                if len(obj):
-                    _run(connection, f"INSERT INTO {table} BY NAME SELECT * FROM obj")
+            elif len(obj):
+                _run(connection, f"INSERT INTO {table} BY NAME SELECT * FROM obj")
         finally:
             connection.unregister("obj")
 
@@ -140,6 +163,12 @@ class ByNamePandasTypeHandler(DuckDBPandasTypeHandler):
                 else TableMetadataSet(row_count=obj.shape[0], storage_kind=kind)
             ),
         }
+
+
+    def load_input(self, context: InputContext, table_slice: TableSlice, connection) -> pd.DataFrame:
+        if table_slice.partition_dimensions and len(context.asset_partition_keys) == 0:
+            return pd.DataFrame()
+        return connection.execute(TransactionalDuckDbClient.get_select_statement(table_slice)).fetchdf()
 
 
 class _TransactionalDbIOManager(DbIOManager):
@@ -163,6 +192,8 @@ class _TransactionalDbIOManager(DbIOManager):
 
         def write(conn):
             client.ensure_schema_exists(context, table_slice, conn)
+            if isinstance(handler, ByNamePandasTypeHandler):
+                handler.add_missing_columns(table_slice, obj, conn)
             client.delete_table_slice(context, table_slice, conn)
             return handler.handle_output(context, table_slice, obj, conn)
 

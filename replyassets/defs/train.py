@@ -212,6 +212,8 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
             metadata={"blocking_check_problems": json_md(problems)},
         )
     name = context.partition_key
+    # the DuckLake snapshot of the curated set trained on (null on the DuckDB file backend)
+    snapshot = _latest_metadata(context.instance, "curated_set").get("lake_snapshot_id")
     cfg = training_config(context.instance, config, name)
     Path(cfg["output_dir"]).mkdir(parents=True, exist_ok=True)
     context.log.info(f"experiment {name}: training config: {json.dumps(cfg, sort_keys=True)}")
@@ -231,7 +233,7 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     return dg.MaterializeResult(
         metadata=adapter_metadata(
             {**(result.metadata or {}), **extra,
-             "launcher": config.launcher or launcher.kind,
+             "launcher": config.launcher or launcher.kind, "curated_set_snapshot": snapshot,
              **experiment_metadata(name, started, ended)}
         ),
         check_results=[_tidy_check(c) for c in (result.check_results or [])],

@@ -199,22 +199,59 @@ def test_resume_after_interruption(world, store_kind):
     assert again.resumed_tweets == 18 and third.searches == 0
 
 
-def test_duckdb_checkpoint_store(tmp_path):
-    db = tmp_path / "x.duckdb"
-    a = DuckDBCheckpointStore(db)
+def test_duckdb_checkpoint_store(any_storage):
+    from replyassets.core import db
+
+    a = DuckDBCheckpointStore(any_storage)
+    assert a.load("q1") == {} and a.keys("q1") == []  # nothing saved yet: nothing created either
     a.save("q1", SEARCH_KEY, [{"id": "1", "text": "it's \"quoted\"; DROP TABLE x; --", "emoji": "🚀"}])
     a.save("q1", "1", [{"id": "2"}])
     a.save("q1", "1", [{"id": "3"}])   # replace, not duplicate
     a.save("q2", "1", [])
-    b = DuckDBCheckpointStore(db)      # a second object, as after a restart
+    b = DuckDBCheckpointStore(any_storage)      # a second object, as after a restart
     assert b.load("q1") == {SEARCH_KEY: [{"id": "1", "text": "it's \"quoted\"; DROP TABLE x; --", "emoji": "🚀"}],
                             "1": [{"id": "3"}]}
     assert b.keys("q1") == ["1", SEARCH_KEY] and b.load("q2") == {"1": []} and b.load("nope") == {}
-    with duckdb.connect(str(db)) as con:  # no connection is left open: another writer can use the file
-        con.execute("CREATE TABLE other(x INT)")
+    if not any_storage.is_lake:
+        with duckdb.connect(str(any_storage.database)) as con:  # no connection is left open: another writer can use the file
+            con.execute("CREATE TABLE other(x INT)")
+    with db.connect(any_storage) as con:
         assert con.execute("SELECT count(*) FROM collection_checkpoints").fetchone()[0] == 3
     b.clear("q1")
     assert a.load("q1") == {} and a.load("q2") == {"1": []}
+
+
+@pytest.mark.slow
+def test_checkpoints_of_partitions_saved_by_processes_at_once(any_storage):
+    """Four processes save checkpoints of four queries at the same time, each save its own short
+    transaction: every row arrives, none collides (rows are keyed by query and key)."""
+    import os
+    import subprocess
+    import sys
+
+    from replyassets.settings import PROJECT_ROOT
+
+    code = (
+        "import sys; from pathlib import Path; from replyassets.core import db\n"
+        "from replyassets.core.checkpoint import DuckDBCheckpointStore\n"
+        "backend, where, query = sys.argv[1:4]\n"
+        "s = db.Storage('duckdb', database=Path(where)) if backend == 'duckdb' else db.Storage('ducklake', data_path=where, max_retries=50)\n"
+        "store = DuckDBCheckpointStore(s)\n"
+        "for i in range(20):\n"
+        "    store.save(query, str(i), [{'id': f'{query}-{i}', 'n': i}])\n"
+        "    store.save(query, '__search__', [{'upto': i}])\n"
+    )
+    where = str(any_storage.database) if not any_storage.is_lake else any_storage.data_path
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, any_storage.backend, where, f"q{k}"],
+                              stderr=subprocess.PIPE, text=True, env=env) for k in range(4)]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errs
+    store = DuckDBCheckpointStore(any_storage)
+    for k in range(4):
+        got = store.load(f"q{k}")
+        assert len(got) == 21 and got[SEARCH_KEY] == [{"upto": 19}]
+        assert [got[str(i)][0]["id"] for i in range(20)] == [f"q{k}-{i}" for i in range(20)]
 
 
 def test_sample_queries_yield_a_real_dataset():

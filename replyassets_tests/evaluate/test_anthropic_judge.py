@@ -114,8 +114,8 @@ def test_malformed_http_body_is_handled(fake_anthropic, make_judge):
     assert not v.valid and v.error.startswith("malformed_response")
 
 
-def test_rerun_is_served_from_the_cache(fake_anthropic, make_judge, tmp_path):
-    cache = DuckDBVerdictCache(tmp_path / "cache.duckdb")
+def test_rerun_is_served_from_the_cache(fake_anthropic, make_judge, any_storage):
+    cache = DuckDBVerdictCache(any_storage)  # a DuckDB file, then a DuckLake
     first = judge_pairs(make_judge(), ITEMS, cache=cache, concurrency=2)
     sent = len(fake_anthropic.message_requests)
     assert sent == 12 and cache.count() == 12

@@ -191,6 +191,9 @@ def build_project(root: Path, dagster_yaml: str, dataset: list[QueryData], apify
         "REPLYASSETS_DATA_DIR": str(data),
         "REPLYASSETS_DATABASE": str(data / "replyassets.duckdb"),
         "REPLYASSETS_QUERIES": str(queries),
+        # The production profile keeps its tables on DuckLake; a project here uses the DuckDB
+        # file unless extra_env says ducklake (and names a catalog).
+        "REPLYASSETS_STORAGE_BACKEND": "duckdb",
         "APIFY_API_TOKEN": APIFY_TOKEN,
         "REPLYASSETS_TEST_APIFY_URL": apify_url,
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
