@@ -11,7 +11,6 @@ from replyassets.core.checkpoint import DuckDBCheckpointStore
 from replyassets.core.collect import collect_partition, funnel_rows, reason_counts
 from replyassets.defs.common import (
     column_schema,
-    DUCKDB_POOL,
     OWNERS,
     QUERY_PARTITIONS,
     derived_code_version,
@@ -81,7 +80,11 @@ def checkpoint_key(spec: QuerySpec) -> str:
     },
     partitions_def=QUERY_PARTITIONS,
     deps=["query_inputs"],
-    pool=DUCKDB_POOL,
+    # No "duckdb" pool: a production partition spends its time waiting for Apify actor runs
+    # (tens of minutes per query), holding nothing. Its only storage work is short writes (the
+    # checkpoint after each source call, the IO manager's final write), which the storage layer
+    # serializes across processes; so a backfill collects as many queries at once as the run
+    # queue allows (dagster.yaml).
     check_specs=[
         dg.AssetCheckSpec(
             "non_empty", asset="raw_tweets", description="the query yielded at least one pair that passed the filters"
@@ -94,6 +97,8 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
 
     Re-materializing a partition replaces exactly its rows. Fetched replies are checkpointed
     in DuckDB as they arrive (paid sources), so an interrupted run resumes without paying twice.
+    Partitions run in parallel: each has its own checkpoint key and its own rows, and no
+    connection is held while the source is fetching.
     """
     s = settings()
     spec = query_spec(context.partition_key)

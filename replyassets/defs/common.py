@@ -15,9 +15,11 @@ import pandas as pd
 from replyassets.core import db
 from replyassets.settings import Settings, get_settings
 
-# Steps that write the DuckDB file run in this pool (dagster.yaml limits it to 1), so they queue
-# in Dagster rather than wait on the file lock of replyassets/core/db.py, which alone keeps
-# concurrent writers correct (and which the ducklake backend does not need).
+# Steps that work on the tables for long (read, compute, write) run in this pool (dagster.yaml
+# limits it to 1), so they queue in Dagster rather than wait on the file lock of
+# replyassets/core/db.py, which alone keeps concurrent writers correct (and which the ducklake
+# backend does not need). Collection (raw_tweets) is not in it: it waits on its source and writes
+# only briefly, each write serialized by that lock.
 DUCKDB_POOL = "duckdb"
 OWNERS = ["team:ml-data"]
 QUERY_PARTITIONS = dg.DynamicPartitionsDefinition(name="query")

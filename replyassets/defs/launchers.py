@@ -431,11 +431,45 @@ class TrainingLauncher(dg.ConfigurableResource):
         )
 
 
+# A deployment's launcher settings (image, namespace, GPU node selector and tolerations, secrets,
+# the shared volume): a YAML/JSON mapping of TrainingLauncher fields, inline or in a file.
+LAUNCHER_ENV = "REPLYASSETS_TRAINING_LAUNCHER"
+
+
+def launcher_settings_from_env(value: str | None = None) -> dict[str, Any]:
+    """The TrainingLauncher fields in ``$REPLYASSETS_TRAINING_LAUNCHER`` (or ``value``): an inline
+    mapping (YAML or JSON: ``{"image": ..., "node_selector": {...}}``) or the path of a YAML
+    file holding one. Unset or empty: ``{}``. An unknown field is an error, not ignored."""
+    import yaml
+
+    raw = os.environ.get(LAUNCHER_ENV, "") if value is None else value
+    if not raw.strip():
+        return {}
+    doc = yaml.safe_load(raw)
+    if isinstance(doc, str):  # a path
+        doc = yaml.safe_load(Path(doc).read_text())
+    doc = doc or {}
+    if not isinstance(doc, dict):
+        raise TrainingLaunchError(f"{LAUNCHER_ENV} must hold a mapping of launcher settings, got {type(doc).__name__}")
+    unknown = sorted(set(doc) - set(TrainingLauncher.model_fields))
+    if unknown:
+        raise TrainingLaunchError(
+            f"{LAUNCHER_ENV}: unknown launcher setting(s) {unknown}; known: {sorted(TrainingLauncher.model_fields)}"
+        )
+    return doc
+
+
 def training_launcher_for(settings: Settings) -> TrainingLauncher:
-    """The launcher a profile uses: ``local`` for the local profile, else ``training.launcher``.
+    """The launcher a profile uses: ``local`` for the local profile, else ``training.launcher``,
+    with the deployment's settings from ``$REPLYASSETS_TRAINING_LAUNCHER`` on top (the local
+    profile keeps ``kind: local``).
 
     Override per run in run config: ``resources: {launcher: {config: {kind: local}}}``, or per run ``ops: {lora_adapter: {config: {launcher: local}}}``.
     """
     kind = "local" if settings.profile == "local" else settings.training.launcher
-    shared = str(settings.data_dir / "shared") if kind != "local" else ""
-    return TrainingLauncher(kind=kind, shared_dir=shared)
+    fields = launcher_settings_from_env()
+    if settings.profile == "local":
+        fields.pop("kind", None)
+    kind = fields.pop("kind", kind)
+    shared = fields.pop("shared_dir", str(settings.data_dir / "shared") if kind != "local" else "")
+    return TrainingLauncher(kind=kind, shared_dir=shared, **fields)

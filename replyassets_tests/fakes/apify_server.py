@@ -7,7 +7,9 @@ Routes (all under ``/v2``, all require ``Authorization: Bearer <token>``, else 4
   ``timeout`` are honoured/recorded. A gzip-compressed body (the client compresses bodies of
   1 KiB or more) is accepted.
 - ``GET /v2/actor-runs/{id}?waitForFinish=N``: ``{"data": Run}``; the run is ``RUNNING`` for its
-  first ``running_polls`` polls, then terminal.
+  first ``running_polls`` polls and, with ``run_latency_s``, until that many seconds have passed
+  since it started, then terminal. Like Apify, the request waits up to ``N`` seconds (at most 60)
+  for the run to finish before it answers (only for the time-based latency: polls answer at once).
 - ``GET /v2/datasets/{id}/items?offset=&limit=``: the bare JSON list of the run's items with the
   ``X-Apify-Pagination-Total/-Offset/-Count/-Limit/-Desc`` headers.
 - ``POST /v2/actor-runs/{id}/abort``: marks the run ``ABORTED``.
@@ -25,6 +27,13 @@ A search term matches a registered search when, with the Twitter search operator
 registered text (whitespace collapsed). ``resolver=`` replaces this with any function
 ``run_input -> list[item]``. The actor honours ``maxItems`` (the smaller of the input's and the
 query param's) unless ``honor_max_items=False`` (an actor that overshoots).
+
+Actor-run latency: ``FakeApifyServer(run_latency_s=3.0)`` keeps every run ``RUNNING`` for 3 s of
+wall-clock time (a real tweet-scraper run takes tens of seconds to minutes), so a collection spends
+its time waiting as it does in production; the attribute can be changed between runs. Default 0:
+runs finish at once. ``run_gate=lambda run: ...`` (a function of the :class:`RecordedRun`) holds
+every run RUNNING until it returns true as well (a barrier: e.g. "until runs of two queries are in
+flight", which shows parallel collection without any timing assumption).
 
 Fault injection, consumed in order, per route (``"start"``, ``"wait"``, ``"items"``, ``"user"``
 or ``"*"`` for any route); each fault applies to ``times`` successive requests:
@@ -50,6 +59,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -141,6 +151,7 @@ class RecordedRun:
     items: list[Any]
     final_status: str
     polls: int = 0
+    ready_at: float = 0.0  # time.monotonic() from which the run may end (run_latency_s)
     started_at: str = field(default_factory=_now_iso)
     finished_at: str | None = None
 
@@ -162,12 +173,18 @@ class FakeApifyServer:
         resolver: Callable[[Any], Iterable[Any]] | None = None,
         honor_max_items: bool = True,
         running_polls: int = 0,
+        run_latency_s: float = 0.0,
+        run_gate: Callable[[RecordedRun], bool] | None = None,
         user_id: str = "fakeUser0000000001",
     ) -> None:
+        if run_latency_s < 0:
+            raise ValueError("run_latency_s must be >= 0")
         self.token = token
         self.resolver = resolver
         self.honor_max_items = honor_max_items
         self.running_polls = running_polls
+        self.run_latency_s = float(run_latency_s)
+        self.run_gate = run_gate
         self.user_id = user_id
         self.searches: dict[str, list[Any]] = {}
         self.replies: dict[str, list[Any]] = {}
@@ -307,15 +324,17 @@ class FakeApifyServer:
             final = self._failing_runs.popleft() if self._failing_runs else "SUCCEEDED"
             if final != "SUCCEEDED":
                 items = []
+            latency = self.run_latency_s
             run = RecordedRun(
                 id=_new_id(),
                 actor=actor,
                 run_input=run_input,
                 params=params,
-                status="RUNNING" if self.running_polls else final,
+                status="RUNNING" if self.running_polls or latency > 0 or self.run_gate else final,
                 dataset_id=_new_id(),
                 items=items,
                 final_status=final,
+                ready_at=time.monotonic() + latency,
             )
             if run.status in TERMINAL_STATUSES:
                 run.finished_at = _now_iso()
@@ -323,12 +342,28 @@ class FakeApifyServer:
             self.datasets[run.dataset_id] = items
         return run
 
-    def _poll_run(self, run: RecordedRun) -> None:
+    def _poll_run(self, run: RecordedRun, wait_s: float = 0.0) -> None:
+        """Count one poll; end the run when its polls and its latency are both used up. When only
+        the latency is left, wait for it up to ``wait_s`` seconds (Apify's ``waitForFinish``)."""
         with self._lock:
             run.polls += 1
-            if run.status not in TERMINAL_STATUSES and run.polls >= self.running_polls:
-                run.status = run.final_status
-                run.finished_at = _now_iso()
+            polls_done = run.polls >= self.running_polls
+        deadline = time.monotonic() + max(0.0, wait_s)
+        gate = self.run_gate
+        while True:
+            with self._lock:
+                if run.status in TERMINAL_STATUSES or not polls_done:
+                    return
+                now = time.monotonic()
+                opened = gate is None or bool(gate(run))
+                if now >= run.ready_at and opened:
+                    run.status = run.final_status
+                    run.finished_at = _now_iso()
+                    return
+                until = run.ready_at if now < run.ready_at else now + 0.05  # a closed gate: look again soon
+                pause = min(until, deadline) - now
+            if pause <= 0 or self._release.wait(pause):
+                return
 
     def run_json(self, run: RecordedRun) -> dict[str, Any]:
         """The Run object with every field ``apify-client`` validates."""
@@ -445,7 +480,8 @@ class _Handler(BaseHTTPRequestHandler):
                         run.status = run.final_status = "ABORTED"
                         run.finished_at = _now_iso()
             else:
-                fake._poll_run(run)
+                wait = query.get("waitForFinish", "")
+                fake._poll_run(run, min(float(wait), 60.0) if wait.replace(".", "", 1).isdigit() else 0.0)
             self._send(200, {"data": fake.run_json(run)})
         elif route == "items":
             items = fake.datasets.get(ids["dataset"])
