@@ -96,7 +96,8 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
     """Collect one query: search its tweets, fetch replies per conversation, normalize, filter.
 
     Re-materializing a partition replaces exactly its rows. Fetched replies are checkpointed
-    in DuckDB as they arrive (paid sources), so an interrupted run resumes without paying twice.
+    in the project's storage as they arrive (paid sources), so an interrupted run resumes
+    without paying twice.
     Partitions run in parallel: each has its own checkpoint key and its own rows, and no
     connection is held while the source is fetching.
     """
