@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL_SETTINGS = {
     "curation": {"min_pairs": 20, "target_pairs": 100, "max_pairs": 200, "min_unique_tweets": 5,
                  "min_unique_authors": 10},
+    "preference": {"min_train_pairs": 1},  # 16 tweets: a few pairs, scaled like the curation sizes
     "training": {"max_steps": 4, "eval_steps": 2},
     "evaluation": {"bootstrap_resamples": 200},
 }
