@@ -299,6 +299,9 @@ def test_lora_adapter_is_blocked_by_the_failed_checks_of_a_bad_curated_set(page,
         dialog.wait_for()
         dialog.get_by_text("Select a partition or create one").click()
         page.get_by_role("menuitem").filter(has_text="default").first.click()
+        # The open partition list (four experiments) covers the launch button: close it by
+        # clicking the dialog's title, outside the list.
+        page.get_by_text("Launch runs to materialize lora_adapter").first.click()
         dialog.get_by_role("button", name="Launch 1 run").click()
         run_id = launched_run_id(page)
         shot(page, "08-lora-adapter-launched")
