@@ -65,7 +65,7 @@ def ui_project(tmp_path_factory) -> UIProject:
     shipped = yaml.safe_load((ROOT / "config" / "experiments.yaml").read_text())
     experiments = root / "experiments.yaml"
     experiments.write_text(yaml.safe_dump(
-        {"experiments": [e for e in shipped["experiments"] if e["name"] in EXPERIMENTS]}))
+        {"experiments": [e for e in shipped["experiments"] if e["name"] in EXPERIMENTS]}, sort_keys=False))
     env = {
         "DAGSTER_HOME": str(home), "REPLYASSETS_DATA_DIR": str(data),
         "REPLYASSETS_DATABASE": str(data / "replyassets.duckdb"), "REPLYASSETS_QUERIES": str(queries),
