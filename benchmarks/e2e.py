@@ -2,9 +2,12 @@
 scorer, the local profile's rules) and dedup with embeddings (the configured backend, exact
 keys then semantic at the profile's threshold): wall time per stage and peak memory.
 
-Replies are built as in benchmarks/validate.py (English and non-English, spam, URLs,
-contacts, generic praise, each made unique by a tail of words), plus 5 % near-duplicates
-(an earlier reply with "!!" or a prefix) so dedup has work; 5 replies per tweet.
+Replies: 72 % recombined real replies of the bundled sample (the first words of one, the
+last words of another: distinct sentences, as in a real collection), the rest built as in
+benchmarks/validate.py (non-English, spam, URLs, contacts, generic praise: templated, each
+made unique by a tail of words, so they form clusters of near-identical replies as
+templated spam does), plus 5 % near-duplicates (an earlier reply with "!!" or a prefix);
+5 replies per tweet.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/e2e.py --replies 1000000 [--chunk 50000]
         [--backend openvino|torch|onnx]
@@ -29,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from validate import synth_pairs  # noqa: E402  (benchmarks/validate.py)
@@ -37,6 +41,38 @@ from validate import synth_pairs  # noqa: E402  (benchmarks/validate.py)
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sample_reply_texts() -> list[str]:
+    """The bundled sample's distinct replies, normalized as collection reads them."""
+    from replyassets.core.normalize import normalize_item
+    from replyassets.sources.replay import read_items
+
+    seen: dict[str, None] = {}
+    for path in sorted((ROOT / "data" / "sample").glob("*.json*")):
+        for item in read_items(path):
+            rec, _ = normalize_item(item, source=path.name)
+            if rec and rec["is_reply"] and rec["text"]:
+                seen[rec["text"]] = None
+    return list(seen)
+
+
+def varied_replies(df: pd.DataFrame, texts: list[str], fraction: float = 0.72, seed: int = 0) -> pd.DataFrame:
+    """Replace ``fraction`` of the replies by recombined real replies: the first words of
+    one sample reply, the last words of another (about 3 million combinations from the
+    sample's ~1,800 replies), so most replies are distinct sentences as in a real
+    collection. The rest keep ``synth_pairs``' templated cases (other languages, spam,
+    URLs, contacts, generic praise), which form clusters of near-identical replies as
+    templated spam does."""
+    rng = random.Random(seed)
+    words = [t.split() for t in texts]
+    replies = df["reply"].tolist()
+    for i in range(len(replies)):
+        if rng.random() < fraction:
+            a, b = rng.choice(words), rng.choice(words)
+            ca, cb = rng.randint(1, max(1, len(a) - 1)), rng.randint(1, max(1, len(b) - 1))
+            replies[i] = " ".join(a[:ca] + b[cb:])
+    return df.assign(reply=replies)
 
 
 def with_near_duplicates(df: pd.DataFrame, fraction: float = 0.05, seed: int = 0) -> pd.DataFrame:
@@ -76,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     toxicity = ProfanityCheckScorer()
     stages["scorer_build_s"] = time.perf_counter() - t
 
+    sample_texts = sample_reply_texts()
     t = time.perf_counter()
     keep_cols = ["query", "tweet_id", "reply_id", "reply_clean", "reply_likes", "reply_author",
                  "reply_author_followers", "reply_time_diff_seconds", "valid"]
@@ -85,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         pairs = synth_pairs(n, seed=start)
         pairs["reply_id"] = [f"r{start + i}" for i in range(n)]
         pairs["tweet_id"] = [f"t{(start + i) // 5}" for i in range(n)]
+        pairs = varied_replies(pairs, sample_texts, seed=start)
         pairs = with_near_duplicates(pairs, seed=start)
         out = validate_pairs(pairs, s.validation, language, toxicity)
         rows_in += len(out)

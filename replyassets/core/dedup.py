@@ -437,9 +437,62 @@ def _pairs_in_runs(sorted_idx: np.ndarray, keys_sorted: np.ndarray) -> tuple[np.
     return sorted_idx[left].astype(np.int64), sorted_idx[right].astype(np.int64)
 
 
+def _peel_large_runs(elems: np.ndarray, rid: np.ndarray, x: np.ndarray, lo: float, max_run: int,
+                     max_rounds: int = 64, chunk: int = 1 << 16
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Shrink the runs longer than ``max_run`` before listing their pairs.
+
+    ``elems``: row positions grouped by run, ascending inside each run; ``rid``: the run of
+    each (non-decreasing). A run of m rows has m(m-1)/2 pairs: a cluster of near-identical
+    replies (thousands of "Great thread!" variants) sharing a bucket in every table would
+    list them all, in every table. Instead each round takes the earliest row of every long
+    run (its leader: the row the greedy rule meets first), pairs it with the members at
+    ``lo`` or above, and removes the leader and those members from the run; what is left
+    (short runs, or long runs after ``max_rounds``) is paired in full. Returns the leftover
+    ``(elems, rid)``, the leader pairs ``(a, b)`` and counts. A member removed with its
+    leader keeps its pairs in the other tables; the greedy resolution is unchanged.
+    """
+    la: list[np.ndarray] = []
+    lb: list[np.ndarray] = []
+    rounds = peeled = 0
+    while rounds < max_rounds and elems.size:
+        starts = np.flatnonzero(np.r_[True, rid[1:] != rid[:-1]])
+        lengths = np.diff(np.r_[starts, rid.size])
+        big = lengths > max_run
+        if not big.any():
+            break
+        rounds += 1
+        in_big = np.flatnonzero(np.repeat(big, lengths))
+        blen = lengths[big]
+        be = elems[in_big]
+        leader = np.repeat(elems[starts[big]], blen)
+        first = np.zeros(be.size, dtype=bool)
+        first[np.cumsum(blen) - blen] = True
+        near = np.zeros(be.size, dtype=bool)
+        for c in range(0, be.size, chunk):
+            sl = slice(c, c + chunk)
+            near[sl] = np.einsum("ij,ij->i", x[be[sl]], x[leader[sl]]) >= lo
+        near &= ~first
+        la.append(leader[near])
+        lb.append(be[near])
+        drop = np.zeros(elems.size, dtype=bool)
+        drop[in_big[near | first]] = True
+        peeled += int(drop.sum())
+        elems, rid = elems[~drop], rid[~drop]
+    a = np.concatenate(la) if la else np.empty(0, np.int64)
+    b = np.concatenate(lb) if lb else np.empty(0, np.int64)
+    return elems, rid, a.astype(np.int64), b.astype(np.int64), {"rounds": rounds, "peeled": peeled}
+
+
 def similar_pairs_lsh(x: np.ndarray, threshold: float, recall: float = 0.995, seed: int = 0,
-                      chunk_rows: int = 16384, sketch_bits: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Pairs ``(i < j, sim)`` with ``sim >= threshold`` found by SimHash LSH, verified exactly."""
+                      chunk_rows: int = 16384, sketch_bits: int = 256,
+                      max_run: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Pairs ``(i < j, sim)`` with ``sim >= threshold`` found by SimHash LSH, verified exactly.
+
+    Runs (rows sharing a bucket) longer than ``max_run`` are first peeled around their
+    earliest rows (``_peel_large_runs``), so memory grows with the rows, not with the
+    square of a cluster's size.
+    """
     n, d = x.shape
     bits, tables = lsh_parameters(n, threshold, recall)
     rng = np.random.default_rng(seed)
@@ -461,11 +514,17 @@ def similar_pairs_lsh(x: np.ndarray, threshold: float, recall: float = 0.995, se
     q = math.acos(max(-1.0, min(1.0, threshold))) / math.pi
     ham_max = sketch_bits * q + 6.0 * math.sqrt(sketch_bits * q * (1 - q))
     found: list[np.ndarray] = []
-    raw = 0
+    raw = peel_rounds = peeled = leader_pairs = 0
+    lo = threshold - _BAND
     for t in range(tables):
         order = np.argsort(keys[t], kind="stable")
-        a, b = _pairs_in_runs(order, keys[t][order])
-        raw += a.size
+        keys_sorted = keys[t][order]
+        elems, rid, pa, pb, peel = _peel_large_runs(order.astype(np.int64), keys_sorted, x, lo, max_run)
+        if pa.size:  # leader pairs are already measured: no sketch screen
+            found.append(pa * n + pb)
+        peel_rounds, peeled, leader_pairs = peel_rounds + peel["rounds"], peeled + peel["peeled"], leader_pairs + pa.size
+        a, b = _pairs_in_runs(elems, rid)
+        raw += a.size + pa.size
         for c in range(0, a.size, 1 << 22):
             aa, bb = a[c:c + (1 << 22)], b[c:c + (1 << 22)]
             ham = np.bitwise_count(sketch[aa] ^ sketch[bb]).sum(axis=1, dtype=np.int64)
@@ -481,7 +540,8 @@ def similar_pairs_lsh(x: np.ndarray, threshold: float, recall: float = 0.995, se
         sims[c:c + (1 << 20)] = np.einsum("ij,ij->i", x[ei[c:c + (1 << 20)]], x[ej[c:c + (1 << 20)]])
     ok = np.flatnonzero(sims >= threshold - _BAND)
     ok = ok[_is_dup(sims[ok], x[ei[ok]], x[ej[ok]], threshold)]
-    info = {"lsh_bits": bits, "lsh_tables": tables, "lsh_raw_pairs": int(raw),
+    info = {"lsh_bits": bits, "lsh_tables": tables, "lsh_raw_pairs": int(raw), "lsh_max_run": int(max_run),
+            "lsh_peel_rounds": int(peel_rounds), "lsh_peeled_rows": int(peeled), "lsh_leader_pairs": int(leader_pairs),
             "lsh_screened_pairs": int(codes.size), "lsh_verified_pairs": int(ok.size)}
     return ei[ok], ej[ok], sims[ok], info
 

@@ -22,6 +22,7 @@ from replyassets.core.dedup import (
     normalize_rows,
     principal_basis,
     seed_greedy_dedup,
+    similar_pairs_lsh,
     walk_order,
 )
 from replyassets_tests.hypothesis_profiles import examples
@@ -293,3 +294,27 @@ def test_reference_loop_matches_literal_loop_on_clustered_data():
     x = normalize_rows(emb)
     sims = [exact_similarity(x[a], x[b]) for a, b in combinations(range(60), 2)]
     assert any(s >= 0.9 for s in sims)  # the data really has duplicates to find
+
+
+def test_lsh_path_on_one_dense_cluster_lists_rows_not_the_square_of_the_cluster():
+    """10,000 near-identical rows share buckets in every table: 50 million pairs per table if
+    listed. The peeled runs keep the candidate count linear and the keep set exact."""
+    rng = np.random.default_rng(0)
+    d, n_c, n_r = 64, 10_000, 20_000
+    base = rng.standard_normal(d)
+    cluster = base + rng.standard_normal((n_c, d)) * 0.12
+    x = normalize_rows(np.vstack([cluster, rng.standard_normal((n_r, d))]).astype(np.float32))
+    x = x[rng.permutation(n_c + n_r)]
+    res = greedy_lsh(x, 0.9, seed=1)
+    n = x.shape[0]
+    assert res.info["lsh_peeled_rows"] > n_c  # the cluster was peeled in the tables
+    assert res.info["lsh_raw_pairs"] <= res.info["lsh_tables"] * n * 32  # linear in the rows
+    exact = greedy_exact(x, 0.9)
+    assert res.kept.tolist() == exact.kept.tolist()
+    for j in np.flatnonzero(~res.kept)[:500]:
+        i = res.dup_of[j]
+        assert res.kept[i] and i < j and exact_similarity(x[i], x[j]) >= 0.9
+    # with peeling switched off the same input lists the cluster's pairs table after table
+    unpeeled = similar_pairs_lsh(x[:6000], 0.9, seed=1, max_run=10**9)[3]
+    peeled = similar_pairs_lsh(x[:6000], 0.9, seed=1)[3]
+    assert unpeeled["lsh_raw_pairs"] > 20 * peeled["lsh_raw_pairs"]
