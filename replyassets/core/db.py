@@ -503,6 +503,7 @@ def _attach_lake(storage: Storage, catalog: str) -> duckdb.DuckDBPyConnection:
         for name in LAKE_EXTENSIONS + _url_extensions(storage.data_path or ""):
             load_extension(con, name)
         data_path = _data_path(storage.data_path or "")
+        _object_store_secret(con, data_path)
     except BaseException:
         con.close()
         raise
@@ -520,6 +521,43 @@ def _attach_lake(storage: Storage, catalog: str) -> duckdb.DuckDBPyConnection:
         time.sleep(0.2 * (attempt + 1) * random.uniform(0.5, 1.5))
     con.close()
     raise StorageError(failure)  # outside the except: the message with the password is not chained
+
+
+S3_SCHEMES = ("s3", "s3a", "r2", "gs", "gcs")
+
+
+def _object_store_secret(con: duckdb.DuckDBPyConnection, data_path: str) -> None:
+    """Credentials for an S3-compatible data path, from the standard AWS environment variables
+    only (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, optional ``AWS_SESSION_TOKEN``,
+    ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL`` for MinIO, Ceph, R2 or
+    any other S3-compatible store; on Kubernetes they come from a secret, deploy/). A
+    temporary DuckDB secret of this in-memory connection: never written anywhere, never
+    logged (a failure names the variables, not their values)."""
+    scheme = data_path.split("://", 1)[0].lower() if _URL.match(data_path) else ""
+    if scheme not in S3_SCHEMES:
+        return
+    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not (key and secret):
+        return  # a public bucket, or credentials DuckDB finds on its own
+    parts = {"TYPE": "s3", "KEY_ID": key, "SECRET": secret}
+    if os.environ.get("AWS_SESSION_TOKEN"):
+        parts["SESSION_TOKEN"] = os.environ["AWS_SESSION_TOKEN"]
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        parts["REGION"] = region
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        plain = endpoint.lower().startswith("http://")
+        parts["ENDPOINT"] = endpoint.split("://", 1)[-1].rstrip("/")
+        parts["URL_STYLE"] = "path"
+        parts["USE_SSL"] = "false" if plain else "true"
+    body = ", ".join(f"{k} {v if k == 'TYPE' or v in ('true', 'false') else _literal(v)}" for k, v in parts.items())
+    try:
+        con.execute(f"CREATE TEMPORARY SECRET replyassets_lake_s3 ({body})")
+    except duckdb.Error:
+        raise StorageError(
+            "cannot use the object-store credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY "
+            "(and AWS_ENDPOINT_URL, AWS_REGION when set)") from None
 
 
 def _data_path(path: str) -> str:
