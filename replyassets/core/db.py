@@ -64,7 +64,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -305,6 +305,34 @@ def current_snapshot(target: Storage | str | os.PathLike | None = None) -> int |
         return None
     with connect(storage) as con:
         return int(con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0])
+
+
+def expire_snapshots(target: Storage | str | os.PathLike | None, older_than_days: float,
+                     keep: Iterable[int] = (), dry_run: bool = False) -> dict:
+    """Expire the DuckLake snapshots older than ``older_than_days``, except those in ``keep``
+    (e.g. the snapshots adapters were trained on) and the latest; then delete the data files
+    no remaining snapshot needs. Returns what was (or, ``dry_run``, would be) expired:
+    ``{"expired": [ids], "kept": [ids asked to keep that exist], "files_deleted": n}``.
+    A file backend has no snapshots: ``{"expired": [], ...}`` with ``backend: duckdb``."""
+    storage = as_storage(target)
+    if older_than_days < 0:
+        raise ValueError(f"older_than_days must be >= 0, got {older_than_days}")
+    if not storage.is_lake:
+        return {"backend": storage.backend, "expired": [], "kept": [], "files_deleted": 0}
+    keep = {int(k) for k in keep if k is not None}
+    with connect(storage) as con:
+        rows = con.execute(
+            f"SELECT snapshot_id, snapshot_time <= now() - to_seconds(?::DOUBLE) AS old "
+            f"FROM {LAKE}.snapshots() ORDER BY snapshot_id", [float(older_than_days) * 86400]).fetchall()
+        latest = max((r[0] for r in rows), default=None)
+        expire = [int(i) for i, old in rows if old and i != latest and i not in keep]
+        deleted = 0
+        if expire and not dry_run:
+            con.execute(f"CALL ducklake_expire_snapshots({_literal(LAKE)}, versions => {expire})")
+            deleted = len(con.execute(
+                f"CALL ducklake_cleanup_old_files({_literal(LAKE)}, cleanup_all => true)").fetchall())
+    return {"backend": storage.backend, "expired": expire, "kept": sorted(keep & {int(r[0]) for r in rows}),
+            "files_deleted": deleted}
 
 
 def _snapshot_of(con: duckdb.DuckDBPyConnection, token: str) -> int | None:
@@ -618,7 +646,7 @@ def load_extension(con: duckdb.DuckDBPyConnection, name: str) -> None:
 
 __all__ = [
     "BACKENDS", "CATALOG_ENV", "LAKE", "Committed", "Storage", "StorageBusy", "StorageError",
-    "as_storage", "connect", "create_table_sql", "current_snapshot", "extension_file", "is_conflict",
+    "as_storage", "connect", "create_table_sql", "current_snapshot", "expire_snapshots", "extension_file", "is_conflict",
     "is_lake", "load_extension", "lock_holder", "lock_path", "reset", "scrub", "storage_from_settings",
     "table_exists", "transaction",
 ]

@@ -51,7 +51,7 @@ def test_definitions_come_from_the_defs_folder_without_deprecated_api():
     assert found["external"] == ["experiment_specs", "query_inputs", "review_decisions"]
     assert {"observe_sources", "query_partitions_sensor", "experiment_partitions_sensor",
             "replyassets_automation"} <= set(found["sensors"])
-    assert found["schedules"] == ["weekly_recollection"]
+    assert found["schedules"] == ["weekly_recollection", "weekly_snapshot_expiry"]
     assert {"io_manager", "tweet_source", "language", "toxicity", "embedder", "launcher", "judge"} <= set(found["resources"])
     deprecated = [w for w in found["warnings"] if w["category"] in ("DeprecationWarning", "SupersessionWarning")]
     assert deprecated == [], deprecated
