@@ -218,6 +218,7 @@ def eval_report(
         "verdict": decision,
         "test_tweets": len(tweets),
         "comparisons_vs_base": comparisons,
+        "holm_experiments": sorted(k for k, v in raw_p.items() if v is not None),
         JUDGE_LIKES_KEY: likes,
     }
     report_dir = s.data_dir / "reports" / context.run.run_id
@@ -344,7 +345,8 @@ def report_sections(instance: dg.DagsterInstance, name: str, comparison_rows: li
          "note": "Win rate of this adapter against each opponent; ties count half; 0.5 = no difference."},
         {"title": "Leaderboard at the time of this evaluation", "columns": board_cols,
          "rows": board[board_cols].astype(object).where(board[board_cols].notna(), None).values.tolist(),
-         "note": f"{len(board)} experiment(s); p-values Holm-adjusted over the experiments evaluated on the same curated set."},
+         "note": (f"{len(board)} experiment(s); p-values Holm-adjusted over the experiments evaluated on the same "
+                  "curated set so far (the leaderboard asset holds the adjustment over all of them).")},
     ]
 
 
