@@ -88,7 +88,7 @@ def eval_report(
     judge: JudgeResource,
     embedder: EmbedderResource,
 ):
-    from replyassets.core.eval_prompts import evaluation_tweets
+    from replyassets.core.eval_prompts import decoding_seeds, evaluation_tweets
     from replyassets.core.generation import decoding_config, generate_pair, generate_replies, load_general_texts, perplexity
     from replyassets.core.human_eval import export_sheet, judge_human_agreement, load_ratings
     from replyassets.core.judging import DuckDBVerdictCache, JudgingFailed, judge_pairs
@@ -113,7 +113,7 @@ def eval_report(
     tweets = evaluation_tweets(deduped_pairs, curated_set, s.curation, ev.max_test_tweets)
     if tweets.empty:
         raise dg.Failure("no collected tweet falls in the test split: nothing to evaluate")
-    seeds = [ev.generation_seed + k for k in range(ev.decoding_seeds)]
+    seeds = decoding_seeds(ev)
     prompts = tweets["prompt"].tolist()
     context.log.info(f"{name}: {len(tweets)} test tweets x {len(seeds)} decoding seed(s)")
 

@@ -190,3 +190,29 @@ def test_adapter_cost_is_the_hourly_price_times_the_training_hours(monkeypatch):
     assert md["train_started_at"].value == 1_000.0 and md["train_ended_at"].value == 2_800.0
     assert train.experiment_metadata("r8", 0.0, 90.0)["cost_usd"] == pytest.approx(round(90 / 3600 * 3.2, 4))
     assert train.experiment_metadata("default", 50.0, 40.0)["cost_usd"] == 0.0  # a clock step back costs nothing
+
+
+def test_experiments_on_one_curated_set_share_test_tweets_and_decoding_seeds():
+    """Every experiment's eval_report (and so every row of its comparisons) draws the same test
+    tweets and the same decoding seeds from one curated set: the recipes differ, the test does not."""
+    from replyassets.core.curate import tweet_split
+    from replyassets.core.eval_prompts import decoding_seeds, evaluation_tweets
+    from replyassets.experiments import load_experiments
+    from replyassets.settings import PROJECT_ROOT, load_settings
+
+    s = load_settings("local")
+    exps = load_experiments(PROJECT_ROOT / "config" / "experiments.yaml", s)
+    assert len(exps) >= 4
+    ids = [f"t{i}" for i in range(600)]
+    collected = pd.DataFrame({"tweet_id": ids, "tweet_clean": [f"tweet number {i}" for i in ids]})
+    test_ids = [t for t in ids if tweet_split(t, s.curation) == "test"]
+    curated = pd.DataFrame({"tweet_id": test_ids[:3], "split": "test", "rank": [1, 2, 3], "train_reply": "r"})
+    plans = {}
+    for exp in exps:
+        ev = exp.evaluation_settings(s.evaluation.model_copy(update={"decoding_seeds": 2, "max_test_tweets": 25}))
+        tweets = evaluation_tweets(collected, curated, s.curation, ev.max_test_tweets)
+        plans[exp.name] = (tuple(tweets["tweet_id"]), tuple(decoding_seeds(ev)))
+    assert len(set(plans.values())) == 1, plans
+    tweet_ids, seeds = plans["default"]
+    assert len(tweet_ids) == 25 and set(tweet_ids) <= set(test_ids)
+    assert seeds == (s.evaluation.generation_seed, s.evaluation.generation_seed + 1)
