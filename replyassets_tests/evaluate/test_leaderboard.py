@@ -216,3 +216,21 @@ def test_experiments_on_one_curated_set_share_test_tweets_and_decoding_seeds():
     tweet_ids, seeds = plans["default"]
     assert len(tweet_ids) == 25 and set(tweet_ids) <= set(test_ids)
     assert seeds == (s.evaluation.generation_seed, s.evaluation.generation_seed + 1)
+
+
+def test_demo_output_ends_with_the_leaderboard_and_the_champion_decision():
+    from replyassets.defs.leaderboard import leaderboard_markdown
+    from replyassets.demo import closing_lines
+
+    board = leaderboard_rows({"default": _report(0.62, 0.55, 0.70, 0.01), "default-seed43": _report(0.64, 0.56, 0.72, 0.02)},
+                             {}, champion="default")
+    table = leaderboard_markdown(board)
+    decision = "stays with default: default-seed43 does not beat the default recipe default (...)"
+    lines = closing_lines(table, decision)
+    assert lines[-3:] == ["", f"Champion: {decision}", "=" * 72]
+    header = lines.index("Leaderboard (win rate against the base model, the test tweet as unit):")
+    rows = lines[header + 1:-3]
+    assert rows == table.splitlines() and len(rows) == 4  # header, rule, one row per experiment
+    assert rows[2].startswith("| default-seed43 |") and rows[3].startswith("| default |") and "| yes |" in rows[3]
+    # nothing evaluated yet: the closing rule alone
+    assert closing_lines(None, None) == ["=" * 72]
