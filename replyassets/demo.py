@@ -342,15 +342,24 @@ def main(argv: list[str] | None = None) -> int:
               f"test tweets (0.5 = chance; flag: {rm.get('judge_flag')})")
     board = latest_materialization(instance, "leaderboard")
     champ = latest_materialization(instance, "champion")
-    if board is not None and "markdown" in board.metadata:
-        print()
-        print("Leaderboard (win rate against the base model, the test tweet as unit):")
-        print(board.metadata["markdown"].value)
-    if champ is not None:
-        print()
-        print(f"Champion: {champ.metadata['decision'].value}")
-    print("=" * 72)
+    for line in closing_lines(
+        board.metadata["markdown"].value if board is not None and "markdown" in board.metadata else None,
+        champ.metadata["decision"].value if champ is not None and "decision" in champ.metadata else None,
+    ):
+        print(line)
     return 0
+
+
+def closing_lines(leaderboard_markdown: str | None, champion_decision: str | None) -> list[str]:
+    """The end of the demo's output: the leaderboard (its markdown table), then the champion
+    decision, then the closing rule."""
+    lines: list[str] = []
+    if leaderboard_markdown:
+        lines += ["", "Leaderboard (win rate against the base model, the test tweet as unit):",
+                  *leaderboard_markdown.splitlines()]
+    if champion_decision:
+        lines += ["", f"Champion: {champion_decision}"]
+    return [*lines, "=" * 72]
 
 
 if __name__ == "__main__":

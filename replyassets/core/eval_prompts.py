@@ -13,9 +13,15 @@ from __future__ import annotations
 import pandas as pd
 
 from replyassets.core.curate import render_prompt, tweet_split
-from replyassets.settings import CurationSettings
+from replyassets.settings import CurationSettings, EvaluationSettings
 
 COLUMNS = ["tweet_id", "tweet", "prompt", "reference"]
+
+
+def decoding_seeds(settings: EvaluationSettings) -> list[int]:
+    """The decoding seeds every generation of an evaluation uses (one generation per tweet and
+    seed): ``generation_seed``, ``generation_seed + 1``, ... (``decoding_seeds`` of them)."""
+    return [settings.generation_seed + k for k in range(settings.decoding_seeds)]
 
 
 def evaluation_tweets(

@@ -101,6 +101,29 @@ def _examples(items: pd.DataFrame, k: int) -> pd.DataFrame:
     return pd.concat(parts).head(k)
 
 
+def power_sentence(stats: dict[str, Any]) -> str:
+    """The power of the paired test at this number of test tweets, and the tweets it would need."""
+    d0 = stats.get("power_effect_size", 0.3)
+    target = stats.get("power_target", 0.8)
+    target_pct = f"{100 * float(target):.0f} %" if target is not None else "80 %"
+    return (f"{fmt(stats.get('n_tweets', 0))} test tweets (the unit); the power to detect a paired effect "
+            f"d = {float(d0 or 0.3):g} at this number is {fmt(stats.get('power_d03'))}; {fmt(stats.get('tweets_needed_d03'))} "
+            f"tweets give {target_pct} power.")
+
+
+def holm_sentence(meta: dict[str, Any]) -> str | None:
+    """What the adjusted p of this report was adjusted over: the experiments evaluated on the same
+    curated set when it ran (a later evaluation is not counted here; the leaderboard counts all)."""
+    k = meta.get("comparisons_vs_base")
+    if not k:
+        return None
+    names = [str(n) for n in meta.get("holm_experiments") or []]
+    listed = f": {', '.join(names)}" if names else ""
+    return (f"Adjusted p: Holm-Bonferroni adjusted over the {k} experiment{'s' if k != 1 else ''} evaluated on this "
+            f"curated set so far (as of this report{listed}). Experiments evaluated later are not counted here; "
+            "the leaderboard holds the adjustment over all of them, and the champion's gate uses that one.")
+
+
 def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], meta: dict[str, Any],
             plots: dict[str, Path], n_examples: int) -> list[Block]:
     v = stats.get("verdict") or meta.get("verdict") or {}
@@ -132,6 +155,9 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
         b.append(("table", ["criterion", "value", "threshold", "result", "note"],
                   [(k, fmt(c.get("value")), c.get("threshold", ""), _pass(c.get("passed")), c.get("note", ""))
                    for k, c in crit.items()]))
+    holm = holm_sentence(meta)
+    if holm:
+        b.append(("p", holm))
 
     b.append(("h2", "Pairwise judgement (position-swapped)"))
     b.append(("table", ["measure", "value"], [
@@ -162,6 +188,7 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
         ("Cohen's d, 95 % CI", f"{fmt(stats.get('cohens_d'))} {_ci(stats.get('cohens_d_ci_low'), stats.get('cohens_d_ci_high'))}"),
         ("Cohen's dz (paired)", fmt(stats.get("cohens_dz"))),
     ]))
+    b.append(("p", "Statistical power: " + power_sentence(stats)))
     if "scores.png" in plots:
         b.append(("img", "scores.png", "score distributions"))
 

@@ -11,6 +11,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -40,3 +43,15 @@ def slot(directory: str | Path, limit: int, poll_s: float = 1.0,
             on_wait()
             told = True
         time.sleep(poll_s)
+
+
+def run_in_slot(directory: str | Path, limit: int, fn: Callable[[], T], poll_s: float = 1.0,
+                on_wait: Callable[[], None] | None = None) -> tuple[T, float, float]:
+    """Run ``fn`` holding one of ``limit`` slots: ``(its result, started, ended)``, both epoch
+    seconds taken inside the slot (after any wait for it), so they are when ``fn`` actually ran,
+    not when it was queued."""
+    with slot(directory, limit, poll_s=poll_s, on_wait=on_wait):
+        started = time.time()
+        result = fn()
+        ended = time.time()
+    return result, started, ended

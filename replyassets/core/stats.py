@@ -526,16 +526,22 @@ def _beats(stats: dict[str, Any] | None, what: str) -> tuple[bool, str, str]:
 
 
 def promotion_gate(candidate: str, vs_base: dict[str, Any], vs_retrieval: dict[str, Any] | None,
-                   vs_champion: dict[str, Any] | None, champion: str | None) -> dict[str, Any]:
+                   vs_champion: dict[str, Any] | None, champion: str | None, *,
+                   vs_default: dict[str, Any] | None = None, default: str = "default",
+                   default_missing: str | None = None) -> dict[str, Any]:
     """Does ``candidate`` replace ``champion`` (None: no champion yet, the base model serves)?
 
     ``vs_base``: the candidate's ``verdict()`` against the base model (with the Holm-adjusted p);
-    ``vs_retrieval`` / ``vs_champion``: ``compute_stats()`` of the candidate (the adapter side)
-    judged against the retrieval baseline / the champion. Promote only when every criterion of
-    ``vs_base`` passes, the win-rate interval against the retrieval baseline is above 0.5 and,
-    when there is a champion other than the candidate, the win-rate interval against it is above
-    0.5 too. A candidate that is the champion is not compared with itself. A comparison that is
-    required but missing (None) fails its check.
+    ``vs_retrieval`` / ``vs_champion`` / ``vs_default``: ``compute_stats()`` of the candidate (the
+    adapter side) judged against the retrieval baseline / the champion / the ``default`` recipe on
+    the same curated set. Promote only when every criterion of ``vs_base`` passes, the win-rate
+    interval against the retrieval baseline is above 0.5, a candidate other than ``default`` has
+    its win-rate interval against ``default`` above 0.5 (so an A/A twin of the default, another
+    seed of the same recipe, is never promoted for noise) and, when there is a champion other
+    than the candidate, the win-rate interval against it is above 0.5 too. A candidate that is the
+    champion is not compared with itself. A comparison that is required but missing (None) fails
+    its check; ``default_missing`` says why the default could not be compared (e.g. it was not
+    evaluated on this curated set) and fails the check with that reason.
 
     Returns ``{"promote", "candidate", "champion", "checks": [{"check", "passed", "detail"}],
     "reason"}``, ``reason`` one readable sentence.
@@ -567,7 +573,17 @@ def promotion_gate(candidate: str, vs_base: dict[str, Any], vs_retrieval: dict[s
     ok, detail, failure = _beats(vs_retrieval, "the retrieval baseline")
     add("beats_retrieval", ok, detail, failure)
 
-    # 3. the champion, unless there is none or it is the candidate itself
+    # 3. the default recipe (same curated set), unless the candidate is the default itself
+    if candidate == default:
+        add("beats_default", True, f"{candidate} is the default recipe", "")
+    elif default_missing:
+        add("beats_default", False, default_missing,
+            f"cannot be compared with the default recipe {default} ({default_missing})")
+    else:
+        ok, detail, failure = _beats(vs_default, f"the default recipe {default}")
+        add("beats_default", ok, detail, failure)
+
+    # 4. the champion, unless there is none or it is the candidate itself
     if champion is None:
         add("beats_champion", True, "no champion yet: the base model serves", "")
     elif champion == candidate:
@@ -579,6 +595,8 @@ def promotion_gate(candidate: str, vs_base: dict[str, Any], vs_retrieval: dict[s
     promote = not failures
     if promote:
         beaten = ["the base model", "the retrieval baseline"]
+        if candidate != default and champion != default:  # else the champion check names it
+            beaten.append(f"the default recipe {default}")
         if champion is not None and champion != candidate:
             beaten.append(f"the champion {champion}")
         reason = f"promote {candidate}: it beats {', '.join(beaten[:-1])} and {beaten[-1]}"

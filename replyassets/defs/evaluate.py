@@ -88,7 +88,7 @@ def eval_report(
     judge: JudgeResource,
     embedder: EmbedderResource,
 ):
-    from replyassets.core.eval_prompts import evaluation_tweets
+    from replyassets.core.eval_prompts import decoding_seeds, evaluation_tweets
     from replyassets.core.generation import decoding_config, generate_pair, generate_replies, load_general_texts, perplexity
     from replyassets.core.human_eval import export_sheet, judge_human_agreement, load_ratings
     from replyassets.core.judging import DuckDBVerdictCache, JudgingFailed, judge_pairs
@@ -113,7 +113,7 @@ def eval_report(
     tweets = evaluation_tweets(deduped_pairs, curated_set, s.curation, ev.max_test_tweets)
     if tweets.empty:
         raise dg.Failure("no collected tweet falls in the test split: nothing to evaluate")
-    seeds = [ev.generation_seed + k for k in range(ev.decoding_seeds)]
+    seeds = decoding_seeds(ev)
     prompts = tweets["prompt"].tolist()
     context.log.info(f"{name}: {len(tweets)} test tweets x {len(seeds)} decoding seed(s)")
 
@@ -218,6 +218,7 @@ def eval_report(
         "verdict": decision,
         "test_tweets": len(tweets),
         "comparisons_vs_base": comparisons,
+        "holm_experiments": sorted(k for k, v in raw_p.items() if v is not None),
         JUDGE_LIKES_KEY: likes,
     }
     report_dir = s.data_dir / "reports" / context.run.run_id
@@ -344,7 +345,8 @@ def report_sections(instance: dg.DagsterInstance, name: str, comparison_rows: li
          "note": "Win rate of this adapter against each opponent; ties count half; 0.5 = no difference."},
         {"title": "Leaderboard at the time of this evaluation", "columns": board_cols,
          "rows": board[board_cols].astype(object).where(board[board_cols].notna(), None).values.tolist(),
-         "note": f"{len(board)} experiment(s); p-values Holm-adjusted over the experiments evaluated on the same curated set."},
+         "note": (f"{len(board)} experiment(s); p-values Holm-adjusted over the experiments evaluated on the same "
+                  "curated set so far (the leaderboard asset holds the adjustment over all of them).")},
     ]
 
 

@@ -278,6 +278,27 @@ def check_docker_reachable(timeout_s: float = 5.0) -> str:
     return str(version)
 
 
+SPAN_KEYS = ("train_started_at", "train_ended_at")
+
+
+def with_training_span(result: dg.MaterializeResult, started: float, ended: float) -> dg.MaterializeResult:
+    """``result`` with when the training actually ran (epoch seconds) as ``train_started_at`` /
+    ``train_ended_at``."""
+    md = {**(result.metadata or {}), SPAN_KEYS[0]: dg.MetadataValue.timestamp(started),
+          SPAN_KEYS[1]: dg.MetadataValue.timestamp(ended)}
+    return dg.MaterializeResult(asset_key=result.asset_key, metadata=md, check_results=result.check_results,
+                                data_version=result.data_version)
+
+
+def training_span(metadata: Mapping[str, Any] | None, launched: float, returned: float) -> tuple[float, float]:
+    """When the training ran: the span a launcher recorded (the local one, inside its slot), else
+    the launch call's own span (a pod's or container's life, scheduling included)."""
+    md = metadata or {}
+    if all(k in md for k in SPAN_KEYS):
+        return tuple(float(getattr(md[k], "value", md[k])) for k in SPAN_KEYS)  # type: ignore[return-value]
+    return launched, returned
+
+
 # --------------------------------------------------------------------------- the resource
 
 
@@ -344,13 +365,13 @@ class TrainingLauncher(dg.ConfigurableResource):
             "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p),
             "TOKENIZERS_PARALLELISM": "false",
         }
-        from replyassets.core.slots import slot
+        from replyassets.core.slots import run_in_slot
         from replyassets.settings import get_settings
 
         s = get_settings()
         limit = s.training.local_max_concurrent
-        with slot(s.data_dir / ".training_slots", limit,
-                  on_wait=lambda: context.log.info(f"waiting for a local training slot (limit {limit})")):
+
+        def train() -> dg.MaterializeResult:
             context.log.info(f"training locally: {TRAIN_MODULE} --config {config_path}")
             invocation = dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT)).run(
                 command=worker_command(str(config_path), self.python or sys.executable),
@@ -359,6 +380,13 @@ class TrainingLauncher(dg.ConfigurableResource):
                 env=env,
             )
             return invocation.get_materialize_result()
+
+        # The training's span is taken inside the slot: when the worker process ran, not when
+        # the step began waiting for a slot.
+        result, started, ended = run_in_slot(
+            s.data_dir / ".training_slots", limit, train,
+            on_wait=lambda: context.log.info(f"waiting for a local training slot (limit {limit})"))
+        return with_training_span(result, started, ended)
 
     def _run_key(self, context) -> str:
         return f"{context.run.run_id}-{'-'.join(context.asset_key.path)}"

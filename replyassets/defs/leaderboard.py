@@ -5,8 +5,9 @@ The leaderboard reads every experiment's latest ``eval_report`` (its exact figur
 Holm-Bonferroni adjusted over the experiments evaluated on the same curated set, so trying
 many recipes cannot make one look significant by chance. ``champion`` moves only when the
 ``promotion_gate`` check passes (``core/stats.promotion_gate``): every success criterion
-against the base model with the adjusted p, a win over the retrieval baseline, and a win over
-the current champion with a win-rate interval above 0.5. A failed gate leaves the champion in
+against the base model with the adjusted p, a win over the retrieval baseline, a win over the
+default recipe for any other experiment (so its A/A twin is never promoted for noise), and a
+win over the current champion with a win-rate interval above 0.5. A failed gate leaves the champion in
 place; the reason is the check's description. The history of champions is the DuckDB table
 ``main.champion``.
 """
@@ -30,6 +31,7 @@ from replyassets.defs.common import (
     tidy_metadata,
 )
 from replyassets.defs.evaluate import _latest_reports, current_champion
+from replyassets.experiments import DEFAULT_EXPERIMENT
 
 LEADERBOARD_CODE_VERSION = derived_code_version(
     "replyassets.defs.leaderboard", settings_paths=("evaluation.alpha", "evaluation.min_cohens_d",
@@ -174,20 +176,43 @@ def _history(storage: db.Storage | Path | None = None) -> pd.DataFrame:
         return con.execute("SELECT * FROM main.champion ORDER BY promoted_at").df()
 
 
-def choose_candidate(board: pd.DataFrame, champion: str | None) -> str | None:
-    """The experiment to put through the gate: the best by the lower end of its win-rate
-    interval against the base model, among those other than the champion."""
+def candidates_in_order(board: pd.DataFrame, champion: str | None) -> list[str]:
+    """The experiments to put through the gate, best first by the lower end of their win-rate
+    interval against the base model, the champion left out."""
     rows = board[(board["experiment"] != champion) & board["win_rate"].notna()]
-    if rows.empty:
-        return None
-    return str(rows.sort_values(["win_rate_ci_low", "win_rate"], ascending=False, na_position="last").iloc[0]["experiment"])
+    ordered_rows = rows.sort_values(["win_rate_ci_low", "win_rate"], ascending=False, na_position="last")
+    return [str(x) for x in ordered_rows["experiment"]]
+
+
+def choose_candidate(board: pd.DataFrame, champion: str | None) -> str | None:
+    """The first experiment to put through the gate (see ``candidates_in_order``)."""
+    names = candidates_in_order(board, champion)
+    return names[0] if names else None
+
+
+def default_comparison(reports: dict[str, dict], candidate: str,
+                       default: str = DEFAULT_EXPERIMENT) -> tuple[dict | None, str | None]:
+    """``(vs_default, default_missing)`` for ``promotion_gate``: the candidate's figures against
+    the default recipe from its own report (eval_report judges every other experiment against
+    the default trained on the same curated set), or why there are none."""
+    if candidate == default:
+        return None, None
+    rep = reports.get(candidate) or {}
+    curated = str(rep.get("curated_set_hash") or "")
+    default_rep = reports.get(default)
+    if default_rep is None or str(default_rep.get("curated_set_hash") or "") != curated:
+        return None, f"{default} was not evaluated on curated set {curated[:12] or '(unknown)'}"
+    if (rep.get("opponents") or {}).get("default") != default:
+        return None, None  # the gate says: was not compared with the default recipe
+    return (rep.get("stats") or {}).get("default"), None
 
 
 @dg.asset(
     description=(
         "The adapter to ship. An experiment becomes champion only through the blocking "
         "`promotion_gate` check: every success criterion against the base model (Holm-adjusted p), "
-        "a win over the retrieval baseline, and a win over the current champion with a win-rate "
+        "a win over the retrieval baseline, a win over the default recipe (for any other experiment: "
+        "its A/A twin is never promoted for noise) and a win over the current champion, each with a win-rate "
         "interval above 0.5. A failed gate leaves the champion in place, with the reason. The "
         "history of champions is the DuckDB table `main.champion`; a promotion writes a model card "
         "(and, with `merge: true`, the merged model) under `data/champions/`."
@@ -199,7 +224,8 @@ def choose_candidate(board: pd.DataFrame, champion: str | None) -> str | None:
     pool=DUCKDB_POOL,
     check_specs=[dg.AssetCheckSpec(
         "promotion_gate", asset="champion", blocking=True,
-        description="the candidate beats the base model (all criteria, Holm-adjusted), the retrieval baseline and the champion",
+        description=("the candidate beats the base model (all criteria, Holm-adjusted), the retrieval baseline, "
+                     "the default recipe and the champion"),
     )],
 )
 def champion(context: dg.AssetExecutionContext, config: ChampionConfig, leaderboard: pd.DataFrame):
@@ -210,19 +236,32 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig, leaderbo
     current = current_champion(context.instance)
     current_name = current["experiment"] if current else None
     reports = _latest_reports(context.instance)
-    candidate = choose_candidate(leaderboard, current_name)
     history = _history(db.storage_from_settings(s))
-    if candidate is None:
+    board = leaderboard.set_index("experiment")
+
+    def gate(name: str) -> dict:
+        rep, row = reports[name], board.loc[name]
+        ev = find_experiment(name).evaluation_settings(s.evaluation)
+        vs_base = verdict(rep["stats"]["base"], ev, adjusted_p=_f(row["p_holm"]), comparisons=int(row["comparisons"]))
+        judged_against = (rep.get("opponents") or {}).get("champion")
+        vs_champion = rep["stats"].get("champion") if current_name and judged_against == current_name else None
+        vs_default, default_missing = default_comparison(reports, name)
+        return promotion_gate(name, vs_base, rep["stats"].get("retrieval"), vs_champion, current_name,
+                              vs_default=vs_default, default=DEFAULT_EXPERIMENT, default_missing=default_missing)
+
+    # Best first; a refused leader (e.g. the default's A/A twin, which never beats the default)
+    # does not keep the next one, which passes every check itself, from being promoted.
+    names = [n for n in candidates_in_order(leaderboard, current_name) if n in reports]
+    decisions = [gate(n) for n in names]
+    promoted = [d for d in decisions if d["promote"]]
+    decision = promoted[0] if promoted else (decisions[0] if decisions else None)
+    candidate = decision["candidate"] if decision else None
+    if decision is None:
         decision = {"promote": False, "candidate": None, "champion": current_name, "checks": [],
                     "reason": "no evaluated experiment other than the champion"}
     else:
         rep = reports[candidate]
-        row = leaderboard.set_index("experiment").loc[candidate]
-        ev = find_experiment(candidate).evaluation_settings(s.evaluation)
-        vs_base = verdict(rep["stats"]["base"], ev, adjusted_p=_f(row["p_holm"]), comparisons=int(row["comparisons"]))
-        judged_against = (rep.get("opponents") or {}).get("champion")
-        vs_champion = rep["stats"].get("champion") if current_name and judged_against == current_name else None
-        decision = promotion_gate(candidate, vs_base, rep["stats"].get("retrieval"), vs_champion, current_name)
+        row = board.loc[candidate]
         if decision["promote"]:
             card_dir = s.data_dir / "champions" / f"{candidate}-{context.run.run_id[:8]}"
             card_dir.mkdir(parents=True, exist_ok=True)
@@ -258,6 +297,8 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig, leaderbo
             "champion_adapter": adapter or "",
             "candidate": candidate or "none",
             "gate": records_table(decision.get("checks") or [], ["check", "passed", "detail"]),
+            "refused": records_table([{"experiment": d["candidate"], "reason": d["reason"]}
+                                      for d in decisions if not d["promote"]], ["experiment", "reason"]),
             "history": records_table(history.astype({"promoted_at": str}).to_dict("records"), HISTORY_COLUMNS),
         }),
     )

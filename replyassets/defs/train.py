@@ -20,7 +20,7 @@ from replyassets.defs.common import (
     tidy_metadata,
 )
 from replyassets.defs.curate import blocking_check_status
-from replyassets.defs.launchers import TrainingLauncher, train_eval_gap_check_spec
+from replyassets.defs.launchers import TrainingLauncher, train_eval_gap_check_spec, training_span
 
 BASE_MODEL_CODE_VERSION = derived_code_version(
     "replyassets.defs.train", "replyassets.training.tiny_model", settings_paths=("training.base_model",)
@@ -245,9 +245,9 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
             )
     Path(cfg["output_dir"]).mkdir(parents=True, exist_ok=True)
     context.log.info(f"experiment {name}: training config: {json.dumps(cfg, sort_keys=True)}")
-    started = time.time()
+    launched = time.time()
     result = launcher.launch(context, cfg, kind=config.launcher)
-    ended = time.time()
+    started, ended = training_span(result.metadata, launched, time.time())  # not the wait for a slot
     extra: dict = {}
     if config.merge:
         from replyassets.training.merge import merge_adapter

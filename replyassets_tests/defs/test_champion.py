@@ -26,7 +26,7 @@ def judged(n_tweets: int, win_share: float, adapter: float, base: float, seed: i
     })
 
 
-def figures(name: str, vs_base, vs_retrieval, vs_champion=None, champion: str | None = None) -> dict:
+def figures(name: str, vs_base, vs_retrieval, vs_champion=None, champion: str | None = None, vs_default=None) -> dict:
     from replyassets.core.stats import compute_stats, verdict
     from replyassets.settings import EvaluationSettings
 
@@ -34,8 +34,12 @@ def figures(name: str, vs_base, vs_retrieval, vs_champion=None, champion: str | 
     stats = {"base": compute_stats(vs_base, ev), "retrieval": compute_stats(vs_retrieval, ev)}
     if vs_champion is not None:
         stats["champion"] = compute_stats(vs_champion, ev)
+    if vs_default is not None:
+        stats["default"] = compute_stats(vs_default, ev)
     return {"experiment": name, "curated_set_hash": "c" * 64, "adapter_path": f"/adapters/{name}",
-            "adapter_sha256": "a" * 64, "opponents": {"base": None, "retrieval": None, "champion": champion},
+            "adapter_sha256": "a" * 64,
+            "opponents": {"base": None, "retrieval": None, "champion": champion,
+                          **({"default": "default"} if vs_default is not None else {})},
             "stats": stats, "verdict": verdict(stats["base"], ev), "p_raw": stats["base"]["wilcoxon_p"],
             "comparisons": 1}
 
@@ -101,4 +105,23 @@ def test_champion_is_promoted_through_the_gate_and_survives_a_failed_challenger(
     record_report(p, "r8", figures("r8", judged(60, 0.95, 8.5, 4.0, seed=6), judged(60, 0.9, 7.0, 5.0, seed=7)))
     gate, md = champion_round(p)
     assert not gate.passed and md["champion"] == "default"
+    assert list(history(p)["experiment"]) == ["default"]
+
+
+@pytest.mark.slow
+def test_the_default_twin_leading_the_board_is_refused_and_the_default_promoted(dagster_project):
+    p = dagster_project
+    p.instance.add_dynamic_partitions("experiment", ["default", "default-seed43"])
+    retrieval = judged(60, 0.8, 7.0, 5.0, seed=2)
+    record_report(p, "default", figures("default", judged(60, 0.85, adapter=7.5, base=4.0, seed=1), retrieval))
+    # The twin (the same recipe, another seed) has the better interval against the base model,
+    # but against the default its interval holds 0.5: noise, not a better recipe.
+    record_report(p, "default-seed43", figures("default-seed43", judged(60, 0.95, adapter=8.5, base=4.0, seed=4),
+                                               retrieval, vs_default=judged(60, 0.5, adapter=6.0, base=6.0, seed=3)))
+    gate, md = champion_round(p)
+    assert gate.passed, gate.description
+    assert md["champion"] == "default" and md["decision"].startswith("PROMOTED default")
+    refused = [r.data for r in md["refused"].records]
+    assert [r["experiment"] for r in refused] == ["default-seed43"]
+    assert "does not beat the default recipe default" in refused[0]["reason"]
     assert list(history(p)["experiment"]) == ["default"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import time
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -107,3 +108,129 @@ def test_a_killed_holder_frees_its_slot(tmp_path):
     holder.join(10)
     with slot(tmp_path, 1, poll_s=0.05):  # would wait forever if the lock outlived its process
         pass
+
+
+class _FakeWorker:
+    """Stands in for ``dg.PipesSubprocessClient``: its ``run`` is a training of ``seconds``."""
+
+    seconds = 0.8
+    ran: ClassVar[list[tuple[float, float]]] = []
+
+    def __init__(self, **_kwargs):
+        pass
+
+    def run(self, **_kwargs):
+        import dagster as dg
+
+        t0 = time.time()
+        time.sleep(self.seconds)
+        _FakeWorker.ran.append((t0, time.time()))
+        return type("Invocation", (), {"get_materialize_result": lambda _self: dg.MaterializeResult(metadata={"x": 1})})()
+
+
+@pytest.mark.parametrize(("limit", "overlap"), [(1, False), (2, True)])
+def test_local_launcher_records_when_each_training_ran_inside_its_slot(tmp_path, monkeypatch, limit, overlap):
+    """Two trainings launched at once through the local launcher: their recorded spans (the
+    adapter's train_started_at / train_ended_at) overlap only when two slots exist, and never
+    include the wait for a slot."""
+    import threading
+    from types import SimpleNamespace
+
+    import dagster as dg
+
+    import replyassets.settings
+    from replyassets.defs.launchers import TrainingLauncher, training_span
+
+    monkeypatch.setattr(replyassets.settings, "get_settings", lambda *a, **k: SimpleNamespace(
+        data_dir=tmp_path, training=SimpleNamespace(local_max_concurrent=limit)))
+    monkeypatch.setattr(dg, "PipesSubprocessClient", _FakeWorker)
+    monkeypatch.setattr(_FakeWorker, "ran", [])
+    context = SimpleNamespace(log=SimpleNamespace(info=lambda _msg: None))
+    launcher = TrainingLauncher(kind="local")
+    barrier, results = threading.Barrier(2), {}
+
+    def launch(i):
+        barrier.wait()
+        launched = time.time()
+        result = launcher.launch(context, {"output_dir": str(tmp_path / f"out{i}")})
+        results[i] = (result, training_span(result.metadata, launched, time.time()))
+
+    threads = [threading.Thread(target=launch, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == [0, 1]
+    assert all(r.metadata["x"] == 1 for r, _ in results.values())  # the worker's metadata is kept
+    spans = sorted(span for _, span in results.values())
+    ran = sorted(_FakeWorker.ran)
+    assert len(ran) == 2
+    for (start, end), (t0, t1) in zip(spans, ran, strict=True):
+        assert start <= t0 and t1 <= end  # the span holds the worker's run ...
+        assert end - start < _FakeWorker.seconds + 0.5  # ... and not the wait for a slot
+    assert (spans[1][0] < spans[0][1]) is overlap, spans
+    # without a recorded span (kubernetes, docker) the launch call's own span is used
+    assert training_span({}, 1.0, 2.0) == (1.0, 2.0)
+
+
+def test_adapter_cost_is_the_hourly_price_times_the_training_hours(monkeypatch):
+    """cost_usd in lora_adapter's metadata: training.hourly_cost_usd x the hours the training
+    ran (its recorded span); 0 with the local profile, whose machine costs nothing per hour."""
+    import replyassets.defs.train as train
+    from replyassets.settings import get_settings
+
+    local = get_settings()
+    assert local.training.hourly_cost_usd == 0.0
+    md = train.experiment_metadata("default", 1_000.0, 1_000.0 + 1800)
+    assert md["cost_usd"] == 0.0 and md["train_wall_seconds"] == 1800.0
+    gpu = local.model_copy(update={"training": local.training.model_copy(update={"hourly_cost_usd": 3.2})})
+    monkeypatch.setattr(train, "settings", lambda: gpu)
+    md = train.experiment_metadata("default", 1_000.0, 1_000.0 + 1800)  # half an hour at $3.20/h
+    assert md["cost_usd"] == pytest.approx(1.6)
+    assert md["train_started_at"].value == 1_000.0 and md["train_ended_at"].value == 2_800.0
+    assert train.experiment_metadata("r8", 0.0, 90.0)["cost_usd"] == pytest.approx(round(90 / 3600 * 3.2, 4))
+    assert train.experiment_metadata("default", 50.0, 40.0)["cost_usd"] == 0.0  # a clock step back costs nothing
+
+
+def test_experiments_on_one_curated_set_share_test_tweets_and_decoding_seeds():
+    """Every experiment's eval_report (and so every row of its comparisons) draws the same test
+    tweets and the same decoding seeds from one curated set: the recipes differ, the test does not."""
+    from replyassets.core.curate import tweet_split
+    from replyassets.core.eval_prompts import decoding_seeds, evaluation_tweets
+    from replyassets.experiments import load_experiments
+    from replyassets.settings import PROJECT_ROOT, load_settings
+
+    s = load_settings("local")
+    exps = load_experiments(PROJECT_ROOT / "config" / "experiments.yaml", s)
+    assert len(exps) >= 4
+    ids = [f"t{i}" for i in range(600)]
+    collected = pd.DataFrame({"tweet_id": ids, "tweet_clean": [f"tweet number {i}" for i in ids]})
+    test_ids = [t for t in ids if tweet_split(t, s.curation) == "test"]
+    curated = pd.DataFrame({"tweet_id": test_ids[:3], "split": "test", "rank": [1, 2, 3], "train_reply": "r"})
+    plans = {}
+    for exp in exps:
+        ev = exp.evaluation_settings(s.evaluation.model_copy(update={"decoding_seeds": 2, "max_test_tweets": 25}))
+        tweets = evaluation_tweets(collected, curated, s.curation, ev.max_test_tweets)
+        plans[exp.name] = (tuple(tweets["tweet_id"]), tuple(decoding_seeds(ev)))
+    assert len(set(plans.values())) == 1, plans
+    tweet_ids, seeds = plans["default"]
+    assert len(tweet_ids) == 25 and set(tweet_ids) <= set(test_ids)
+    assert seeds == (s.evaluation.generation_seed, s.evaluation.generation_seed + 1)
+
+
+def test_demo_output_ends_with_the_leaderboard_and_the_champion_decision():
+    from replyassets.defs.leaderboard import leaderboard_markdown
+    from replyassets.demo import closing_lines
+
+    board = leaderboard_rows({"default": _report(0.62, 0.55, 0.70, 0.01), "default-seed43": _report(0.64, 0.56, 0.72, 0.02)},
+                             {}, champion="default")
+    table = leaderboard_markdown(board)
+    decision = "stays with default: default-seed43 does not beat the default recipe default (...)"
+    lines = closing_lines(table, decision)
+    assert lines[-3:] == ["", f"Champion: {decision}", "=" * 72]
+    header = lines.index("Leaderboard (win rate against the base model, the test tweet as unit):")
+    rows = lines[header + 1:-3]
+    assert rows == table.splitlines() and len(rows) == 4  # header, rule, one row per experiment
+    assert rows[2].startswith("| default-seed43 |") and rows[3].startswith("| default |") and "| yes |" in rows[3]
+    # nothing evaluated yet: the closing rule alone
+    assert closing_lines(None, None) == ["=" * 72]

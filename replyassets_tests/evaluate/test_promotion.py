@@ -151,47 +151,55 @@ def check(gate: dict, name: str) -> dict:
     return next(c for c in gate["checks"] if c["check"] == name)
 
 
+# Every r8 below beats the default recipe unless a test says otherwise.
+OK_VS_DEFAULT = {"win_rate": 0.6, "win_rate_ci_low": 0.52, "win_rate_ci_high": 0.7, "n_tweets": 100}
+
+
+def gate(*args, vs_default=OK_VS_DEFAULT, **kwargs) -> dict:
+    return promotion_gate(*args, vs_default=vs_default, **kwargs)
+
+
 def test_gate_promotes_when_everything_passes():
-    g = promotion_gate("r8", base_verdict(), beats(0.55, 0.7), beats(0.51, 0.70), "default")
+    g = gate("r8", base_verdict(), beats(0.55, 0.7), beats(0.51, 0.70), "default")
     assert g["promote"] and g["candidate"] == "r8" and g["champion"] == "default"
-    assert [c["check"] for c in g["checks"]] == ["beats_base", "beats_retrieval", "beats_champion"]
+    assert [c["check"] for c in g["checks"]] == ["beats_base", "beats_retrieval", "beats_default", "beats_champion"]
     assert all(c["passed"] for c in g["checks"])
     assert g["reason"] == ("promote r8: it beats the base model, the retrieval baseline and the champion default")
 
 
 @pytest.mark.parametrize("failed", [(k,) for k in CRITERIA] + [("effect_size", "improvement")])
 def test_gate_refuses_any_failed_base_criterion(failed):
-    g = promotion_gate("r8", base_verdict(failed), beats(0.55, 0.7), beats(0.6, 0.8), "default")
+    g = gate("r8", base_verdict(failed), beats(0.55, 0.7), beats(0.6, 0.8), "default")
     assert not g["promote"] and check(g, "beats_base")["passed"] is False
     assert all(k in check(g, "beats_base")["detail"] for k in failed)
     assert g["reason"].startswith("stays with default: r8 does not beat the base model (failed: ")
 
 
 def test_gate_refuses_insufficient_data_against_base():
-    g = promotion_gate("r8", base_verdict(insufficient=True), beats(0.55, 0.7), None, None)
+    g = gate("r8", base_verdict(insufficient=True), beats(0.55, 0.7), None, None)
     assert not g["promote"] and check(g, "beats_base")["detail"] == "insufficient data"
     # the champion itself, re-evaluated, that no longer passes is not confirmed
-    again = promotion_gate("r8", base_verdict(("significance",)), beats(0.55, 0.7), None, "r8")
+    again = gate("r8", base_verdict(("significance",)), beats(0.55, 0.7), None, "r8")
     assert not again["promote"] and again["reason"].startswith("r8 is not confirmed as champion: r8 does not beat")
 
 
 def test_gate_retrieval_baseline():
-    ok = promotion_gate("r8", base_verdict(), beats(0.51, 0.7), None, None)
+    ok = gate("r8", base_verdict(), beats(0.51, 0.7), None, None)
     assert ok["promote"] and check(ok, "beats_champion")["passed"]
-    no = promotion_gate("r8", base_verdict(), beats(0.45, 0.6, wr=0.52), None, None)
+    no = gate("r8", base_verdict(), beats(0.45, 0.6, wr=0.52), None, None)
     assert not no["promote"] and check(no, "beats_retrieval")["passed"] is False
     assert no["reason"] == ("stays with the base model: r8 does not beat the retrieval baseline "
                             "(win rate 0.52, interval 0.45-0.60 includes 0.5)")
-    below = promotion_gate("r8", base_verdict(), beats(0.2, 0.4, wr=0.3), None, None)
+    below = gate("r8", base_verdict(), beats(0.2, 0.4, wr=0.3), None, None)
     assert "below 0.5" in check(below, "beats_retrieval")["detail"]
-    exactly = promotion_gate("r8", base_verdict(), beats(0.5, 0.7), None, None)
+    exactly = gate("r8", base_verdict(), beats(0.5, 0.7), None, None)
     assert not exactly["promote"]  # the interval must exclude 0.5
 
 
 def test_gate_beats_champion_crafted_intervals():
-    yes = promotion_gate("r8", base_verdict(), beats(0.6, 0.8), beats(0.51, 0.70), "default")
+    yes = gate("r8", base_verdict(), beats(0.6, 0.8), beats(0.51, 0.70), "default")
     assert yes["promote"]
-    no = promotion_gate("r8", base_verdict(), beats(0.6, 0.8), beats(0.49, 0.70, wr=0.6), "default")
+    no = gate("r8", base_verdict(), beats(0.6, 0.8), beats(0.49, 0.70, wr=0.6), "default")
     assert not no["promote"] and check(no, "beats_champion")["passed"] is False
     assert check(no, "beats_base")["passed"] and check(no, "beats_retrieval")["passed"]
     assert no["reason"] == ("stays with default: r8 does not beat the champion default "
@@ -199,18 +207,18 @@ def test_gate_beats_champion_crafted_intervals():
 
 
 def test_gate_missing_required_comparisons_fail_clearly():
-    no_retrieval = promotion_gate("r8", base_verdict(), None, beats(0.6, 0.8), "default")
+    no_retrieval = gate("r8", base_verdict(), None, beats(0.6, 0.8), "default")
     assert not no_retrieval["promote"]
     assert check(no_retrieval, "beats_retrieval")["detail"] == "no comparison against the retrieval baseline was run"
     assert "was not compared with the retrieval baseline" in no_retrieval["reason"]
-    no_champion = promotion_gate("r8", base_verdict(), beats(0.6, 0.8), None, "default")
+    no_champion = gate("r8", base_verdict(), beats(0.6, 0.8), None, "default")
     assert not no_champion["promote"] and "was not compared with the champion default" in no_champion["reason"]
-    no_interval = promotion_gate("r8", base_verdict(), beats(None, None, wr=1.0), None, None)
+    no_interval = gate("r8", base_verdict(), beats(None, None, wr=1.0), None, None)
     assert not no_interval["promote"] and "no interval" in check(no_interval, "beats_retrieval")["detail"]
-    nothing = promotion_gate("r8", None, None, None, None)  # type: ignore[arg-type]
+    nothing = gate("r8", None, None, None, None)  # type: ignore[arg-type]
     assert not nothing["promote"] and sum(not c["passed"] for c in nothing["checks"]) == 2
     # several failures: one sentence naming each
-    both = promotion_gate("r8", base_verdict(("effect_size",)), beats(0.4, 0.6), None, "default")
+    both = gate("r8", base_verdict(("effect_size",)), beats(0.4, 0.6), None, "default")
     assert both["reason"] == (
         "stays with default: r8 does not beat the base model (failed: effect_size), does not beat the "
         "retrieval baseline (win rate 0.60, interval 0.40-0.60 includes 0.5) and was not compared with "
@@ -219,16 +227,86 @@ def test_gate_missing_required_comparisons_fail_clearly():
 
 def test_gate_candidate_equal_to_champion_is_not_compared_with_itself():
     # no vs_champion given and none needed; a vs_champion that would fail is ignored
-    g = promotion_gate("r8", base_verdict(), beats(0.6, 0.8), None, "r8")
+    g = gate("r8", base_verdict(), beats(0.6, 0.8), None, "r8")
     assert g["promote"] and check(g, "beats_champion")["passed"]
     assert "not compared with itself" in check(g, "beats_champion")["detail"]
-    g2 = promotion_gate("r8", base_verdict(), beats(0.6, 0.8), beats(0.3, 0.5), "r8")
+    g2 = gate("r8", base_verdict(), beats(0.6, 0.8), beats(0.3, 0.5), "r8")
     assert g2["promote"]
-    assert g2["reason"] == "promote r8: it beats the base model and the retrieval baseline"
+    assert g2["reason"] == "promote r8: it beats the base model, the retrieval baseline and the default recipe default"
 
 
 def test_gate_on_real_stats():
     stats = _good_stats()
     v = verdict(stats, S, adjusted_p=holm_bonferroni({"r8": stats["wilcoxon_p"], "r16": 0.5})["r8"], comparisons=2)
-    g = promotion_gate("r8", v, stats, stats, "r16")
+    g = gate("r8", v, stats, stats, "r16")
     assert g["promote"], g["reason"]
+
+
+# --------------------------------------------------------------------------- the default recipe and its A/A twin
+
+
+def _twin_reports(twin_vs_default: dict | None, default_curated: str = "c1") -> dict[str, dict]:
+    """comparisons.json of the default and its A/A twin: the twin has the better interval
+    against the base model (noise), and its comparison with the default holds 0.5."""
+    def rep(name, lo, hi, curated, extra=None):
+        stats = {"base": {"win_rate": (lo + hi) / 2, "win_rate_ci_low": lo, "win_rate_ci_high": hi, "n_tweets": 100},
+                 "retrieval": beats(0.55, 0.7), **(extra or {})}
+        return {"experiment": name, "curated_set_hash": curated, "p_raw": 0.001, "stats": stats,
+                "verdict": {"label": "adapter better"},
+                "opponents": {"base": None, "retrieval": None, **({"default": "default"} if extra else {})}}
+    return {"default": rep("default", 0.60, 0.75, default_curated),
+            "default-seed43": rep("default-seed43", 0.62, 0.78, "c1",
+                                  {"default": twin_vs_default} if twin_vs_default is not None else None)}
+
+
+def test_gate_refuses_the_twin_leading_the_board_and_promotes_the_default():
+    from replyassets.defs.leaderboard import (
+        candidates_in_order,
+        choose_candidate,
+        default_comparison,
+        leaderboard_rows,
+    )
+
+    reports = _twin_reports(beats(0.44, 0.60, wr=0.52))
+    board = leaderboard_rows(reports, {}, champion=None)
+    assert choose_candidate(board, None) == "default-seed43"  # the twin leads the board
+    vs_default, missing = default_comparison(reports, "default-seed43")
+    assert vs_default == beats(0.44, 0.60, wr=0.52) and missing is None
+    twin = promotion_gate("default-seed43", base_verdict(), beats(0.55, 0.7), None, None,
+                          vs_default=vs_default, default="default", default_missing=missing)
+    assert not twin["promote"] and check(twin, "beats_default")["passed"] is False
+    assert check(twin, "beats_base")["passed"] and check(twin, "beats_retrieval")["passed"]
+    assert twin["reason"] == ("stays with the base model: default-seed43 does not beat the default recipe default "
+                              "(win rate 0.52, interval 0.44-0.60 includes 0.5)")
+    # the default itself is not compared with itself and is promoted (next in line on the board)
+    assert candidates_in_order(board, None) == ["default-seed43", "default"]
+    assert default_comparison(reports, "default") == (None, None)
+    dflt = promotion_gate("default", base_verdict(), beats(0.55, 0.7), None, None, vs_default=None, default="default")
+    assert dflt["promote"] and check(dflt, "beats_default")["detail"] == "default is the default recipe"
+    assert dflt["reason"] == "promote default: it beats the base model and the retrieval baseline"
+    # a twin that does beat the default (its interval above 0.5) may be promoted, naming it
+    ok = promotion_gate("default-seed43", base_verdict(), beats(0.55, 0.7), None, None, vs_default=beats(0.51, 0.7))
+    assert ok["promote"] and ok["reason"] == ("promote default-seed43: it beats the base model, the retrieval "
+                                              "baseline and the default recipe default")
+    below = promotion_gate("default-seed43", base_verdict(), beats(0.55, 0.7), None, None, vs_default=beats(0.3, 0.45))
+    assert not below["promote"] and "below 0.5" in check(below, "beats_default")["detail"]
+
+
+def test_gate_refuses_when_the_default_was_not_evaluated_on_the_curated_set():
+    from replyassets.defs.leaderboard import default_comparison
+
+    reports = _twin_reports(beats(0.6, 0.8), default_curated="c0")  # default evaluated on another set only
+    vs_default, missing = default_comparison(reports, "default-seed43")
+    assert vs_default is None and missing == "default was not evaluated on curated set c1"
+    g = promotion_gate("default-seed43", base_verdict(), beats(0.55, 0.7), None, None,
+                       vs_default=vs_default, default_missing=missing)
+    assert not g["promote"]
+    assert g["reason"] == ("stays with the base model: default-seed43 cannot be compared with the default recipe "
+                           "default (default was not evaluated on curated set c1)")
+    no_default = {k: v for k, v in reports.items() if k != "default"}
+    assert default_comparison(no_default, "default-seed43")[1] == "default was not evaluated on curated set c1"
+    # the default evaluated on the set, but this report holds no comparison with it
+    reports = _twin_reports(None)
+    assert default_comparison(reports, "default-seed43") == (None, None)
+    g = promotion_gate("r8", base_verdict(), beats(0.55, 0.7), None, None)  # vs_default omitted: refused
+    assert not g["promote"] and "was not compared with the default recipe default" in g["reason"]

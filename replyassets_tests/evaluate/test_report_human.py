@@ -164,3 +164,34 @@ def test_kappa_matches_sklearn():
     agree = judge_human_agreement(judge, ratings)
     assert agree["percent_agreement"] == pytest.approx(5 / 8)
     assert agree["cohens_kappa"] == pytest.approx(sklearn.cohen_kappa_score(a, b))
+
+
+def test_report_states_power_and_what_the_adjusted_p_counts(tmp_path):
+    from replyassets.core.stats import paired_power, required_units
+
+    df = judged_items(12).assign(tweet_id=[f"t{i}" for i in range(12)])
+    s = EvaluationSettings(bootstrap_resamples=300)
+    stats = compute_stats(df, s, unit_col="tweet_id")
+    stats = {**stats, "verdict": verdict(stats, s, adjusted_p=min(1.0, 2 * (stats["wilcoxon_p"] or 0.5)),
+                                         comparisons=2)}
+    meta = {"judge_offline": True, "comparisons_vs_base": 2, "holm_experiments": ["default", "r8"]}
+    paths = write_report(tmp_path / "rep", stats, df, {}, meta)
+    md = Path(paths["markdown"]).read_text(encoding="utf-8")
+    html = Path(paths["report_html"]).read_text(encoding="utf-8")
+    power = paired_power(0.3, 12, s.alpha)
+    needed = required_units(0.3, 0.8, s.alpha)
+    assert 0 < power < 0.5 and 80 <= needed <= 100
+    stated = (f"Statistical power: 12 test tweets (the unit); the power to detect a paired effect d = 0.3 at "
+              f"this number is {power:.3f}; {needed} tweets give 80 % power.")
+    assert stated in md and stated in html
+    # the statistics section holds it (after the score tests, before the sanity tier)
+    assert md.index("## Per-reply scores") < md.index(stated) < md.index("## Sanity tier")
+    holm = ("Adjusted p: Holm-Bonferroni adjusted over the 2 experiments evaluated on this curated set so far "
+            "(as of this report: default, r8). Experiments evaluated later are not counted here; the leaderboard "
+            "holds the adjustment over all of them")
+    assert holm in md and holm in html
+    # the first report of a curated set counts one experiment, and says so
+    first = write_report(tmp_path / "first", stats, df, {}, {**meta, "comparisons_vs_base": 1,
+                                                              "holm_experiments": ["default"]})
+    assert ("adjusted over the 1 experiment evaluated on this curated set so far (as of this report: default)"
+            in Path(first["markdown"]).read_text(encoding="utf-8"))
