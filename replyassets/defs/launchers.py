@@ -302,6 +302,67 @@ def training_span(metadata: Mapping[str, Any] | None, launched: float, returned:
 # --------------------------------------------------------------------------- the resource
 
 
+def tail_whole_lines(path: str, should_stop, poll_s: float = 0.01):
+    """Lines appended to ``path``, each yielded only once its newline is there.
+
+    Dagster's own file tail (``dagster._core.pipes.utils.tail_file``) yields whatever
+    ``readline`` returns, and a reader can see a long message half written (a training's
+    metadata with its plots is tens of kilobytes; one ``write`` of that size is not atomic
+    for a concurrent reader): the half line fails ``json.loads``, the reader thread stops,
+    and the step loses the worker's results ("did not receive closed message"). Seen once
+    under heavy load on 2 cores.
+    """
+    import time
+
+    pending = ""
+    with open(path, encoding="utf-8") as stream:
+        while True:
+            chunk = stream.readline()
+            if chunk:
+                pending += chunk
+                if pending.endswith("\n"):
+                    yield pending
+                    pending = ""
+                continue
+            if should_stop():  # the worker has exited: what is left is all there is
+                pending += stream.read()
+                for line in pending.splitlines():
+                    if line.strip():
+                        yield line
+                return
+            time.sleep(poll_s)
+
+
+class WholeLineFileMessageReader(dg.PipesFileMessageReader):
+    """``PipesFileMessageReader`` that hands the handler whole lines only (``tail_whole_lines``)."""
+
+    def _reader_thread(self, handler, is_resource_complete) -> None:
+        try:
+            for line in tail_whole_lines(self._path, is_resource_complete.is_set):
+                handler.handle_message(json.loads(line))
+        except BaseException:
+            handler.report_pipes_framework_exception(f"{self.__class__.__name__} reader thread", sys.exc_info())
+            raise
+
+
+class WholeLineTempFileMessageReader(dg.PipesTempFileMessageReader):
+    """``PipesTempFileMessageReader`` (the subprocess client's default) on whole lines."""
+
+    def read_messages(self, handler):
+        import contextlib
+        import tempfile
+
+        @contextlib.contextmanager
+        def session():
+            with tempfile.TemporaryDirectory() as tempdir:
+                reader = WholeLineFileMessageReader(os.path.join(tempdir, "messages"),
+                                                    include_stdio_in_messages=self._include_stdio_in_messages)
+                with reader.read_messages(handler) as params:
+                    yield params
+
+        return session()
+
+
 class TrainingLauncher(dg.ConfigurableResource):
     """Launch ``replyassets.training.train`` through Dagster Pipes: local, kubernetes or docker."""
 
@@ -373,7 +434,8 @@ class TrainingLauncher(dg.ConfigurableResource):
 
         def train() -> dg.MaterializeResult:
             context.log.info(f"training locally: {TRAIN_MODULE} --config {config_path}")
-            invocation = dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT)).run(
+            invocation = dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT),
+                                                  message_reader=WholeLineTempFileMessageReader()).run(
                 command=worker_command(str(config_path), self.python or sys.executable),
                 context=context,
                 extras=dict(extras or {}),

@@ -233,3 +233,44 @@ def test_kind_by_profile_and_run_config_override(tmp_path, monkeypatch):
         run_config={"resources": {"training_launcher": {"config": {"kind": "docker"}}}},
     ).success
     assert seen["kind"] == "docker"
+
+
+def test_the_pipes_reader_waits_for_whole_lines(tmp_path):
+    """A long message seen half written: Dagster's own tail hands the half line to json.loads
+    (the reader thread dies and the step loses the worker's results); ours waits for the newline."""
+    import json
+    import threading
+    import time
+
+    from dagster._core.pipes.utils import tail_file
+
+    from replyassets.defs.launchers import tail_whole_lines
+
+    message = json.dumps({"method": "report_asset_materialization", "params": {"plot": "x" * 50_000}})
+
+    def scenario(tail) -> list[str]:
+        path = tmp_path / f"messages-{tail.__name__}"
+        path.write_text("")
+        done = threading.Event()
+
+        def writer():
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(message[:20_000])
+                f.flush()
+                time.sleep(0.3)  # the reader polls in between
+                f.write(message[20_000:] + "\n")
+                f.write('{"method": "closed"}\n')
+            time.sleep(0.1)
+            done.set()
+
+        t = threading.Thread(target=writer)
+        t.start()
+        lines = list(tail(str(path), done.is_set))
+        t.join()
+        return lines
+
+    ours = scenario(tail_whole_lines)
+    assert [json.loads(x)["method"] for x in ours] == ["report_asset_materialization", "closed"]
+    assert json.loads(ours[0]) == json.loads(message)
+    theirs = scenario(tail_file)
+    assert theirs[0] == message[:20_000]  # the half line Dagster's tail yields
