@@ -210,7 +210,7 @@ def _resolve_graph(m: int, ei: np.ndarray, ej: np.ndarray, sims: np.ndarray,
 
 
 PREFILTER_DIMS = (32, 48, 64, 96, 128, 192)
-_VERIFY_CHUNK = 1 << 20
+_VERIFY_CHUNK = 1 << 16  # pairs per gather: two (chunk, d) float32 copies, ~100 MB at d = 384
 _SCREEN_MIN_ROWS = 4096  # below this the full product takes a few milliseconds
 
 
@@ -444,7 +444,7 @@ def _pairs_in_runs(sorted_idx: np.ndarray, keys_sorted: np.ndarray) -> tuple[np.
 
 
 def _peel_large_runs(elems: np.ndarray, rid: np.ndarray, x: np.ndarray, lo: float, max_run: int,
-                     max_rounds: int = 64, chunk: int = 1 << 16
+                     max_rounds: int = 64, chunk: int = 1 << 15
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
     """Shrink the runs longer than ``max_run`` before listing their pairs.
 
@@ -531,8 +531,8 @@ def similar_pairs_lsh(x: np.ndarray, threshold: float, recall: float = 0.995, se
         peel_rounds, peeled, leader_pairs = peel_rounds + peel["rounds"], peeled + peel["peeled"], leader_pairs + pa.size
         a, b = _pairs_in_runs(elems, rid)
         raw += a.size + pa.size
-        for c in range(0, a.size, 1 << 22):
-            aa, bb = a[c:c + (1 << 22)], b[c:c + (1 << 22)]
+        for c in range(0, a.size, 1 << 20):
+            aa, bb = a[c:c + (1 << 20)], b[c:c + (1 << 20)]
             ham = np.bitwise_count(sketch[aa] ^ sketch[bb]).sum(axis=1, dtype=np.int64)
             keep = ham <= ham_max
             lo_, hi_ = np.minimum(aa[keep], bb[keep]), np.maximum(aa[keep], bb[keep])
@@ -542,8 +542,9 @@ def similar_pairs_lsh(x: np.ndarray, threshold: float, recall: float = 0.995, se
     codes = np.unique(np.concatenate(found)) if found else np.empty(0, np.int64)
     ei, ej = codes // n, codes % n
     sims = np.empty(ei.size, dtype=np.float64)
-    for c in range(0, ei.size, 1 << 20):
-        sims[c:c + (1 << 20)] = np.einsum("ij,ij->i", x[ei[c:c + (1 << 20)]], x[ej[c:c + (1 << 20)]])
+    for c in range(0, ei.size, _VERIFY_CHUNK):
+        sl = slice(c, c + _VERIFY_CHUNK)
+        sims[sl] = np.einsum("ij,ij->i", x[ei[sl]], x[ej[sl]])
     ok = np.flatnonzero(sims >= threshold - _BAND)
     ok = ok[_is_dup(sims[ok], x[ei[ok]], x[ej[ok]], threshold)]
     info = {"lsh_bits": bits, "lsh_tables": tables, "lsh_raw_pairs": int(raw), "lsh_max_run": int(max_run),
