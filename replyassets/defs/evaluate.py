@@ -42,7 +42,7 @@ EVAL_CODE_VERSION = derived_code_version(
     "replyassets.judges.anthropic_judge",
     settings_paths=("evaluation", "curation.split_train", "curation.split_eval", "curation.split_test",
                     "curation.seed", "curation.prompt_template", "dedup.embedding_model",
-                    "dedup.embedding_backend", "dedup.embedding_precision"),
+                    "dedup.embedding_backend", "dedup.embedding_precision", "training.cpu_threads"),
 )
 
 

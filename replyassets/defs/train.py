@@ -22,8 +22,9 @@ from replyassets.defs.common import (
 from replyassets.defs.curate import blocking_check_status
 from replyassets.defs.launchers import TrainingLauncher, train_eval_gap_check_spec
 
+# base_model pretrains on the sample's tweets, collected with the collection settings (sample_texts).
 BASE_MODEL_CODE_VERSION = derived_code_version(
-    "replyassets.defs.train", "replyassets.training.tiny_model", settings_paths=("training.base_model",)
+    "replyassets.defs.train", "replyassets.training.tiny_model", settings_paths=("training.base_model", "collection")
 )
 # The training program the launcher starts is part of what lora_adapter runs.
 TRAIN_CODE_VERSION = derived_code_version(
