@@ -426,7 +426,7 @@ def check_same_curated_set(adapter_md: dict, curated_set: pd.DataFrame) -> None:
 EVAL_METADATA_ORDER = (
     "verdict", "criteria", "success",
     # headline numbers
-    "win_rate", "win_rate_ci", "lc_win_rate", "adapter_score_mean", "base_score_mean", "relative_improvement",
+    "win_rate", "win_rate_ci", "win_rate_bar", "lc_win_rate", "adapter_score_mean", "base_score_mean", "relative_improvement",
     "wilcoxon_p", "cohens_d", "n_items", "n_valid", "wins", "ties", "losses",
     # plots
     "outcomes_plot", "score_distribution", "length_distribution",
@@ -476,7 +476,7 @@ def eval_metadata(
     headline numbers, the plots (PNG data URIs, the same files the report shows), the tables,
     then links and the rest. Every float is rounded for display (report.json keeps the exact
     figures)."""
-    from replyassets.core.plots import image_md
+    from replyassets.core.plots import image_md, outcome_inline_md
     from replyassets.core.report import ui_metadata, verdict_line
 
     flat = {k: v for k, v in ui_metadata(dict(stats), dict(meta)).items() if v is not None}
@@ -492,6 +492,9 @@ def eval_metadata(
     }
     for k in ("win_rate_ci_low", "win_rate_ci_high", "cohens_d_ci_low", "cohens_d_ci_high"):
         md.pop(k, None)
+    # wins/ties/losses as a bar small enough for the UI to show without a click
+    md["win_rate_bar"] = dg.MetadataValue.md(outcome_inline_md(
+        int(stats.get("wins") or 0), int(stats.get("ties") or 0), int(stats.get("losses") or 0)))
     for name, (key, alt) in PLOT_KEYS.items():
         path = (paths.get("plots") or {}).get(name)
         if path and Path(path).is_file():

@@ -290,7 +290,7 @@ def experiment_metadata(name: str, started: float, ended: float) -> dict:
 
 # The order a person reads the asset page in (Dagster shows metadata in insertion order).
 ADAPTER_METADATA_ORDER = (
-    "loss_curve",
+    "loss", "loss_curve",
     "experiment", "recipe",
     "final_eval_loss", "final_train_loss", "train_eval_gap", "gap_alarm", "eval_perplexity", "train_perplexity",
     "global_step", "best_step", "early_stopped", "resumed_from_step",
@@ -322,14 +322,16 @@ def loss_history(metadata: Mapping[str, Any]) -> list[dict]:
 
 
 def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
-    """``lora_adapter``'s metadata in reading order: the loss curve as an inline PNG (train and
-    eval loss per step), the headline numbers, the adapter's identity, the per-step table and
+    """``lora_adapter``'s metadata in reading order: the loss as a sparkline the UI shows without
+    a click, the loss curve as a PNG (train and eval loss per step), the headline numbers, the adapter's identity, the per-step table and
     sample replies (tables), then the rest. Floats are rounded for display to 4 significant digits: the tiny
     local model's losses move in the third decimal (result.json keeps the exact figures)."""
-    from replyassets.core.plots import image_md, loss_curve_png
+    from replyassets.core.plots import image_md, loss_curve_png, loss_inline_md
 
     md = dict(reported)
     curve = loss_history(md)
+    # a sparkline short enough for the UI to show in the metadata table; the full plot follows
+    md["loss"] = dg.MetadataValue.md(loss_inline_md(curve))
     md["loss_curve"] = dg.MetadataValue.md(image_md(loss_curve_png(curve), "loss curve: train and eval loss per step"))
     if curve:
         md["loss_curve_table"] = records_table(

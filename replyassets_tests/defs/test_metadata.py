@@ -226,6 +226,10 @@ def test_eval_report_metadata_verdict_first_tables_and_plots(eval_inputs):
     assert [r.data["pass"] for r in crit.records] == [c["passed"] for c in v["criteria"].values()]
     # headline numbers before the plots, the plots before the tables
     assert keys.index("win_rate") < keys.index("outcomes_plot") < keys.index("sanity")
+    # the outcomes as a bar the UI shows without a click (a markdown value under 1,000 characters)
+    assert keys.index("win_rate") < keys.index("win_rate_bar") < keys.index("outcomes_plot")
+    bar = _md_text(md["win_rate_bar"])
+    assert bar.startswith("![outcomes") and DATA_URI in bar and len(bar) < 1000, len(bar)
     for key in ("outcomes_plot", "score_distribution", "length_distribution"):
         assert _md_text(md[key]).startswith("![") and DATA_URI in _md_text(md[key]), key
     for key in ("perplexity_test", "forgetting", "sanity", "decoding"):
@@ -283,10 +287,14 @@ def test_lora_adapter_metadata_loss_curve_first_as_an_inline_png():
 
     reported, _ = _reported()
     md = adapter_metadata(reported)
-    assert next(iter(md)) == "loss_curve"
+    # first a sparkline short enough for the UI to show in the metadata table (under 1,000
+    # characters), then the full-size plot
+    assert list(md)[:2] == ["loss", "loss_curve"]
+    inline = _md_text(md["loss"])
+    assert inline.startswith("![loss") and DATA_URI in inline and len(inline) < 1000, len(inline)
     text = _md_text(md["loss_curve"])
-    assert text.startswith("![loss curve") and DATA_URI in text
-    assert list(md)[1:3] == ["final_eval_loss", "final_train_loss"]
+    assert text.startswith("![loss curve") and DATA_URI in text and len(text) > len(inline)
+    assert list(md)[2:4] == ["final_eval_loss", "final_train_loss"]
     table = md["loss_curve_table"]
     assert isinstance(table, dg.TableMetadataValue) and [r.data["step"] for r in table.records] == [1, 10, 20]
     assert md["final_eval_loss"].value == 7.527 and md["eval_perplexity"].value == 1858.0
