@@ -19,7 +19,6 @@ from replyassets.defs.common import (
     derived_code_version,
     fmt_num,
     frame_hash,
-    json_md,
     latest_materialization,
     mapping_table,
     ordered,
@@ -516,7 +515,8 @@ def eval_metadata(
     )
     md["sanity"] = sanity_table(sanity)
     md["decoding"] = mapping_table(meta.get("decoding") or {}, key="setting")
-    md["judge_human_agreement"] = json_md(agreement) if agreement else NO_RATINGS
+    md["judge_human_agreement"] = (
+        mapping_table(agreement, key="judge-human agreement") if agreement else NO_RATINGS)
     md["examples"] = table_md(
         [{"tweet": i["tweet"][:90], "base": i["base_reply"][:90], "adapter": i["adapter_reply"][:90]}
          for i in (items or [])[:6]]

@@ -14,6 +14,7 @@ from replyassets.defs.common import (
     OWNERS,
     derived_code_version,
     json_md,
+    mapping_table,
     ordered,
     records_table,
     settings,
@@ -339,16 +340,32 @@ def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
             ["step", "train_loss", "eval_loss", "gap"],
             sig=LOSS_SIG_DIGITS,
         )
-    history = _value(md.get("sample_generations"))
+    config = _value(md.get("training_config"))
+    if isinstance(config, Mapping):  # a table of settings (nested ones dotted), not a JSON blob
+        md["training_config"] = mapping_table(_dotted(config), key="setting", sig=LOSS_SIG_DIGITS)
+    history = _value(md.pop("sample_generations", None))
     if isinstance(history, list):
-        # a typed table, not the worker's markdown: generated text may hold "<think>" or other
-        # markup that a markdown cell would swallow
+        # a typed table, not the worker's markdown or JSON: generated text may hold "<think>" or
+        # other markup that a markdown cell would swallow
         md["sample_generations_table"] = records_table(
-            [{"step": h.get("step"), "tweet_id": str(smp.get("tweet_id", "")), "reply": str(smp.get("reply", ""))}
+            [{"step": h.get("step"), "eval_loss": h.get("eval_loss"), "tweet_id": str(smp.get("tweet_id", "")),
+              "reply": str(smp.get("reply", ""))}
              for h in history if isinstance(h, Mapping) for smp in (h.get("samples") or []) if isinstance(smp, Mapping)],
-            ["step", "tweet_id", "reply"],
+            ["step", "eval_loss", "tweet_id", "reply"],
+            sig=LOSS_SIG_DIGITS,
         )
     return tidy_metadata(ordered(md, ADAPTER_METADATA_ORDER), sig=LOSS_SIG_DIGITS)
+
+
+def _dotted(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping flattened to dotted keys (``{"lora": {"r": 16}}`` -> ``{"lora.r": 16}``)."""
+    out: dict[str, Any] = {}
+    for k, v in mapping.items():
+        if isinstance(v, Mapping) and v:
+            out.update(_dotted(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _tidy_check(check: dg.AssetCheckResult) -> dg.AssetCheckResult:

@@ -236,8 +236,11 @@ def test_eval_report_metadata_verdict_first_tables_and_plots(eval_inputs):
         assert isinstance(md[key], dg.TableMetadataValue), key
     ppl = {r.data["test-reply perplexity"]: r.data["value"] for r in md["perplexity_test"].records}
     assert ppl["base"] == "2017" and ppl["adapter"] == "1872" and ppl["warn above (adapter)"] == "1950"
-    assert md["judge_human_agreement"].data["cohens_kappa"] == 0.429
-    assert not any(isinstance(x, dg.JsonMetadataValue) for k, x in md.items() if k != "judge_human_agreement")
+    agreement_table = md["judge_human_agreement"]
+    assert isinstance(agreement_table, dg.TableMetadataValue)
+    rows = {r.data["judge-human agreement"]: r.data["value"] for r in agreement_table.records}
+    assert rows["cohens_kappa"] == "0.429" and rows["percent_agreement"] == "0.625" and rows["n"] == "8"
+    assert not any(isinstance(x, dg.JsonMetadataValue) for x in md.values())   # no JSON blob left
     assert md["success"].value is bool(v["success"])
     assert_rounded(md)
     # markup from the tweets never reaches the page as HTML; the report's relative image links are gone
@@ -271,7 +274,8 @@ def _reported(**over):
         "eval_perplexity": dg.MetadataValue.float(1858.1375014514038),
         "train_tokens_per_s": dg.MetadataValue.float(12345.678901),
         "loss_curve": dg.MetadataValue.json(curve),
-        "training_config": dg.MetadataValue.json({"learning_rate": 0.0002, "warmup_ratio": 0.03333333333}),
+        "training_config": dg.MetadataValue.json({"learning_rate": 0.0002, "warmup_ratio": 0.03333333333,
+                                                  "lora": {"r": 16, "target_modules": ["q_proj", "v_proj"]}}),
         "sample_generations": dg.MetadataValue.json(
             [{"step": 20, "eval_loss": 7.594725131988525, "samples": [{"tweet_id": "t1", "reply": "<think>\n\n</think> hi | there"}]}]
         ),
@@ -301,8 +305,14 @@ def test_lora_adapter_metadata_loss_curve_first_as_an_inline_png():
     assert md["adapter_sha256"] == "a" * 64 and md["adapter_path"].value == "/adapters/x/adapter"
     samples = md["sample_generations_table"]  # a table: generated "<think>" is not swallowed as HTML
     assert isinstance(samples, dg.TableMetadataValue)
-    assert samples.records[0].data == {"step": 20, "tweet_id": "t1", "reply": "<think>\n\n</think> hi | there"}
-    assert md["sample_generations"].data[0]["eval_loss"] == 7.595
+    assert samples.records[0].data == {"step": 20, "eval_loss": 7.595, "tweet_id": "t1",
+                                       "reply": "<think>\n\n</think> hi | there"}
+    assert "sample_generations" not in md                    # the JSON it was built from is not shown
+    config = md["training_config"]
+    assert isinstance(config, dg.TableMetadataValue)
+    assert {r.data["setting"]: r.data["value"] for r in config.records} == {
+        "learning_rate": "0.0002", "warmup_ratio": "0.03333", "lora.r": "16", "lora.target_modules": '["q_proj", "v_proj"]'}
+    assert not any(isinstance(x, dg.JsonMetadataValue) for x in md.values())   # no JSON blob left
     assert_rounded(md)
 
 

@@ -215,9 +215,9 @@ def test_whole_graph_on_the_sample(two_query_project):
     assert json.loads(cli.stdout)["stored"] == len(sheet)
     run(["eval_report"], "default")
     report = _md(inst, "eval_report")
-    agreement = report["judge_human_agreement"]
-    assert agreement["n"] == len(sheet) and agreement["n_raters"] == 1
+    agreement = {r.data["judge-human agreement"]: r.data["value"] for r in report["judge_human_agreement"].records}
+    assert agreement["n"] == str(len(sheet)) and agreement["n_raters"] == "1"
     report_md = Path(str(report["report_md"])).read_text()
     assert "percent_agreement" in report_md and "No human ratings imported yet" not in report_md
-    assert 0.0 <= agreement["percent_agreement"] <= 1.0
+    assert 0.0 <= float(agreement["percent_agreement"]) <= 1.0
     shutil.rmtree(adapter.parent, ignore_errors=True)
