@@ -79,7 +79,7 @@ def test_dg_check_defs_passes(tmp_path):
 
 
 # Imports the defs package in a fresh interpreter (its warning filters installed), then raises
-# the beta warnings of the two beta APIs the project uses on purpose, another API's beta warning
+# the beta warnings of the three beta APIs the project uses on purpose, another API's beta warning
 # and a plain UserWarning, recording what gets through.
 _BETA_PROBE = r"""
 import json, warnings
@@ -96,6 +96,7 @@ def some_other_beta_api():
 with warnings.catch_warnings(record=True) as caught:   # keeps the filters the import installed
     pandera_schema_to_dagster_type(CuratedSet)
     dg.AssetSelection.all(include_sources=True)
+    dg.Output(1, data_version=dg.DataVersion("v"))
     some_other_beta_api()
     warnings.warn("an ordinary warning", UserWarning)
 print(json.dumps([[w.category.__name__, str(w.message)[:120]] for w in caught]))
