@@ -2,7 +2,9 @@
 
 Per query, a checkpoint maps a key to the raw items already fetched: the key
 :data:`SEARCH_KEY` holds the search result, every other key is a tweet id whose replies
-were fetched. ``collect_partition`` saves after each call to the source, before doing
+were fetched. :data:`SEARCH_KEY` holds a character that no tweet id can hold (ids are checked
+by ``normalize.parse_id``), so no tweet's replies can overwrite the saved search;
+:func:`split_saved` still reads a search saved under the earlier key, :data:`LEGACY_SEARCH_KEY`. ``collect_partition`` saves after each call to the source, before doing
 anything else, so a crash loses at most the call in flight.
 
 A checkpoint is reused by every later run of the same query (re-materializing a partition
@@ -19,7 +21,10 @@ from typing import Any, Protocol, runtime_checkable
 from replyassets.core import db
 from replyassets.core.normalize import DamagedInput
 
-SEARCH_KEY = "__search__"
+# '#' is outside the id alphabet (normalize._ID_RE): no tweet id equals this key.
+SEARCH_KEY = "#search"
+# The search's key until it changed: a valid tweet id, so a tweet of that id could overwrite it.
+LEGACY_SEARCH_KEY = "__search__"
 TABLE = "collection_checkpoints"
 
 
@@ -36,6 +41,20 @@ class CheckpointStore(Protocol):
     def clear(self, query: str) -> None:
         """Forget everything saved for ``query``."""
         ...
+
+
+def split_saved(saved: dict[str, list]) -> tuple[list | None, dict[str, list], bool]:
+    """``(search items or None, tweet id -> replies, legacy)`` of what ``load`` gave back.
+
+    A row under :data:`SEARCH_KEY` is the search, and every other key is a tweet id. Without one,
+    a row under :data:`LEGACY_SEARCH_KEY` is a search saved by the earlier code (``legacy`` is
+    then True: the caller re-saves it under :data:`SEARCH_KEY` before saving any reply, so that a
+    tweet of that id gets a row of its own), and is no tweet's replies."""
+    if SEARCH_KEY in saved:
+        return saved[SEARCH_KEY], {k: v for k, v in saved.items() if k != SEARCH_KEY}, False
+    if LEGACY_SEARCH_KEY in saved:
+        return saved[LEGACY_SEARCH_KEY], {k: v for k, v in saved.items() if k != LEGACY_SEARCH_KEY}, True
+    return None, dict(saved), False
 
 
 def _dumps(items: list[Any]) -> str:

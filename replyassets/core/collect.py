@@ -34,7 +34,7 @@ from typing import Any
 
 import pandas as pd
 
-from replyassets.core.checkpoint import SEARCH_KEY, CheckpointStore
+from replyassets.core.checkpoint import SEARCH_KEY, CheckpointStore, split_saved
 from replyassets.core.columns import (
     PAIR_COLUMNS,
     REJECTION_COLUMNS,
@@ -117,7 +117,7 @@ def collect_partition(
     qname = query.name
     src = getattr(source, "name", type(source).__name__)
     cost_before = _cost(source)
-    saved = checkpoint.load(qname) if checkpoint is not None else {}
+    saved_search, saved, legacy_search = split_saved(checkpoint.load(qname) if checkpoint is not None else {})
 
     rejections: list[dict[str, Any]] = []
     reason_counts: dict[str, int] = {}
@@ -132,9 +132,11 @@ def collect_partition(
         })
 
     # 1. search (or the saved search of an interrupted run)
-    if SEARCH_KEY in saved:
-        raw_tweets = saved[SEARCH_KEY]
+    if saved_search is not None:
+        raw_tweets = saved_search
         searched = False
+        if legacy_search and checkpoint is not None:
+            checkpoint.save(qname, SEARCH_KEY, raw_tweets)   # under the current key, before any reply
     else:
         raw_tweets = _as_list(source.search_tweets(query, settings), "search_tweets", qname)
         searched = True

@@ -1,7 +1,7 @@
 """Curation: rank deduped pairs, apply review decisions, select, split, export.
 
 Pure pandas/numpy; no Dagster. The ``curated_set`` asset calls :func:`curate` then
-:func:`export_training_files`; the review CLI calls :func:`rank_candidates`.
+:func:`export_curated_set`; the review CLI calls :func:`rank_candidates`.
 
 Quality score (the prototype's "Quality sorting: by engagement + credibility + timing")
 ---------------------------------------------------------------------------------------
@@ -451,36 +451,83 @@ def _card_markdown(card: dict[str, Any], files: dict[str, dict[str, Any]]) -> st
     return "\n".join(lines) + "\n"
 
 
+def training_file_contents(curated: pd.DataFrame, settings: CurationSettings | None = None) -> tuple[dict[str, bytes], dict[str, int], str]:
+    """The bytes of every file of a curated set's export: ``({name: bytes}, {name: rows},
+    content hash)``. Rows are in rank order; the same curated set and settings give the same bytes."""
+    settings = settings or CurationSettings()
+    _require(curated, ["reply_id", "tweet_id", "split", "prompt", "train_reply"], "curated set")
+    bad_split = sorted(set(curated["split"].astype(str)) - set(SPLITS))
+    if bad_split:
+        raise CurationError(f"unknown split values {bad_split}")
+    ordered = curated.sort_values("rank", kind="mergesort") if "rank" in curated.columns else curated
+    contents: dict[str, bytes] = {}
+    rows: dict[str, int] = {}
+    for split, name in EXPORT_FILES.items():
+        part = ordered.loc[ordered["split"] == split]
+        contents[name] = "".join(
+            json.dumps(training_record(r), ensure_ascii=False, sort_keys=False) + "\n" for r in part.to_dict(orient="records")
+        ).encode("utf-8")
+        rows[name] = len(part)
+    jsonl = {name: {"rows": rows[name], "sha256": hashlib.sha256(contents[name]).hexdigest()} for name in EXPORT_FILES.values()}
+    card = dataset_card(curated, settings)
+    card["files"] = jsonl
+    contents["dataset_card.json"] = (json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    rows["dataset_card.json"] = 1
+    contents["dataset_card.md"] = _card_markdown(card, jsonl).encode("utf-8")
+    rows["dataset_card.md"] = 1
+    return contents, rows, card["content_hash"]
+
+
+def export_hash(contents: dict[str, bytes]) -> str:
+    """sha256 over every file's name and bytes: the name of the folder that holds exactly them."""
+    h = hashlib.sha256()
+    for name in sorted(contents):
+        h.update(json.dumps([name, hashlib.sha256(contents[name]).hexdigest()]).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
 def export_training_files(curated: pd.DataFrame, out_dir: Path | str, settings: CurationSettings | None = None) -> dict[str, Any]:
     """Write train/eval/test.jsonl and dataset_card.md/.json into ``out_dir``, each atomically.
 
     Returns ``{"out_dir", "content_hash", "files": {name: {"path", "sha256", "rows"}}}``.
     Rows are written in rank order; the same curated set gives the same bytes.
     """
-    settings = settings or CurationSettings()
-    _require(curated, ["reply_id", "tweet_id", "split", "prompt", "train_reply"], "curated set")
+    contents, rows, digest = training_file_contents(curated, settings)
     out_dir = Path(out_dir)
-    bad_split = sorted(set(curated["split"].astype(str)) - set(SPLITS))
-    if bad_split:
-        raise CurationError(f"unknown split values {bad_split}")
-    ordered = curated.sort_values("rank", kind="mergesort") if "rank" in curated.columns else curated
-    files: dict[str, dict[str, Any]] = {}
-    for split, name in EXPORT_FILES.items():
-        rows = ordered.loc[ordered["split"] == split]
-        body = "".join(
-            json.dumps(training_record(r), ensure_ascii=False, sort_keys=False) + "\n" for r in rows.to_dict(orient="records")
-        ).encode("utf-8")
+    files = {name: {"path": str(out_dir / name), "sha256": _atomic_write(out_dir / name, body), "rows": rows[name]}
+             for name, body in contents.items()}
+    return {"out_dir": str(out_dir), "content_hash": digest, "files": files}
+
+
+def export_curated_set(curated: pd.DataFrame, root: Path | str, settings: CurationSettings | None = None) -> dict[str, Any]:
+    """Export into ``root/{export hash[:16]}``, a folder named by the hash of every byte it holds
+    (rows, dataset card, settings), so a folder a materialization recorded is never written again:
+    other bytes (the same rows with another setting, say) go to another folder.
+
+    In an existing folder, a file with the expected bytes is left as it is (not even replaced by
+    the same bytes), a missing one (an export that crashed) is written, and a file with other
+    bytes (edited outside) raises :class:`CurationError` and nothing is written.
+    Returns what :func:`export_training_files` returns, plus ``export_hash``.
+    """
+    contents, rows, digest = training_file_contents(curated, settings)
+    full = export_hash(contents)
+    out_dir = Path(root) / full[:16]
+    expected = {name: hashlib.sha256(body).hexdigest() for name, body in contents.items()}
+    missing = []
+    for name, sha in expected.items():
         path = out_dir / name
-        files[name] = {"path": str(path), "sha256": _atomic_write(path, body), "rows": len(rows)}
-    card = dataset_card(curated, settings)
-    card["files"] = {k: {"rows": v["rows"], "sha256": v["sha256"]} for k, v in files.items()}
-    card_json = (json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-    path = out_dir / "dataset_card.json"
-    files["dataset_card.json"] = {"path": str(path), "sha256": _atomic_write(path, card_json), "rows": 1}
-    md = _card_markdown(card, {k: v for k, v in files.items() if k.endswith(".jsonl")}).encode("utf-8")
-    path = out_dir / "dataset_card.md"
-    files["dataset_card.md"] = {"path": str(path), "sha256": _atomic_write(path, md), "rows": 1}
-    return {"out_dir": str(out_dir), "content_hash": card["content_hash"], "files": files}
+        if not path.exists():
+            missing.append(name)
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            raise CurationError(
+                f"{path} differs from the export it names (edited outside replyassets?); nothing was written. "
+                f"Move the folder {out_dir} away to export again."
+            )
+    for name in missing:
+        _atomic_write(out_dir / name, contents[name])
+    files = {name: {"path": str(out_dir / name), "sha256": expected[name], "rows": rows[name]} for name in contents}
+    return {"out_dir": str(out_dir), "content_hash": digest, "export_hash": full, "files": files}
 
 
 __all__ = [
@@ -495,11 +542,14 @@ __all__ = [
     "content_hash",
     "curate",
     "dataset_card",
+    "export_curated_set",
+    "export_hash",
     "export_training_files",
     "quality_score",
     "rank_candidates",
     "render_prompt",
     "render_text",
+    "training_file_contents",
     "training_record",
     "tweet_split",
 ]

@@ -7,6 +7,12 @@ Dagster markdown metadata value as a data URI (``image_md``).
 
 The same bytes serve both places: ``core/report.py`` writes them next to report.md/.html and
 ``eval_report`` / ``lora_adapter`` embed them in their metadata.
+
+Dagster's UI shows a markdown metadata value in the metadata table only when it is shorter than
+:data:`INLINE_MD_LIMIT` characters; a longer one (every plot above) is behind a "[Show
+Markdown]" link. The ``*_inline_md`` functions draw tiny 2-bit palette PNGs (a loss sparkline,
+an outcome bar) whose whole markdown value stays under that limit, dropping resolution until it
+does, so the asset page shows them without a click.
 """
 
 from __future__ import annotations
@@ -50,6 +56,117 @@ def image_md(png: bytes | None, alt: str) -> str:
         return f"_{alt}: nothing to plot_"
     safe_alt = alt.replace("[", "(").replace("]", ")")
     return f"![{safe_alt}]({data_uri(png)})"
+
+
+# --------------------------------------------------------------------------- inline (tiny) plots
+
+# Dagster's UI renders a markdown metadata value inline only when it is shorter than this.
+INLINE_MD_LIMIT = 1000
+# Pixel sizes tried in turn, largest first, until the markdown value fits under the limit.
+INLINE_SIZES = ((240, 60), (200, 50), (160, 40), (120, 30), (80, 20))
+# The 2-bit palette: background, dark, accent, grey.
+_PALETTE = ((255, 255, 255), (38, 70, 83), (231, 111, 81), (173, 181, 189))
+WHITE, DARK, ACCENT, GREY = range(4)
+# The outcome bar's palette: background, win green, loss orange, dark (ties outlined, the 0.5 tick).
+_OUTCOME_PALETTE = ((255, 255, 255), (42, 157, 143), (231, 111, 81), (38, 70, 83))
+
+
+def _tiny_png(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True, bits=2)
+    return buf.getvalue()
+
+
+def _canvas(size: tuple[int, int], palette=_PALETTE):
+    from PIL import Image
+
+    img = Image.new("P", size, WHITE)
+    img.putpalette([c for rgb in palette for c in rgb])
+    return img
+
+
+def fit_inline(draw, alt: str, sizes: Sequence[tuple[int, int]] = INLINE_SIZES, limit: int = INLINE_MD_LIMIT) -> str:
+    """``![alt](data:image/png;base64,...)`` of ``draw((width, height))`` at the largest size of
+    ``sizes`` whose whole markdown is under ``limit`` characters; a short note when even the
+    smallest is not (Dagster would hide it behind a click)."""
+    for size in sizes:
+        md = image_md(draw(size), alt)
+        if len(md) < limit:
+            return md
+    return f"_{alt}: too detailed to show inline; see the full plot below_"
+
+
+def _scaled(points: Sequence[tuple[float, float]], xs: tuple[float, float], ys: tuple[float, float],
+            size: tuple[int, int], pad: int = 2) -> list[tuple[float, float]]:
+    (x0, x1), (y0, y1) = xs, ys
+    w, h = size[0] - 1 - 2 * pad, size[1] - 1 - 2 * pad
+    return [(pad + (w * (x - x0) / (x1 - x0) if x1 > x0 else w / 2),
+             pad + (h * (1 - (y - y0) / (y1 - y0)) if y1 > y0 else h / 2)) for x, y in points]
+
+
+def loss_sparkline_png(curve: Iterable[Mapping[str, Any]], size: tuple[int, int] = INLINE_SIZES[0]) -> bytes | None:
+    """A tiny loss curve: train loss per step as a dark line, eval loss as orange points joined
+    by a line; no axes (the full plot and the table have the numbers). ``None`` when no row
+    carries a loss."""
+    from PIL import ImageDraw
+
+    rows = list(curve or [])
+    tr = [(float(r["step"]), float(r["train_loss"])) for r in rows if r.get("train_loss") is not None]
+    ev = [(float(r["step"]), float(r["eval_loss"])) for r in rows if r.get("eval_loss") is not None]
+    if not tr and not ev:
+        return None
+    allp = tr + ev
+    xs = (min(p[0] for p in allp), max(p[0] for p in allp))
+    ys = (min(p[1] for p in allp), max(p[1] for p in allp))
+    img = _canvas(size)
+    draw = ImageDraw.Draw(img)
+    for pts, color in ((tr, DARK), (ev, ACCENT)):
+        scaled = _scaled(pts, xs, ys, size)
+        if len(scaled) > 1:
+            draw.line(scaled, fill=color, width=1)
+        if color == ACCENT or len(scaled) == 1:
+            for x, y in scaled:
+                draw.rectangle([x - 1, y - 1, x + 1, y + 1], fill=color)
+    return _tiny_png(img)
+
+
+def loss_inline_md(curve: Iterable[Mapping[str, Any]], alt: str = "loss: train (dark), eval (orange)") -> str:
+    """The loss sparkline as markdown short enough for Dagster to show in the metadata table."""
+    rows = list(curve or [])
+    if loss_sparkline_png(rows, INLINE_SIZES[-1]) is None:
+        return f"_{alt}: nothing to plot_"
+    return fit_inline(lambda size: loss_sparkline_png(rows, size), alt)
+
+
+def outcome_bar_png(wins: int, ties: int, losses: int, size: tuple[int, int] = (240, 16)) -> bytes | None:
+    """One stacked bar: the share of adapter wins (green), ties (grey) and losses (orange), with
+    a dark tick at one half (wins + ties / 2 past it: a win rate above 0.5). ``None`` for no items."""
+    from PIL import ImageDraw
+
+    total = wins + ties + losses
+    if total <= 0:
+        return None
+    img = _canvas(size, _OUTCOME_PALETTE)
+    draw = ImageDraw.Draw(img)
+    w, h = size
+    a = round(w * wins / total)
+    b = round(w * (wins + ties) / total)
+    if a > 0:
+        draw.rectangle([0, 2, a - 1, h - 3], fill=1)
+    if b > a:
+        draw.rectangle([a, 2, b - 1, h - 3], outline=3)
+    if w > b:
+        draw.rectangle([b, 2, w - 1, h - 3], fill=2)
+    draw.line([(w // 2, 0), (w // 2, h - 1)], fill=3, width=1)
+    return _tiny_png(img)
+
+
+def outcome_inline_md(wins: int, ties: int, losses: int,
+                      alt: str = "outcomes: adapter wins (green), ties (outlined), losses (orange); tick at 0.5") -> str:
+    """The outcome bar as markdown short enough for Dagster to show in the metadata table."""
+    if wins + ties + losses <= 0:
+        return f"_{alt}: nothing to plot_"
+    return fit_inline(lambda size: outcome_bar_png(wins, ties, losses, (size[0], max(8, size[1] // 4))), alt)
 
 
 # --------------------------------------------------------------------------- training

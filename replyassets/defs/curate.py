@@ -10,7 +10,7 @@ from replyassets.core.curate import (
     content_hash,
     curate,
     dataset_card,
-    export_training_files,
+    export_curated_set,
 )
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
 from replyassets.core.quality_checks import CURATED_CHECKS, run_curated_checks
@@ -22,9 +22,9 @@ from replyassets.defs.common import (
     derived_code_version,
     mapping_table,
     settings,
+    storage,
     table_md,
     tidy_metadata,
-    storage,
 )
 from replyassets.defs.resources import EmbedderResource
 from replyassets.schemas import CuratedSet
@@ -61,7 +61,8 @@ CURATED_CHECK_SPECS = [
         "The training set: valid, deduplicated pairs ranked by quality (engagement, author "
         "credibility, timing), review decisions applied, at most N replies per author, up to the "
         "target size, split train/eval/test grouped by source tweet. Exports train/eval/test JSONL "
-        "in the Qwen3 chat format and a dataset card under `data/curated/{content hash}/`. Blocking "
+        "in the Qwen3 chat format and a dataset card under `data/curated/{export hash}/` (a hash of "
+        "every byte in the folder, so a recorded folder is never written again). Blocking "
         "checks stop lora_adapter when the set is not fit to train on."
     ),
     deps=["review_decisions"],
@@ -81,7 +82,8 @@ def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, 
     decisions = store.decisions()
     curated = curate(candidates, decisions, s.curation, s.collection)
     digest = content_hash(curated)
-    export = export_training_files(curated, s.data_dir / "curated" / digest[:16], s.curation)
+    # the folder is named by every byte it holds: a recorded folder is never written again
+    export = export_curated_set(curated, s.data_dir / "curated", s.curation)
     card = dataset_card(curated, s.curation)
     progress = progress_of(candidates, decisions)
     context.log.info(f"curated {len(curated)} pairs (content hash {digest[:12]}); review progress {progress}")
@@ -98,6 +100,7 @@ def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, 
             "review_policy": s.curation.review_policy,
             "review_progress": mapping_table(progress, key="review", value="count"),
             "export_dir": dg.MetadataValue.path(str(export["out_dir"])),
+            "export_hash": export["export_hash"],
             "train_file": dg.MetadataValue.path(str(export["files"]["train.jsonl"]["path"])),
             "eval_file": dg.MetadataValue.path(str(export["files"]["eval.jsonl"]["path"])),
             "test_file": dg.MetadataValue.path(str(export["files"]["test.jsonl"]["path"])),

@@ -19,7 +19,6 @@ from replyassets.defs.common import (
     derived_code_version,
     fmt_num,
     frame_hash,
-    json_md,
     latest_materialization,
     mapping_table,
     ordered,
@@ -42,7 +41,7 @@ EVAL_CODE_VERSION = derived_code_version(
     "replyassets.judges.anthropic_judge",
     settings_paths=("evaluation", "curation.split_train", "curation.split_eval", "curation.split_test",
                     "curation.seed", "curation.prompt_template", "dedup.embedding_model",
-                    "dedup.embedding_backend", "dedup.embedding_precision"),
+                    "dedup.embedding_backend", "dedup.embedding_precision", "training.cpu_threads"),
 )
 
 
@@ -428,7 +427,7 @@ def check_same_curated_set(adapter_md: dict, curated_set: pd.DataFrame) -> None:
 EVAL_METADATA_ORDER = (
     "verdict", "criteria", "success",
     # headline numbers
-    "win_rate", "win_rate_ci", "lc_win_rate", "adapter_score_mean", "base_score_mean", "relative_improvement",
+    "win_rate", "win_rate_ci", "win_rate_bar", "lc_win_rate", "adapter_score_mean", "base_score_mean", "relative_improvement",
     "wilcoxon_p", "cohens_d", "n_items", "n_valid", "wins", "ties", "losses",
     # plots
     "outcomes_plot", "score_distribution", "length_distribution",
@@ -478,7 +477,7 @@ def eval_metadata(
     headline numbers, the plots (PNG data URIs, the same files the report shows), the tables,
     then links and the rest. Every float is rounded for display (report.json keeps the exact
     figures)."""
-    from replyassets.core.plots import image_md
+    from replyassets.core.plots import image_md, outcome_inline_md
     from replyassets.core.report import ui_metadata, verdict_line
 
     flat = {k: v for k, v in ui_metadata(dict(stats), dict(meta)).items() if v is not None}
@@ -494,6 +493,9 @@ def eval_metadata(
     }
     for k in ("win_rate_ci_low", "win_rate_ci_high", "cohens_d_ci_low", "cohens_d_ci_high"):
         md.pop(k, None)
+    # wins/ties/losses as a bar small enough for the UI to show without a click
+    md["win_rate_bar"] = dg.MetadataValue.md(outcome_inline_md(
+        int(stats.get("wins") or 0), int(stats.get("ties") or 0), int(stats.get("losses") or 0)))
     for name, (key, alt) in PLOT_KEYS.items():
         path = (paths.get("plots") or {}).get(name)
         if path and Path(path).is_file():
@@ -515,7 +517,8 @@ def eval_metadata(
     )
     md["sanity"] = sanity_table(sanity)
     md["decoding"] = mapping_table(meta.get("decoding") or {}, key="setting")
-    md["judge_human_agreement"] = json_md(agreement) if agreement else NO_RATINGS
+    md["judge_human_agreement"] = (
+        mapping_table(agreement, key="judge-human agreement") if agreement else NO_RATINGS)
     md["examples"] = table_md(
         [{"tweet": i["tweet"][:90], "base": i["base_reply"][:90], "adapter": i["adapter_reply"][:90]}
          for i in (items or [])[:6]]

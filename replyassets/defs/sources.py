@@ -11,8 +11,11 @@ asks Dagster what is stale) see. Each observation that finds new content records
 ``AssetObservation`` and then an external ``AssetMaterialization``, both carrying the content
 hash as data version: Dagster reads a partitioned source's newer versions from observations
 and records the version a downstream run consumed from materializations, so both are written,
-the observation first. Nothing is recorded while the content is unchanged, so an edited query or export marks exactly its ``raw_tweets`` partition
-stale, and a new decision marks ``curated_set`` stale.
+the observation first. Nothing is recorded while the content is unchanged. An edited query or
+export marks its ``raw_tweets`` and ``raw_tweet_rejections`` partitions stale, and ``base_model``
+(which depends on every query: the local base model pretrains on the sample's tweets); when
+their new data versions equal the old ones, nothing downstream is. A new decision marks
+``curated_set`` stale.
 """
 
 import hashlib
@@ -40,8 +43,9 @@ query_inputs = dg.AssetSpec(
     description=(
         "A search query as the pipeline reads it: its entry in `config/queries.yaml` (text and "
         "per-query overrides) and, in the local profile, the replay export files it names. "
-        "Observed by the `observe_sources` sensor: a changed query or export makes exactly its "
-        "`raw_tweets` partition stale."
+        "Observed by the `observe_sources` sensor: a changed query or export makes its "
+        "`raw_tweets` and `raw_tweet_rejections` partitions stale, and `base_model` (the local "
+        "base model pretrains on the sample's tweets of every query)."
     ),
     partitions_def=QUERY_PARTITIONS,
     group_name="collect",

@@ -14,6 +14,7 @@ from replyassets.defs.common import (
     OWNERS,
     derived_code_version,
     json_md,
+    mapping_table,
     ordered,
     records_table,
     settings,
@@ -22,8 +23,9 @@ from replyassets.defs.common import (
 from replyassets.defs.curate import blocking_check_status
 from replyassets.defs.launchers import TrainingLauncher, train_eval_gap_check_spec, training_span
 
+# base_model pretrains on the sample's tweets, collected with the collection settings (sample_texts).
 BASE_MODEL_CODE_VERSION = derived_code_version(
-    "replyassets.defs.train", "replyassets.training.tiny_model", settings_paths=("training.base_model",)
+    "replyassets.defs.train", "replyassets.training.tiny_model", settings_paths=("training.base_model", "collection")
 )
 # The training program the launcher starts is part of what lora_adapter runs.
 TRAIN_CODE_VERSION = derived_code_version(
@@ -289,7 +291,7 @@ def experiment_metadata(name: str, started: float, ended: float) -> dict:
 
 # The order a person reads the asset page in (Dagster shows metadata in insertion order).
 ADAPTER_METADATA_ORDER = (
-    "loss_curve",
+    "loss", "loss_curve",
     "experiment", "recipe",
     "final_eval_loss", "final_train_loss", "train_eval_gap", "gap_alarm", "eval_perplexity", "train_perplexity",
     "global_step", "best_step", "early_stopped", "resumed_from_step",
@@ -321,14 +323,16 @@ def loss_history(metadata: Mapping[str, Any]) -> list[dict]:
 
 
 def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
-    """``lora_adapter``'s metadata in reading order: the loss curve as an inline PNG (train and
-    eval loss per step), the headline numbers, the adapter's identity, the per-step table and
+    """``lora_adapter``'s metadata in reading order: the loss as a sparkline the UI shows without
+    a click, the loss curve as a PNG (train and eval loss per step), the headline numbers, the adapter's identity, the per-step table and
     sample replies (tables), then the rest. Floats are rounded for display to 4 significant digits: the tiny
     local model's losses move in the third decimal (result.json keeps the exact figures)."""
-    from replyassets.core.plots import image_md, loss_curve_png
+    from replyassets.core.plots import image_md, loss_curve_png, loss_inline_md
 
     md = dict(reported)
     curve = loss_history(md)
+    # a sparkline short enough for the UI to show in the metadata table; the full plot follows
+    md["loss"] = dg.MetadataValue.md(loss_inline_md(curve))
     md["loss_curve"] = dg.MetadataValue.md(image_md(loss_curve_png(curve), "loss curve: train and eval loss per step"))
     if curve:
         md["loss_curve_table"] = records_table(
@@ -336,16 +340,32 @@ def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
             ["step", "train_loss", "eval_loss", "gap"],
             sig=LOSS_SIG_DIGITS,
         )
-    history = _value(md.get("sample_generations"))
+    config = _value(md.get("training_config"))
+    if isinstance(config, Mapping):  # a table of settings (nested ones dotted), not a JSON blob
+        md["training_config"] = mapping_table(_dotted(config), key="setting", sig=LOSS_SIG_DIGITS)
+    history = _value(md.pop("sample_generations", None))
     if isinstance(history, list):
-        # a typed table, not the worker's markdown: generated text may hold "<think>" or other
-        # markup that a markdown cell would swallow
+        # a typed table, not the worker's markdown or JSON: generated text may hold "<think>" or
+        # other markup that a markdown cell would swallow
         md["sample_generations_table"] = records_table(
-            [{"step": h.get("step"), "tweet_id": str(smp.get("tweet_id", "")), "reply": str(smp.get("reply", ""))}
+            [{"step": h.get("step"), "eval_loss": h.get("eval_loss"), "tweet_id": str(smp.get("tweet_id", "")),
+              "reply": str(smp.get("reply", ""))}
              for h in history if isinstance(h, Mapping) for smp in (h.get("samples") or []) if isinstance(smp, Mapping)],
-            ["step", "tweet_id", "reply"],
+            ["step", "eval_loss", "tweet_id", "reply"],
+            sig=LOSS_SIG_DIGITS,
         )
     return tidy_metadata(ordered(md, ADAPTER_METADATA_ORDER), sig=LOSS_SIG_DIGITS)
+
+
+def _dotted(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping flattened to dotted keys (``{"lora": {"r": 16}}`` -> ``{"lora.r": 16}``)."""
+    out: dict[str, Any] = {}
+    for k, v in mapping.items():
+        if isinstance(v, Mapping) and v:
+            out.update(_dotted(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _tidy_check(check: dg.AssetCheckResult) -> dg.AssetCheckResult:

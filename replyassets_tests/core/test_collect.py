@@ -15,6 +15,7 @@ from replyassets.core.checkpoint import (
 )
 from replyassets.core.collect import collect_partition
 from replyassets.core.columns import PAIR_COLUMNS, REJECTION_COLUMNS, split_reasons
+from replyassets.core.normalize import parse_id
 from replyassets.settings import (
     PROJECT_ROOT,
     CollectionSettings,
@@ -24,7 +25,15 @@ from replyassets.settings import (
 from replyassets.sources.base import SourceError, TweetSource
 from replyassets.sources.replay import ReplaySource
 
-from .shapes import T0, apidojo, conversation, legacy, write_json, write_jsonl
+from .shapes import (
+    T0,
+    apidojo,
+    conversation,
+    legacy,
+    reply_text,
+    write_json,
+    write_jsonl,
+)
 
 S = CollectionSettings()
 COLLECTED = datetime(2025, 10, 10, 12, 0, 0)
@@ -211,7 +220,7 @@ def test_duckdb_checkpoint_store(any_storage):
     b = DuckDBCheckpointStore(any_storage)      # a second object, as after a restart
     assert b.load("q1") == {SEARCH_KEY: [{"id": "1", "text": "it's \"quoted\"; DROP TABLE x; --", "emoji": "🚀"}],
                             "1": [{"id": "3"}]}
-    assert b.keys("q1") == ["1", SEARCH_KEY] and b.load("q2") == {"1": []} and b.load("nope") == {}
+    assert b.keys("q1") == sorted(["1", SEARCH_KEY]) and b.load("q2") == {"1": []} and b.load("nope") == {}
     if not any_storage.is_lake:
         with duckdb.connect(str(any_storage.database)) as con:  # no connection is left open: another writer can use the file
             con.execute("CREATE TABLE other(x INT)")
@@ -233,13 +242,13 @@ def test_checkpoints_of_partitions_saved_by_processes_at_once(any_storage):
 
     code = (
         "import sys; from pathlib import Path; from replyassets.core import db\n"
-        "from replyassets.core.checkpoint import DuckDBCheckpointStore\n"
+        "from replyassets.core.checkpoint import SEARCH_KEY, DuckDBCheckpointStore\n"
         "backend, where, query = sys.argv[1:4]\n"
         "s = db.Storage('duckdb', database=Path(where)) if backend == 'duckdb' else db.Storage('ducklake', data_path=where, max_retries=50)\n"
         "store = DuckDBCheckpointStore(s)\n"
         "for i in range(20):\n"
         "    store.save(query, str(i), [{'id': f'{query}-{i}', 'n': i}])\n"
-        "    store.save(query, '__search__', [{'upto': i}])\n"
+        "    store.save(query, SEARCH_KEY, [{'upto': i}])\n"
     )
     where = str(any_storage.database) if not any_storage.is_lake else any_storage.data_path
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
@@ -350,3 +359,43 @@ def test_reason_counts_and_funnel_rows_match_the_funnel(tmp_path):
         {"stage": f"rejected: {k}", "count": v} for k, v in counts.items()]
     assert reason_counts(res.rejections.iloc[0:0]) == {}
     assert funnel_rows({"items_in": 0, "searched": True}, res.rejections.iloc[0:0]) == [{"stage": "items_in", "count": 0}]
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "duckdb"])
+def test_a_tweet_id_never_collides_with_the_search_checkpoint(tmp_path, store_kind):
+    """A tweet whose id is the search checkpoint's old key ("__search__", a valid id) gets its
+    replies saved under its own key: the next collection still finds the saved search and gives
+    the same pairs."""
+    items = [apidojo("__search__", "Source tweet about building software", author="src0")]
+    items += [apidojo(f"r{j}", reply_text(0, j), author=f"user_{j}", likes=10 + j,
+                      at=T0 + timedelta(minutes=30 + j), parent="__search__") for j in range(5)]
+    write_json(tmp_path / "a.json", items)
+    q = QuerySpec(name="topic", text="anything", replay=["a.json"])
+    store = InMemoryCheckpointStore() if store_kind == "memory" else DuckDBCheckpointStore(tmp_path / "ckpt.duckdb")
+    first = collect_partition(q, ReplaySource(tmp_path), S, checkpoint=store, collected_at=COLLECTED)
+    assert len(first.pairs) == 5
+    again = collect_partition(q, ReplaySource(tmp_path), S, checkpoint=store, collected_at=COLLECTED)
+    assert again.funnel["searched"] is False and again.resumed_tweets == 1
+    pd.testing.assert_frame_equal(again.pairs, first.pairs)
+    assert parse_id(SEARCH_KEY) is None      # no id can ever be the search's key
+
+
+def test_a_search_checkpoint_saved_under_the_old_key_is_still_read(tmp_path):
+    """Checkpoints written before the search key changed: the row keyed "__search__" (with no row
+    under the current key) is the saved search; it is re-saved under the current key, so a tweet
+    of that id then gets its own row."""
+    items = [apidojo("__search__", "Source tweet about building software", author="src0")]
+    items += [apidojo(f"r{j}", reply_text(0, j), author=f"user_{j}", likes=10 + j,
+                      at=T0 + timedelta(minutes=30 + j), parent="__search__") for j in range(5)]
+    write_json(tmp_path / "a.json", items)
+    q = QuerySpec(name="topic", text="anything", replay=["a.json"])
+    full = collect_partition(q, ReplaySource(tmp_path), S, collected_at=COLLECTED)
+    store = DuckDBCheckpointStore(tmp_path / "ckpt.duckdb")
+    store.save(q.name, "__search__", [items[0]])     # as the old code saved a search
+    src = FailingAfter(ReplaySource(tmp_path), n=10**6)
+    res = collect_partition(q, src, S, checkpoint=store, collected_at=COLLECTED)
+    assert src.searches == 0 and src.fetched == ["__search__"]   # the old search is reused, the tweet fetched
+    pd.testing.assert_frame_equal(res.pairs, full.pairs)
+    assert store.load(q.name)[SEARCH_KEY] == [items[0]]
+    again = collect_partition(q, FailingAfter(ReplaySource(tmp_path), n=0), S, checkpoint=store, collected_at=COLLECTED)
+    pd.testing.assert_frame_equal(again.pairs, full.pairs)

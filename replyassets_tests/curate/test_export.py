@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from replyassets.core.curate import content_hash, curate, export_training_files
+from replyassets.core.curate import (
+    content_hash,
+    curate,
+    export_curated_set,
+    export_training_files,
+)
 from replyassets.settings import CurationSettings
 from replyassets_tests.curate.data import make_deduped
 
@@ -86,3 +91,44 @@ def test_jsonl_loads_with_datasets_and_renders_through_qwen3_chat_template(tmp_p
             assert row["text"][len(prompt_only):] == row["completion"][0]["content"] + "<|im_end|>"
             ids = tok.apply_chat_template(row["messages"], tokenize=True, return_dict=True)["input_ids"]
             assert tok.decode(ids) == rendered
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ino) for p in sorted(folder.iterdir())}
+
+
+def test_a_curated_folder_is_named_by_everything_in_it_and_never_rewritten(tmp_path, curated):
+    """The same rows with another setting give other dataset card bytes, so another folder: the
+    folder an earlier materialization recorded keeps its bytes. The same rows and settings again
+    reuse the folder without touching a file."""
+    root = tmp_path / "curated"
+    first = export_curated_set(curated, root, CurationSettings(target_pairs=1000))
+    folder = Path(first["out_dir"])
+    assert folder.parent == root and sorted(p.name for p in folder.iterdir()) == sorted(first["files"])
+    before = _snapshot(folder)
+
+    other = export_curated_set(curated, root, CurationSettings(target_pairs=1000, min_pairs=5))
+    assert other["content_hash"] == first["content_hash"]          # the same rows ...
+    assert other["out_dir"] != first["out_dir"]                    # ... but other bytes: another folder
+    assert other["files"]["dataset_card.json"]["sha256"] != first["files"]["dataset_card.json"]["sha256"]
+    assert other["files"]["train.jsonl"]["sha256"] == first["files"]["train.jsonl"]["sha256"]
+    assert _snapshot(folder) == before
+
+    again = export_curated_set(curated.sample(frac=1, random_state=3), root, CurationSettings(target_pairs=1000))
+    assert again == first and _snapshot(folder) == before          # reused, not one file written again
+    assert sorted(p.name for p in root.iterdir()) == sorted({Path(first["out_dir"]).name, Path(other["out_dir"]).name})
+
+
+def test_a_curated_folder_is_completed_but_an_altered_one_is_refused(tmp_path, curated):
+    root = tmp_path / "curated"
+    settings = CurationSettings(target_pairs=1000)
+    first = export_curated_set(curated, root, settings)
+    folder = Path(first["out_dir"])
+    (folder / "dataset_card.md").unlink()                          # a crash before the last file
+    kept = _snapshot(folder)
+    assert export_curated_set(curated, root, settings) == first
+    assert {k: v for k, v in _snapshot(folder).items() if k != "dataset_card.md"} == kept
+    (folder / "train.jsonl").write_bytes(b"edited by hand\n")
+    with pytest.raises(ValueError, match="train.jsonl"):
+        export_curated_set(curated, root, settings)
+    assert (folder / "train.jsonl").read_bytes() == b"edited by hand\n"

@@ -226,14 +226,21 @@ def test_eval_report_metadata_verdict_first_tables_and_plots(eval_inputs):
     assert [r.data["pass"] for r in crit.records] == [c["passed"] for c in v["criteria"].values()]
     # headline numbers before the plots, the plots before the tables
     assert keys.index("win_rate") < keys.index("outcomes_plot") < keys.index("sanity")
+    # the outcomes as a bar the UI shows without a click (a markdown value under 1,000 characters)
+    assert keys.index("win_rate") < keys.index("win_rate_bar") < keys.index("outcomes_plot")
+    bar = _md_text(md["win_rate_bar"])
+    assert bar.startswith("![outcomes") and DATA_URI in bar and len(bar) < 1000, len(bar)
     for key in ("outcomes_plot", "score_distribution", "length_distribution"):
         assert _md_text(md[key]).startswith("![") and DATA_URI in _md_text(md[key]), key
     for key in ("perplexity_test", "forgetting", "sanity", "decoding"):
         assert isinstance(md[key], dg.TableMetadataValue), key
     ppl = {r.data["test-reply perplexity"]: r.data["value"] for r in md["perplexity_test"].records}
     assert ppl["base"] == "2017" and ppl["adapter"] == "1872" and ppl["warn above (adapter)"] == "1950"
-    assert md["judge_human_agreement"].data["cohens_kappa"] == 0.429
-    assert not any(isinstance(x, dg.JsonMetadataValue) for k, x in md.items() if k != "judge_human_agreement")
+    agreement_table = md["judge_human_agreement"]
+    assert isinstance(agreement_table, dg.TableMetadataValue)
+    rows = {r.data["judge-human agreement"]: r.data["value"] for r in agreement_table.records}
+    assert rows["cohens_kappa"] == "0.429" and rows["percent_agreement"] == "0.625" and rows["n"] == "8"
+    assert not any(isinstance(x, dg.JsonMetadataValue) for x in md.values())   # no JSON blob left
     assert md["success"].value is bool(v["success"])
     assert_rounded(md)
     # markup from the tweets never reaches the page as HTML; the report's relative image links are gone
@@ -267,7 +274,8 @@ def _reported(**over):
         "eval_perplexity": dg.MetadataValue.float(1858.1375014514038),
         "train_tokens_per_s": dg.MetadataValue.float(12345.678901),
         "loss_curve": dg.MetadataValue.json(curve),
-        "training_config": dg.MetadataValue.json({"learning_rate": 0.0002, "warmup_ratio": 0.03333333333}),
+        "training_config": dg.MetadataValue.json({"learning_rate": 0.0002, "warmup_ratio": 0.03333333333,
+                                                  "lora": {"r": 16, "target_modules": ["q_proj", "v_proj"]}}),
         "sample_generations": dg.MetadataValue.json(
             [{"step": 20, "eval_loss": 7.594725131988525, "samples": [{"tweet_id": "t1", "reply": "<think>\n\n</think> hi | there"}]}]
         ),
@@ -283,18 +291,28 @@ def test_lora_adapter_metadata_loss_curve_first_as_an_inline_png():
 
     reported, _ = _reported()
     md = adapter_metadata(reported)
-    assert next(iter(md)) == "loss_curve"
+    # first a sparkline short enough for the UI to show in the metadata table (under 1,000
+    # characters), then the full-size plot
+    assert list(md)[:2] == ["loss", "loss_curve"]
+    inline = _md_text(md["loss"])
+    assert inline.startswith("![loss") and DATA_URI in inline and len(inline) < 1000, len(inline)
     text = _md_text(md["loss_curve"])
-    assert text.startswith("![loss curve") and DATA_URI in text
-    assert list(md)[1:3] == ["final_eval_loss", "final_train_loss"]
+    assert text.startswith("![loss curve") and DATA_URI in text and len(text) > len(inline)
+    assert list(md)[2:4] == ["final_eval_loss", "final_train_loss"]
     table = md["loss_curve_table"]
     assert isinstance(table, dg.TableMetadataValue) and [r.data["step"] for r in table.records] == [1, 10, 20]
     assert md["final_eval_loss"].value == 7.527 and md["eval_perplexity"].value == 1858.0
     assert md["adapter_sha256"] == "a" * 64 and md["adapter_path"].value == "/adapters/x/adapter"
     samples = md["sample_generations_table"]  # a table: generated "<think>" is not swallowed as HTML
     assert isinstance(samples, dg.TableMetadataValue)
-    assert samples.records[0].data == {"step": 20, "tweet_id": "t1", "reply": "<think>\n\n</think> hi | there"}
-    assert md["sample_generations"].data[0]["eval_loss"] == 7.595
+    assert samples.records[0].data == {"step": 20, "eval_loss": 7.595, "tweet_id": "t1",
+                                       "reply": "<think>\n\n</think> hi | there"}
+    assert "sample_generations" not in md                    # the JSON it was built from is not shown
+    config = md["training_config"]
+    assert isinstance(config, dg.TableMetadataValue)
+    assert {r.data["setting"]: r.data["value"] for r in config.records} == {
+        "learning_rate": "0.0002", "warmup_ratio": "0.03333", "lora.r": "16", "lora.target_modules": '["q_proj", "v_proj"]'}
+    assert not any(isinstance(x, dg.JsonMetadataValue) for x in md.values())   # no JSON blob left
     assert_rounded(md)
 
 

@@ -158,7 +158,8 @@ def test_whole_graph_on_the_sample(two_query_project):
     assert len(str(lora["adapter_sha256"])) == 64
     assert lora["curated_set_hash"] == curated["content_hash"] and lora["curated_set_snapshot"] is None
     assert lora["final_eval_loss"] > 0 and lora["train_tokens_per_s"] > 0
-    assert next(iter(lora)) == "loss_curve" and "data:image/png;base64," in lora["loss_curve"]
+    assert list(lora)[:2] == ["loss", "loss_curve"] and "data:image/png;base64," in lora["loss_curve"]
+    assert lora["loss"].startswith("![loss") and len(lora["loss"]) < 1000   # shown inline by the UI
     gap = [e for e in result.get_asset_check_evaluations() if e.check_name == "train_eval_gap"]
     assert len(gap) == 1
 
@@ -215,9 +216,9 @@ def test_whole_graph_on_the_sample(two_query_project):
     assert json.loads(cli.stdout)["stored"] == len(sheet)
     run(["eval_report"], "default")
     report = _md(inst, "eval_report")
-    agreement = report["judge_human_agreement"]
-    assert agreement["n"] == len(sheet) and agreement["n_raters"] == 1
+    agreement = {r.data["judge-human agreement"]: r.data["value"] for r in report["judge_human_agreement"].records}
+    assert agreement["n"] == str(len(sheet)) and agreement["n_raters"] == "1"
     report_md = Path(str(report["report_md"])).read_text()
     assert "percent_agreement" in report_md and "No human ratings imported yet" not in report_md
-    assert 0.0 <= agreement["percent_agreement"] <= 1.0
+    assert 0.0 <= float(agreement["percent_agreement"]) <= 1.0
     shutil.rmtree(adapter.parent, ignore_errors=True)

@@ -9,11 +9,17 @@ from pathlib import Path
 import pandas as pd
 
 from replyassets.core.plots import (
+    INLINE_MD_LIMIT,
+    INLINE_SIZES,
     PNG_SIGNATURE,
     data_uri,
+    fit_inline,
     image_md,
     lengths_png,
     loss_curve_png,
+    loss_inline_md,
+    loss_sparkline_png,
+    outcome_inline_md,
     outcomes_png,
     report_plots,
     scores_png,
@@ -85,3 +91,59 @@ def test_report_plots_names_and_the_report_writes_the_same_bytes(tmp_path):
     paths = write_report(tmp_path / "rep", stats, items, {}, {"run_id": "r"})
     for name, path in paths["plots"].items():
         assert Path(path).read_bytes() == plots[name], name
+
+
+# --------------------------------------------------------------------------- inline plots
+
+
+def _decoded(md: str):
+    import io
+
+    from PIL import Image
+
+    m = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md)
+    assert m, md[:80]
+    return Image.open(io.BytesIO(base64.b64decode(m.group(1))))
+
+
+def _long_noisy_curve(n: int, seed: int = 0) -> list[dict]:
+    import random
+
+    rng = random.Random(seed)
+    return [{"step": i, "train_loss": 7.6 - 0.002 * i + rng.gauss(0, 0.05),
+             "eval_loss": 7.6 - 0.002 * i if i % 25 == 0 else None} for i in range(1, n + 1)]
+
+
+def test_inline_loss_and_outcomes_stay_under_the_ui_inline_limit():
+    """Dagster shows a markdown value in the metadata table only under 1,000 characters: the whole
+    value, data URI included, stays under it, and the image decodes."""
+    assert INLINE_MD_LIMIT == 1000
+    for curve in (CURVE, _long_noisy_curve(150), _long_noisy_curve(2000, seed=1)):
+        md = loss_inline_md(curve)
+        assert len(md) < INLINE_MD_LIMIT, len(md)
+        if md.startswith("!["):
+            img = _decoded(md)
+            assert img.mode == "P" and img.size in INLINE_SIZES, (img.mode, img.size)
+    img = _decoded(loss_inline_md(CURVE))
+    assert img.size == INLINE_SIZES[0]                 # a short curve fits at the largest size
+    assert len({img.getpixel((x, y)) for x in range(img.size[0]) for y in range(img.size[1])}) >= 3  # lines drawn
+    for w, t, lo in ((10, 3, 5), (0, 0, 7), (40, 0, 0)):
+        md = outcome_inline_md(w, t, lo)
+        assert md.startswith("![") and len(md) < INLINE_MD_LIMIT, len(md)
+    assert "nothing to plot" in loss_inline_md([]) and "nothing to plot" in outcome_inline_md(0, 0, 0)
+
+
+def test_inline_plot_drops_resolution_until_it_fits():
+    sizes = ((240, 60), (120, 30), (60, 15))
+    drawn = []
+
+    def draw(size):
+        drawn.append(size)
+        return loss_sparkline_png(_long_noisy_curve(400), size)
+
+    big = len(image_md(loss_sparkline_png(_long_noisy_curve(400), sizes[0]), "loss"))
+    small = len(image_md(loss_sparkline_png(_long_noisy_curve(400), sizes[1]), "loss"))
+    assert small < big
+    md = fit_inline(draw, "loss", sizes, limit=small + 1)      # the largest does not fit, the next does
+    assert drawn == [sizes[0], sizes[1]] and _decoded(md).size == sizes[1]
+    assert fit_inline(draw, "loss", sizes, limit=50).startswith("_loss: too detailed")

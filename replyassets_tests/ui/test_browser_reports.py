@@ -5,7 +5,8 @@ The project reads the full config/queries.yaml (enough pairs for curated_set's b
 pass); before the server starts, `python -m replyassets.demo` materializes the whole graph (the
 LoRA training on the tiny model and eval_report included) and one review decision is written.
 Then, against a real `dg dev` (webserver + daemon), the tests
-1. show lora_adapter's loss curve: an inline PNG that the browser decoded;
+1. show lora_adapter's loss sparkline as a decoded PNG in the metadata table without a click
+   (and the full-size loss curve behind "[Show Markdown]");
 2. show eval_report's verdict line without scrolling;
 3. show the review decision recorded by the daemon's observe_sources sensor on the
    review_decisions page (nothing else observes it once the server runs);
@@ -177,40 +178,51 @@ def metadata_row(page, label: str):
 # ----------------------------------------------------------------------------- the tests
 
 
+def _decoded_image(page, image) -> tuple[list[int], dict]:
+    image.wait_for(state="visible", timeout=30_000)
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=30_000
+    )
+    return image.evaluate("img => [img.naturalWidth, img.naturalHeight]"), image.bounding_box()
+
+
 @pytest.mark.timeout(2400)  # the first test also pays for the module fixture: a whole `make demo`
 def test_lora_adapter_page_shows_the_loss_curve_image(page, dagster_ui, ui_prepare):
     server = dagster_ui
     with step(page, server, "lora-adapter-page"):
         goto(page, server, "/assets/lora_adapter")
         page.get_by_text("Latest materialization").first.wait_for()
-        row = metadata_row(page, "loss_curve")
+        row = metadata_row(page, "loss")
         row.wait_for()
         row.scroll_into_view_if_needed()
         shot(page, "01-lora-adapter-page")
 
-    with step(page, server, "loss-curve-image"):
-        images = page.locator("img[src^='data:image/png;base64,']")
-        inline = images.count() > 0
-        print(f"loss curve inline in the metadata table: {inline}")
-        if not inline:
-            # Dagster renders a markdown value inline only when it is under 1,000 characters
-            # (ui-core MetadataEntry); a PNG data URI never is, so the table shows
-            # "[Show Markdown]", which opens the rendered markdown in a dialog.
-            row.get_by_text("[Show Markdown]").click()
-            dialog = page.get_by_role("dialog").filter(has_text="loss_curve")
-            dialog.wait_for()
-            images = dialog.locator("img[src^='data:image/png;base64,']")
-        image = images.first
-        image.wait_for(state="visible", timeout=30_000)
-        page.wait_for_function(
-            "img => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=30_000
-        )
-        natural = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-        box = image.bounding_box()
-        shot(page, "02-lora-adapter-loss-curve")
+    with step(page, server, "loss-sparkline-without-a-click"):
+        # Dagster renders a markdown value in the metadata table only when it is under 1,000
+        # characters (ui-core MetadataEntry); the "loss" sparkline is, so its image is on the
+        # page as it loads: nothing is clicked here.
+        assert row.get_by_text("[Show Markdown]").count() == 0, "the loss sparkline is behind [Show Markdown]"
+        natural, box = _decoded_image(page, row.locator("img[src^='data:image/png;base64,']").first)
+        shot(page, "02-lora-adapter-loss-sparkline")
+        print(f"loss sparkline inline: natural {natural}, shown {box}")
+        assert natural[0] > 0 and natural[1] > 0, natural
+        assert box and box["width"] > 0 and box["height"] > 0, box
+        viewport = page.viewport_size
+        assert box["y"] + box["height"] > 0 and box["y"] < viewport["height"], (box, viewport)
+
+    with step(page, server, "loss-curve-full-size"):
+        # the full-size plot is over the limit: behind "[Show Markdown]", in a dialog
+        full = metadata_row(page, "loss_curve")
+        full.scroll_into_view_if_needed()
+        full.get_by_text("[Show Markdown]").click()
+        dialog = page.get_by_role("dialog").filter(has_text="loss_curve")
+        dialog.wait_for()
+        natural, box = _decoded_image(page, dialog.locator("img[src^='data:image/png;base64,']").first)
+        shot(page, "02b-lora-adapter-loss-curve")
         print(f"loss curve image: natural {natural}, shown {box}")
         assert natural[0] > 0 and natural[1] > 0, natural
         assert box and box["width"] > 0 and box["height"] > 0, box
+        page.keyboard.press("Escape")
 
 
 def test_eval_report_page_shows_the_verdict_without_scrolling(page, dagster_ui, ui_prepare):
