@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from validate import synth_pairs  # noqa: E402  (benchmarks/validate.py)
+from validate import synth_pairs
 
 
 def peak_rss_mb() -> float:
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-replies", type=int, default=5_000)
     args = ap.parse_args(argv)
 
-    from replyassets.core.dedup import dedupe
+    from replyassets.core.dedup import dedupe, method_choice_text
     from replyassets.core.validate import validate_pairs
     from replyassets.scorers.embeddings import SentenceTransformerEmbedder, model_text
     from replyassets.scorers.language import LanguageScorer
@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         embedder = SentenceTransformerEmbedder(backend=backend, precision=s.dedup.embedding_precision,
                                                export_dir=Path(export_dir))
+        embedder.encode(["warm up: export (once per model, then cached under the data dir) and compile"])
         stages["embedder_build_s"] = time.perf_counter() - t
         texts = [model_text(x) for x in valid["reply_clean"]]
         distinct = list(dict.fromkeys(texts))
@@ -157,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         result = dedupe(valid, embeddings, threshold=s.dedup.similarity_threshold)
         stages["dedup_s"] = time.perf_counter() - t
         kept = int(result["kept"].sum())
+        how = result.attrs.get("semantic_dedup", {})
+        print(f"  dedup: {how.get('method')} path ({method_choice_text(how) or 'under ann_threshold_rows'}), "
+              f"peak {peak_rss_mb():,.0f} MB", flush=True)
 
         nb = min(args.baseline_replies, len(distinct))
         base = SentenceTransformerEmbedder(backend="torch")
@@ -178,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average 1m at start {load_start[0]:.2f}, at end {load_end[0]:.2f} ({os.cpu_count()} CPUs)")
     print(json.dumps({
         "replies": args.replies, "valid": valid_n, "kept": kept, "backend": backend,
+        "dedup_method": how.get("method"),
+        **{f"dedup_{k}": v for k, v in how.items() if k.startswith("auto_")},
         **{k: round(v, 1) for k, v in stages.items()},
         "total_s": round(total, 1), "peak_rss_mb": round(peak_rss_mb()),
         "validate_rows_per_s": round(rows_in / stages["validate_s"]),

@@ -97,8 +97,9 @@ class DedupSettings(_Model):
                 f"dedup.embedding_precision {self.embedding_precision!r} is not available with "
                 f"dedup.embedding_backend {self.embedding_backend!r} (auto or {' | '.join(allowed)})")
         return self
-    # Above this many rows an approximate index (random-hyperplane LSH) proposes the
-    # candidate pairs, which are then verified exactly (core/dedup.py).
+    # Up to this many rows the exact greedy runs. Above, the exact path or an approximate
+    # index (random-hyperplane LSH proposing candidates, verified exactly), whichever a cost
+    # model on a sample of the rows predicts faster (core/dedup.py::choose_method).
     ann_threshold_rows: int = 50_000
 
 

@@ -23,7 +23,7 @@ Similarity, exactly
     implementation here, the reference loop included, decides with the same rule, so the
     keep sets are identical, ties at the threshold included.
 
-``exact`` method (default up to ``ann_threshold_rows`` rows)
+``exact`` method (always up to ``ann_threshold_rows`` rows; above, when predicted faster)
     Blocks of candidates in walk order: one screen against every row kept so far drops the
     rows that duplicate an earlier block's survivor; one screen within the block gives the
     duplicate pairs inside it, resolved in walk order over that sparse graph. The screen is
@@ -38,7 +38,7 @@ Similarity, exactly
     Measured (``benchmarks/dedup.py``, 2 shared cores, 20,000 rows): ~0.5 s, against
     ~1.3-2.5 s for the full product and ~270 s for the prototype's per-pair loop as written.
 
-``lsh`` method (approximate candidates, exact verification; default above the limit)
+``lsh`` method (approximate candidates, exact verification; above the limit, when predicted faster)
     Random-hyperplane LSH (SimHash): ``L`` tables of ``b`` sign bits; two rows at angle
     ``t`` share a table's key with probability ``(1 - t/pi)**b``. ``b`` ~ log2(n) keeps
     random collisions near ``n/2`` per table, ``L`` is chosen so a pair *exactly at* the
@@ -64,6 +64,15 @@ Similarity, exactly
     the benchmark's data: 100,000 rows 13.6 s at recall 0.9962 (nprobe 8) or 19.9 s at
     0.9993 (nprobe 16); 1,000,000 rows 273 s (76 s to train and add, 197 s to search) at
     recall 0.982 with nprobe 8, against 65 s at 0.99955 here, so it was not adopted.
+
+Choosing (``method="auto"``)
+    Up to ``ann_threshold_rows`` rows: exact. Above, ``estimate_costs`` predicts both paths'
+    seconds (the LSH path's candidate pairs measured on a sample: they depend on how evenly
+    the data fills the buckets) and the cheaper runs; the estimates are in the result's
+    info (``auto_*``). On random vectors LSH wins from ~150,000 rows (1,000,000: ~100 s
+    against ~10 minutes); on all-MiniLM-L6-v2 embeddings of real replies, whose vectors sit
+    in a narrow cone, one LSH table lists 10x the random collisions and the exact path
+    stays faster at every size measured (200,000 rows: 20 s exact, 106 s LSH).
 
 Rows with ``valid == False`` (when the column exists) stay out of dedup: ``kept=False``,
 ``dup_kind=None``. Every input row comes back, in input order, with ``kept`` (bool),
@@ -562,17 +571,89 @@ def greedy_lsh(x: np.ndarray, threshold: float, recall: float = 0.995, seed: int
     return SemanticResult(kept, dup_of, sim, "lsh", info, pairs=(ei, ej))
 
 
+# Cost model of the two paths, in seconds, fitted on this project's 2-core machine
+# (benchmarks/dedup.py and benchmarks/e2e.py data, docs/design.md "Dedup at scale"):
+# the exact path screens about n^2/2 pairs at ~1.2 ns each (all-MiniLM-L6-v2 embeddings of
+# real replies: 50,000 rows 1.8 s, 100,000 5.7 s, 200,000 20 s); the LSH path costs ~1.2 us
+# per listed candidate pair plus ~0.3 us per row and table (random vectors, 1,000,000 rows:
+# 68 M pairs, 115 tables, 65-103 s; real embeddings, 200,000 rows: 83 M pairs, 84 tables, 106 s).
+_EXACT_S_PER_PAIR = 1.2e-9
+_LSH_S_PER_CANDIDATE = 1.2e-6
+_LSH_S_PER_ROW_TABLE = 3e-7
+
+
+def estimate_costs(x: np.ndarray, threshold: float, recall: float = 0.995, seed: int = 0,
+                   sample_rows: int = 8192, sample_tables: int = 4) -> dict:
+    """Predicted seconds of the exact and the LSH path on normalized rows ``x``.
+
+    The LSH path's cost is its candidate pairs, and those depend on the data, not only on
+    ``n``: random-hyperplane buckets are even on isotropic vectors (~n/2 random collisions
+    per table) but not on sentence embeddings, which sit in a narrow cone (mean vector of
+    length ~0.45 for all-MiniLM-L6-v2 on replies), so one table lists many times more. The
+    collision rate is measured on a sample with the same bits per table, and scaled to
+    ``n`` rows and the tables ``lsh_parameters`` asks for. The exact path is bounded by
+    every pair screened once (every row kept).
+    """
+    n, d = x.shape
+    bits, tables = lsh_parameters(n, threshold, recall)
+    s = min(n, sample_rows)
+    rng = np.random.default_rng(seed + 7919)
+    xs = x[np.sort(rng.choice(n, s, replace=False))] if s < n else x
+    planes = rng.standard_normal((d, bits * sample_tables)).astype(np.float32)
+    signs = (xs @ planes > 0).reshape(s, sample_tables, bits)
+    weights = (1 << np.arange(bits, dtype=np.int64))
+    keys = (signs.astype(np.int64) * weights).sum(axis=2)  # (s, sample_tables)
+    colliding = 0
+    for t in range(sample_tables):
+        _, counts = np.unique(keys[:, t], return_counts=True)
+        colliding += int((counts * (counts - 1) // 2).sum())
+    sample_pairs = sample_tables * s * (s - 1) / 2
+    rate = colliding / sample_pairs if sample_pairs else 0.0
+    all_pairs = n * (n - 1) / 2
+    candidates = rate * all_pairs * tables
+    return {
+        "exact_est_s": round(_EXACT_S_PER_PAIR * all_pairs, 2),
+        "lsh_est_s": round(_LSH_S_PER_CANDIDATE * candidates + _LSH_S_PER_ROW_TABLE * n * tables, 2),
+        "lsh_est_candidates": int(candidates),
+        "lsh_collision_rate": float(f"{rate:.4g}"),
+        "lsh_random_rate": float(f"{2.0 ** -bits:.4g}"),
+    }
+
+
+def choose_method(x: np.ndarray, threshold: float, ann_threshold_rows: int = 50_000,
+                  lsh_recall: float = 0.995, seed: int = 0) -> tuple[str, dict]:
+    """``exact`` up to ``ann_threshold_rows`` rows; above, the path ``estimate_costs``
+    predicts to be faster (exact on ties: it gives the prototype's keep set)."""
+    if x.shape[0] <= ann_threshold_rows:
+        return "exact", {}
+    est = estimate_costs(x, threshold, recall=lsh_recall, seed=seed)
+    return ("lsh" if est["lsh_est_s"] < est["exact_est_s"] else "exact"), est
+
+
+def method_choice_text(info: dict) -> str | None:
+    """One line on why ``auto`` chose its path (None when nothing was estimated)."""
+    if "auto_exact_est_s" not in info:
+        return None
+    ratio = info["auto_lsh_collision_rate"] / info["auto_lsh_random_rate"]
+    return (f"{info['method']}: predicted exact {info['auto_exact_est_s']:,} s, LSH {info['auto_lsh_est_s']:,} s "
+            f"(hash buckets collide at {ratio:.1f}x the rate of random vectors)")
+
+
 def semantic_greedy(x: np.ndarray, threshold: float = 0.9, method: Method = "auto",
                     ann_threshold_rows: int = 50_000, lsh_recall: float = 0.995,
                     seed: int = 0, block_size: int = 4096) -> SemanticResult:
     """The prototype's greedy rule on normalized rows already in walk order."""
+    est: dict = {}
     if method == "auto":
-        method = "lsh" if x.shape[0] > ann_threshold_rows else "exact"
+        method, est = choose_method(x, threshold, ann_threshold_rows, lsh_recall, seed)
     if method == "exact":
-        return greedy_exact(x, threshold, block_size=block_size)
-    if method == "lsh":
-        return greedy_lsh(x, threshold, recall=lsh_recall, seed=seed)
-    raise ValueError(f"unknown dedup method {method!r} (auto, exact, lsh)")
+        res = greedy_exact(x, threshold, block_size=block_size)
+    elif method == "lsh":
+        res = greedy_lsh(x, threshold, recall=lsh_recall, seed=seed)
+    else:
+        raise ValueError(f"unknown dedup method {method!r} (auto, exact, lsh)")
+    res.info.update({f"auto_{k}": v for k, v in est.items()})
+    return res
 
 
 # --------------------------------------------------------------------------- DataFrame API

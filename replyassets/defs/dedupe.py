@@ -4,9 +4,19 @@ import dagster as dg
 import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from replyassets.core.dedup import dedup_summary, dedupe
+from replyassets.core.dedup import dedup_summary, dedupe, method_choice_text
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
-from replyassets.defs.common import DUCKDB_POOL, column_schema, OWNERS, derived_code_version, frame_hash, funnel_table, settings, table_md, storage
+from replyassets.defs.common import (
+    DUCKDB_POOL,
+    OWNERS,
+    column_schema,
+    derived_code_version,
+    frame_hash,
+    funnel_table,
+    settings,
+    storage,
+    table_md,
+)
 from replyassets.defs.resources import EmbedderResource
 from replyassets.schemas import DedupedPairs
 from replyassets.scorers.embeddings import CachedEmbedder
@@ -68,6 +78,7 @@ def deduped_pairs(
             "semantic_duplicates": semantic,
             "similarity_threshold": s.dedup.similarity_threshold,
             "semantic_method": str(how.get("method", "none")),
+            **({"semantic_method_why": why} if (why := method_choice_text(how)) else {}),
             "screen_dims": int(how.get("prefilter_dims", 0)),
             "screened_pairs": int(how.get("screened_pairs", how.get("lsh_screened_pairs", 0))),
             "embedding_model": embedder.model,

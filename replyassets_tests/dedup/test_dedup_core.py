@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from replyassets.core.dedup import (
     bound_rows,
+    choose_method,
     choose_prefilter_dims,
     dedup_summary,
     dedupe,
@@ -19,9 +20,11 @@ from replyassets.core.dedup import (
     exact_similarity,
     greedy_exact,
     greedy_lsh,
+    method_choice_text,
     normalize_rows,
     principal_basis,
     seed_greedy_dedup,
+    semantic_greedy,
     similar_pairs_lsh,
     walk_order,
 )
@@ -279,11 +282,52 @@ def test_lsh_path_on_a_mid_size_input_finds_the_true_pairs_and_drops_only_real_d
     for j in np.flatnonzero(~res.kept):  # every drop is a verified duplicate of a kept earlier row
         i = res.dup_of[j]
         assert res.kept[i] and i < j and exact_similarity(x[i], x[j]) >= 0.9
-    # the DataFrame API picks the approximate path above ann_threshold_rows
+    # the DataFrame API runs the approximate path when asked
     df = pd.DataFrame({"reply_id": [str(i) for i in range(n)], "reply_clean": [f"t{i}" for i in range(n)],
                        "reply_likes": np.arange(n)[::-1]})
-    out = dedupe(df, x, ann_threshold_rows=1000, seed=3)
+    out = dedupe(df, x, method="lsh", seed=3)
     assert out["kept"].to_numpy().tolist() == res.kept.tolist()
+    assert out.attrs["semantic_dedup"]["method"] == "lsh"
+
+
+def _cone(rng, n, d=384, mean_len=0.45):
+    """Unit rows around one shared direction, as sentence embeddings are (all-MiniLM-L6-v2 on
+    replies: mean vector of length ~0.45)."""
+    mu = rng.standard_normal(d).astype(np.float32)
+    mu *= mean_len / np.linalg.norm(mu)
+    noise = rng.standard_normal((n, d)).astype(np.float32)
+    noise *= np.sqrt(1 - mean_len ** 2) / np.linalg.norm(noise, axis=1, keepdims=True)
+    return normalize_rows(mu + noise)
+
+
+def test_auto_runs_exact_on_embeddings_in_a_cone_where_lsh_buckets_are_uneven():
+    """Above ann_threshold_rows the path is chosen by predicted cost, not by size alone: a
+    cone of vectors fills SimHash buckets unevenly, so LSH would list far more candidate
+    pairs than on random vectors, and the exact path (the prototype's keep set) runs."""
+    rng = np.random.default_rng(11)
+    x = _cone(rng, 20000)
+    method, est = choose_method(x, 0.9, ann_threshold_rows=5000)
+    assert method == "exact"
+    assert est["lsh_collision_rate"] > 5 * est["lsh_random_rate"]
+    assert est["lsh_est_s"] > est["exact_est_s"]
+    res = semantic_greedy(x, 0.9, ann_threshold_rows=5000)
+    assert res.method == "exact" and res.info["auto_lsh_est_s"] == est["lsh_est_s"]
+    assert res.kept.tolist() == greedy_exact(x, 0.9).kept.tolist()
+    why = method_choice_text({"method": res.method, **res.info})
+    assert why.startswith("exact: predicted exact ") and "x the rate of random vectors" in why
+    # at or under the limit nothing is estimated
+    assert choose_method(x, 0.9, ann_threshold_rows=20000) == ("exact", {})
+
+
+def test_auto_picks_lsh_for_many_random_vectors_and_lsh_for_none_of_a_small_input():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((400_000, 384), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    method, est = choose_method(x, 0.9, ann_threshold_rows=50_000)
+    assert method == "lsh", est
+    assert est["lsh_collision_rate"] < 2 * est["lsh_random_rate"]  # even buckets
+    method, est = choose_method(x[:60_000], 0.9, ann_threshold_rows=50_000)
+    assert method == "exact", est  # 60,000 rows: the exact screen is cheaper even here
 
 
 def test_reference_loop_matches_literal_loop_on_clustered_data():
