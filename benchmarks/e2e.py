@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         stages["embed_s"] = time.perf_counter() - t
         pos = {x: i for i, x in enumerate(distinct)}
         embeddings = vecs[[pos[x] for x in texts]]
+        del vecs, pos  # one copy of the vectors in memory, as the asset holds
 
         t = time.perf_counter()
         result = dedupe(valid, embeddings, threshold=s.dedup.similarity_threshold)
