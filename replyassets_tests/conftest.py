@@ -69,3 +69,15 @@ def any_storage(request, tmp_path):
     if request.param == "duckdb":
         return db.Storage("duckdb", database=tmp_path / "db" / "replyassets.duckdb")
     return request.getfixturevalue("lake_storage")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Nothing skips silently: a skipped test is reported as failed, with the skip's reason
+    (a missing browser, package or server is a broken test machine, not a pass)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"this suite allows no skipped test: {reason}"

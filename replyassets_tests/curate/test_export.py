@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def test_export_rejects_unknown_split(tmp_path, curated):
 
 
 def test_jsonl_loads_with_datasets_and_renders_through_qwen3_chat_template(tmp_path, curated):
-    datasets = pytest.importorskip("datasets")
+    datasets = importlib.import_module("datasets")
     from transformers import AutoTokenizer
 
     from replyassets.training.tiny_model import build_tiny_model

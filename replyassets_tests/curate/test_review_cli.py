@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import os
 import subprocess
 import sys
@@ -130,7 +131,7 @@ def test_export_import_through_cli(db, tmp_path):
 
 
 def test_real_terminal_session_quit_midway_and_resume(db, tmp_path):
-    pexpect = pytest.importorskip("pexpect")
+    pexpect = importlib.import_module("pexpect")
     ids = ranked_ids(db)
 
     def spawn():
@@ -185,7 +186,7 @@ def test_real_terminal_session_quit_midway_and_resume(db, tmp_path):
 
 
 def test_ctrl_c_in_a_real_terminal_keeps_saved_decisions(db, tmp_path):
-    pexpect = pytest.importorskip("pexpect")
+    pexpect = importlib.import_module("pexpect")
     ids = ranked_ids(db)
     child = pexpect.spawn(CLI[0], CLI[1:] + ["--db", str(db)], cwd=str(ROOT), env=cli_env(tmp_path),
                           encoding="utf-8", timeout=60)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = importlib.import_module("torch")
 
 from replyassets.core.generation import (
     decoding_config,

@@ -9,6 +9,7 @@ appears nowhere the platform writes.
 
 from __future__ import annotations
 
+import importlib
 import secrets
 import uuid
 
@@ -22,7 +23,7 @@ from replyassets_tests.postgres import free_port
 
 @pytest.fixture
 def s3_server(monkeypatch):
-    boto3 = pytest.importorskip("boto3")
+    boto3 = importlib.import_module("boto3")
     from moto.server import ThreadedMotoServer
 
     port = free_port()

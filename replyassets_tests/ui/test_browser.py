@@ -42,7 +42,7 @@ query Run($runId: ID!) {
 def _playwright_timeout_error():
     try:
         from playwright.sync_api import TimeoutError as error
-    except ImportError:  # the test skips (see chromium_path)
+    except ImportError:  # the test fails with the reason (see chromium_path)
         return TimeoutError
     return error
 
@@ -60,12 +60,12 @@ def find_chromium() -> str | None:
 def chromium_path() -> str:
     path = find_chromium()
     if path is None:
-        pytest.skip("Debian's chromium is not installed (`make chromium` installs it with apt; "
-                    "the test never downloads a browser)")
+        pytest.fail("Debian's chromium is not installed (`make chromium` installs it with apt; "
+                    "the test never downloads a browser)", pytrace=False)
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("the playwright Python package is not installed (pip install -e '.[dev]')")
+        pytest.fail("the playwright Python package is not installed (pip install -e '.[dev]')", pytrace=False)
     return path
 
 

@@ -41,7 +41,7 @@ from replyassets_tests.ui.test_browser import (
     wait_for_run,
 )
 
-chromium_path = browser.chromium_path  # the fixture: Debian's chromium, or skip
+chromium_path = browser.chromium_path  # the fixture: Debian's chromium, or a failure naming why
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
