@@ -295,6 +295,13 @@ class Settings(_Model):
         return self.paths.resolve(os.environ.get("REPLYASSETS_DATA_DIR", self.paths.data_dir))
 
     @property
+    def models_dir(self) -> Path:
+        """Built models (the tiny base model, embedding exports), content-addressed by folder name,
+        so several data dirs may share one: ``REPLYASSETS_MODELS_DIR``, else ``<data dir>/models``."""
+        env = os.environ.get("REPLYASSETS_MODELS_DIR")
+        return self.paths.resolve(env) if env else self.data_dir / "models"
+
+    @property
     def database_path(self) -> Path:
         env = os.environ.get("REPLYASSETS_DATABASE")
         return self.paths.resolve(env) if env else self.paths.resolve(self.paths.database)

@@ -17,6 +17,30 @@ from replyassets_tests import hypothesis_profiles
 hypothesis_profiles.register()
 
 
+MODELS_ENV = "REPLYASSETS_MODELS_DIR"
+
+
+def pytest_configure(config):
+    """One models folder for the whole session (and every xdist worker and subprocess, through the
+    environment): the tiny base model and the embedding exports are content-addressed, so a test
+    that needs them builds them once per session instead of once per data folder."""
+    if hasattr(config, "workerinput") or os.environ.get(MODELS_ENV):
+        return  # an xdist worker inherits the controller's folder; a developer's own folder is kept
+    import tempfile
+
+    os.environ[MODELS_ENV] = tempfile.mkdtemp(prefix="replyassets-test-models-")
+    config._replyassets_models_dir = os.environ[MODELS_ENV]
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_replyassets_models_dir", None)
+    if folder:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(MODELS_ENV, None)
+
+
 @pytest.fixture
 def isolated_env(tmp_path, monkeypatch):
     """Point the project's data dir and DuckDB file at a temporary folder."""

@@ -118,7 +118,7 @@ class EmbedderResource(dg.ConfigurableResource):
         try:
             return SentenceTransformerEmbedder(self.model, batch_size=self.batch_size, device=self.device,
                                                backend=self.backend, precision=self.precision,
-                                               export_dir=get_settings().data_dir / "models" / "embeddings")
+                                               export_dir=get_settings().models_dir / "embeddings")
         except EmbeddingBackendError as exc:
             raise dg.Failure(description=str(exc)) from exc
 

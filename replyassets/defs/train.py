@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import dagster as dg
+from filelock import FileLock
 
 from replyassets.defs.common import (
     EXPERIMENT_PARTITIONS,
@@ -104,10 +105,14 @@ def base_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     # model's output; reply words that the corpus lacks are spelled from pieces it has seen.
     texts = load_general_texts() + sample_texts()
     key = tiny_model_key(texts, texts, seed=0, pretrain_steps=PRETRAIN_STEPS)
-    out = s.data_dir / "models" / f"tiny-qwen3-{key[:12]}"
-    built_now = not (out / "tiny_model.json").exists()
-    if built_now:
-        build_tiny_model(out, texts, seed=0, pretrain_texts=texts, pretrain_steps=PRETRAIN_STEPS)
+    out = s.models_dir / f"tiny-qwen3-{key[:12]}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Content-addressed and possibly shared (REPLYASSETS_MODELS_DIR): one process builds it,
+    # the others wait for it and reuse it.
+    with FileLock(f"{out}.lock"):
+        built_now = not (out / "tiny_model.json").exists()
+        if built_now:
+            build_tiny_model(out, texts, seed=0, pretrain_texts=texts, pretrain_steps=PRETRAIN_STEPS)
     info = tiny_model_info(out)
     pretraining = info.get("pretraining") or {}
     seconds = float(info["build_time"].get("pretrain_seconds", float("nan")))

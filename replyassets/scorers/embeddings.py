@@ -123,7 +123,7 @@ class SentenceTransformerEmbedder:
             if export_dir is None:
                 from replyassets.settings import get_settings
 
-                export_dir = get_settings().data_dir / "models" / "embeddings"
+                export_dir = get_settings().models_dir / "embeddings"
         self.export_dir = Path(export_dir) if export_dir is not None else None
 
     def _local_source(self) -> Path:

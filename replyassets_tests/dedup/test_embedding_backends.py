@@ -382,4 +382,4 @@ def test_backend_settings_are_validated_and_reach_the_resource(tmp_path, monkeyp
     res = resources_for_profile("local")["embedder"]
     assert (res.backend, res.precision) == ("onnx", "int8")
     built = res.build()
-    assert built.model_id.endswith("+onnx-int8") and built.export_dir == isolated_env / "models" / "embeddings"
+    assert built.model_id.endswith("+onnx-int8") and built.export_dir == settings_mod.get_settings().models_dir / "embeddings"
