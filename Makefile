@@ -10,8 +10,11 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
+# The suite runs on two xdist workers, a module per worker at a time (module fixtures such as a
+# `dg dev` server are built once); `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= 2
 
-.PHONY: demo test ui install bench sample clean-data chromium postgres validate-defs fuzz
+.PHONY: demo test check ui install bench sample clean-data chromium postgres validate-defs fuzz
 
 install: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
@@ -34,25 +37,30 @@ demo: install
 ui: install
 	$(VENV)/bin/dg dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
-## Debian's chromium for the browser test (never a downloaded browser); skipped when it cannot be installed.
+## Debian's chromium for the browser tests (never a downloaded browser); without it they fail, naming why.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1)) \
-	      || echo "chromium could not be installed: the browser test will skip"; \
-	  else echo "chromium not installed and cannot install it: the browser test will skip"; fi; }
+	      || echo "chromium could not be installed: the browser tests will fail"; \
+	  else echo "chromium not installed and cannot install it: the browser tests will fail"; fi; }
 
 ## Debian's PostgreSQL for the multi-machine tests (each test run starts its own server in a
-## temporary folder, loopback only). Unlike chromium these tests never skip: no server, no pass.
+## temporary folder, loopback only). No server, no pass.
 postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get install -y -q postgresql >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1); \
 	  fi; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL is needed: install Debian's postgresql package"; exit 1; }; }
 
-## The whole test suite (what CI runs).
+## The whole test suite (what CI runs): prints the 25 slowest tests at the end.
 test: install chromium postgres
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
+
+## The fast tier for the inner loop: every test not marked slow or browser (unit tests, small
+## Dagster runs), in a few minutes.
+check: install postgres
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile -m "not slow and not browser" --durations=10 $(PYTEST_ARGS)
 
 ## Only the property tests (@given: the "hypothesis" marker), random seeds, 20x the examples
 ## (HYPOTHESIS_PROFILE=fuzz; `make test` runs the derandomized "ci" profile: one result per

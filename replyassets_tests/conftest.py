@@ -105,3 +105,10 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"this suite allows no skipped test: {reason}"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Modules with slow tests first (a stable sort): under xdist's ``--dist loadfile`` each
+    module runs on one worker, so the long ones start at once instead of closing the run."""
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)
