@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from replyassets_tests.fast_settings import write_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -50,12 +52,8 @@ class Project:
             HF_HUB_OFFLINE="1",
             TRANSFORMERS_OFFLINE="1",
         )
-        if self.overrides:
-            path = self.tmp / "overrides.yaml"
-            path.write_text(yaml.safe_dump(self.overrides))
-            env["REPLYASSETS_SETTINGS"] = str(path)
-        else:
-            env.pop("REPLYASSETS_SETTINGS", None)
+        # The test's own overrides over the short-training settings every step shares.
+        env["REPLYASSETS_SETTINGS"] = str(write_settings(self.tmp / "overrides.yaml", self.overrides))
         return env
 
     def py(self, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:

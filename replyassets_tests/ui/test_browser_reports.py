@@ -26,6 +26,7 @@ import time
 
 import pytest
 
+from replyassets_tests.fast_settings import write_settings
 from replyassets_tests.ui import test_browser as browser
 from replyassets_tests.ui.conftest import (
     ARTIFACTS,
@@ -117,7 +118,9 @@ def ui_project(tmp_path_factory):
     # One experiment (the default recipe) keeps the demo short; experiments have their own test.
     experiments = root / "experiments.yaml"
     experiments.write_text("experiments:\n  - name: default\n")
-    project = build_ui_project(root, queries, extra_env={"REPLYASSETS_EXPERIMENTS": str(experiments)})
+    settings = write_settings(root / "settings.yaml")  # short trainings: the pages are the point
+    project = build_ui_project(root, queries, extra_env={"REPLYASSETS_EXPERIMENTS": str(experiments),
+                                                         "REPLYASSETS_SETTINGS": str(settings)})
     assert len(project.partitions) == 6, project.partitions
     return project
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from replyassets_tests.fast_settings import write_settings
 from replyassets_tests.ui.conftest import (
     ROOT,
     UIProject,
@@ -60,7 +61,8 @@ def ui_project(tmp_path_factory) -> UIProject:
     queries = root / "queries.yaml"
     shutil.copyfile(ROOT / "config" / "queries.yaml", queries)
     settings = root / "settings.yaml"
-    settings.write_text(yaml.safe_dump({"training": {"local_max_concurrent": 2}}))
+    # Short trainings, but long enough (24 steps) that two of them overlap in time.
+    write_settings(settings, {"training": {"local_max_concurrent": 2, "max_steps": 24}})
     # The three SFT recipes of the shipped file, as shipped (sft-dpo is trained by the demo tests).
     shipped = yaml.safe_load((ROOT / "config" / "experiments.yaml").read_text())
     experiments = root / "experiments.yaml"
