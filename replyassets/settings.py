@@ -58,8 +58,10 @@ class CollectionSettings(_Model):
 
 
 class ValidationSettings(_Model):
-    min_chars: int = 30
-    max_chars: int = 280
+    # The reply length limits (characters) of every stage: the collection filter (on the raw
+    # text), validation (after cleaning), the review CLI's edits and the offline judge.
+    min_chars: int = Field(default=30, ge=0)
+    max_chars: int = Field(default=280, ge=1)
     min_lang_confidence: float = 0.8
     max_toxicity: float = 0.3
     min_meaningful_words: int = 8
@@ -75,6 +77,12 @@ class ValidationSettings(_Model):
     # Added to the built-in lists in core/validate.py (whole words / phrases, case-insensitive).
     extra_spam_keywords: tuple[str, ...] = ()
     extra_generic_phrases: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _length_limits(self) -> ValidationSettings:
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"validation.min_chars ({self.min_chars}) is above validation.max_chars ({self.max_chars})")
+        return self
 
 
 class DedupSettings(_Model):
