@@ -50,7 +50,9 @@ class CollectionSettings(_Model):
     reply_lang: str = "en"
     reply_min_chars: int = 30
     reply_max_chars: int = 280
-    max_replies_per_author: int = 10
+    # At most this many replies per author: per query at collection (core/filters.py) and in the
+    # curated set (core/curate.py, the `replies_per_author` check).
+    max_replies_per_author: int = Field(default=10, ge=1)
     # Spend guards for paid sources (Apify): items fetched per partition, per tweet.
     max_items_per_partition: int = 2000
     max_tweets_per_query: int = 100
@@ -120,7 +122,7 @@ class CurationSettings(_Model):
     max_pairs: int = 1200
     min_unique_tweets: int = 150
     min_unique_authors: int = 300
-    max_replies_per_author: int = 10
+    # (the per-author cap: collection.max_replies_per_author)
     split_train: float = 0.8
     split_eval: float = 0.1
     split_test: float = 0.1
