@@ -67,8 +67,8 @@ class CollectionSettings(_Model):
 
 
 class ValidationSettings(_Model):
-    # The reply length limits (characters) of every stage: the collection filter (on the raw
-    # text), validation (after cleaning), the review CLI's edits and the offline judge.
+    # The reply length limits (characters) of validation (after cleaning), the review CLI's edits
+    # and the offline judge. (The collection filter still has its own collection.reply_*_chars.)
     min_chars: int = Field(default=30, ge=0)
     max_chars: int = Field(default=280, ge=1)
     min_lang_confidence: float = 0.8
