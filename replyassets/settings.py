@@ -10,14 +10,24 @@ Resolution order (later wins):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from replyassets.training import config as train_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ("local", "production")
@@ -47,7 +57,9 @@ class CollectionSettings(_Model):
     reply_lang: str = "en"
     reply_min_chars: int = 30
     reply_max_chars: int = 280
-    max_replies_per_author: int = 10
+    # At most this many replies per author: per query at collection (core/filters.py) and in the
+    # curated set (core/curate.py, the `replies_per_author` check).
+    max_replies_per_author: int = Field(default=10, ge=1)
     # Spend guards for paid sources (Apify): items fetched per partition, per tweet.
     max_items_per_partition: int = 2000
     max_tweets_per_query: int = 100
@@ -55,8 +67,10 @@ class CollectionSettings(_Model):
 
 
 class ValidationSettings(_Model):
-    min_chars: int = 30
-    max_chars: int = 280
+    # The reply length limits (characters) of validation (after cleaning), the review CLI's edits
+    # and the offline judge. (The collection filter still has its own collection.reply_*_chars.)
+    min_chars: int = Field(default=30, ge=0)
+    max_chars: int = Field(default=280, ge=1)
     min_lang_confidence: float = 0.8
     max_toxicity: float = 0.3
     min_meaningful_words: int = 8
@@ -72,6 +86,12 @@ class ValidationSettings(_Model):
     # Added to the built-in lists in core/validate.py (whole words / phrases, case-insensitive).
     extra_spam_keywords: tuple[str, ...] = ()
     extra_generic_phrases: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _length_limits(self) -> ValidationSettings:
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"validation.min_chars ({self.min_chars}) is above validation.max_chars ({self.max_chars})")
+        return self
 
 
 class DedupSettings(_Model):
@@ -109,7 +129,7 @@ class CurationSettings(_Model):
     max_pairs: int = 1200
     min_unique_tweets: int = 150
     min_unique_authors: int = 300
-    max_replies_per_author: int = 10
+    # (the per-author cap: collection.max_replies_per_author)
     split_train: float = 0.8
     split_eval: float = 0.1
     split_test: float = 0.1
@@ -122,79 +142,51 @@ class CurationSettings(_Model):
     quality_weight_timing: float = 0.15
 
 
-class LoraSettings(_Model):
-    r: int = 16
-    alpha: int = 16
-    dropout: float = 0.1
-    target_modules: tuple[str, ...] = (
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-    )
+def _from_spec(spec: type, name: str, prefix: str = "", **extra: Any) -> type[_Model]:
+    """A settings model built from one of the training program's dataclasses
+    (``replyassets/training/config.py``, the one definition of the training settings): same
+    field names and defaults, the config's allowed values as ``Literal`` types, its bounds as
+    constraints, lists as tuples (the settings are frozen); ``extra`` adds fields only the
+    orchestrator reads."""
+    hints = get_type_hints(spec)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(spec):
+        key = prefix + f.name
+        tp: Any = hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if dataclasses.is_dataclass(tp):
+            tp = _from_spec(tp, tp.__name__.replace("ConfigSpec", "Settings"), prefix=f"{key}.")
+            default = tp.model_validate(dataclasses.asdict(default))
+        elif get_origin(tp) is list:
+            tp, default = tuple[(*get_args(tp), ...)], tuple(default)
+        if key in train_config.CHOICES:
+            tp = Literal[train_config.CHOICES[key]]
+        bounds = {"gt": 0} if key in train_config.POSITIVE else {"ge": 1} if key in train_config.AT_LEAST_ONE else {}
+        fields[f.name] = (tp, Field(default=default, **bounds))
+    model = create_model(name, __base__=_Model, __module__=__name__, **fields, **extra)
+    model.__doc__ = f"Built from ``replyassets.training.config.{spec.__name__}``: {spec.__doc__ or ''}".strip()
+    return model
 
 
-class DpoSettings(_Model):
-    """DPO (methods ``dpo`` and ``sft+dpo``; replyassets/training/config.py explains the defaults):
-    beta 0.1 and the sigmoid loss (DPO paper, TRL); learning rate 5e-6 for a LoRA adapter (full
-    fine-tuning uses 5e-7 - 1e-6; TRL's LoRA example 5e-6); one epoch."""
-
-    beta: float = Field(default=0.1, gt=0)
-    loss_type: Literal[
-        "sigmoid", "hinge", "ipo", "nca_pair", "robust", "bco_pair", "sppo_hard",
-        "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
-    ] = "sigmoid"
-    learning_rate: float = Field(default=5e-6, gt=0)
-    epochs: float = Field(default=1, gt=0)
-
-
-class KtoSettings(_Model):
-    """KTO (method ``kto``): beta 0.1, unit weights (KTO paper, TRL); learning rate 5e-6 for a
-    LoRA adapter (the paper's 5e-7 on full weights, x10); one epoch."""
-
-    beta: float = Field(default=0.1, gt=0)
-    desirable_weight: float = Field(default=1.0, gt=0)
-    undesirable_weight: float = Field(default=1.0, gt=0)
-    learning_rate: float = Field(default=5e-6, gt=0)
-    epochs: float = Field(default=1, gt=0)
-
-
-class TrainingSettings(_Model):
-    base_model: str = "Qwen/Qwen3-8B"
-    # "local-tiny" = the tiny Qwen3-architecture model the project builds under data/models/.
-    quantization: Literal["none", "nf4"] = "nf4"
-    lora: LoraSettings = LoraSettings()
-    # What is trained (a LoRA / QLoRA adapter in every case): "sft" on the curated replies,
-    # "dpo" on preference pairs, "kto" on desirable/undesirable replies, "sft+dpo" = SFT, then
-    # DPO continuing that adapter against the SFT model. Hyperparameters of the preference
-    # stages in `dpo` / `kto`; the other settings below apply to every stage.
-    method: Literal["sft", "dpo", "kto", "sft+dpo"] = "sft"
-    dpo: DpoSettings = DpoSettings()
-    kto: KtoSettings = KtoSettings()
-    epochs: float = 2
-    learning_rate: float = 2e-4
-    warmup_ratio: float = 0.03
-    lr_scheduler: str = "cosine"
-    batch_size: int = 4
-    grad_accum: int = 4
-    weight_decay: float = 0.01
-    eval_steps: int = 50
-    early_stopping_patience: int = 3
-    early_stopping_threshold: float = 0.01
-    save_total_limit: int = 3
-    gap_alarm: float = 0.3
-    max_seq_len: int = 512
-    seed: int = 42
-    packing: bool = False
-    report_to: Literal["none", "wandb", "mlflow"] = "none"
-    launcher: Literal["local", "kubernetes", "docker"] = "kubernetes"
-    max_steps: int = -1
-    # torch intra-op threads for CPU training (0 = torch's default). Measured on the tiny local
-    # model on 2 busy cores: 1 thread 6.7 steps/s, 2 threads 1.1 steps/s.
-    cpu_threads: int = 0
+LoraSettings = _from_spec(train_config.LoraConfigSpec, "LoraSettings", "lora.")
+DpoSettings = _from_spec(train_config.DpoConfigSpec, "DpoSettings", "dpo.")
+KtoSettings = _from_spec(train_config.KtoConfigSpec, "KtoSettings", "kto.")
+# The training settings: every key of replyassets.training.config.TrainingSpec (the training
+# program's own definition, dumped into its config), plus what only the orchestrator reads.
+TrainingSettings = _from_spec(
+    train_config.TrainingSpec, "TrainingSettings",
+    # the model trained on: a hub id, or "local-tiny" = the tiny Qwen3-architecture model the
+    # project builds under data/models/ (the trainer gets the resolved folder or id)
+    base_model=(str, "Qwen/Qwen3-8B"),
+    # where lora_adapter's training runs
+    launcher=(Literal["local", "kubernetes", "docker"], "kubernetes"),
     # How many trainings the local launcher runs at once (one slot each; default 1 on CPU).
     # Kubernetes and Docker run one pod/container per experiment and are not limited here.
-    local_max_concurrent: int = Field(default=1, ge=1)
+    local_max_concurrent=(int, Field(default=1, ge=1)),
     # Cost of the training machine per hour, for the cost column of the leaderboard
     # (0 for a laptop; e.g. the hourly price of the GPU node in production).
-    hourly_cost_usd: float = Field(default=0.0, ge=0.0)
+    hourly_cost_usd=(float, Field(default=0.0, ge=0.0)),
+)
 
 
 class PreferenceSettings(_Model):

@@ -131,8 +131,9 @@ def _ask_prefilled(prompt: str, text: str) -> str | None:
 
 
 def review_loop(store: ReviewStore, candidates: pd.DataFrame, limit: int | None, reviewer: str | None,
-                min_chars: int = 30, max_chars: int = 280) -> int:
-    """The interactive session. Returns the exit code."""
+                min_chars: int, max_chars: int) -> int:
+    """The interactive session. Returns the exit code. An edited reply must have
+    ``min_chars``-``max_chars`` characters (the caller passes ``validation.min_chars`` / ``max_chars``)."""
     total = len(candidates)
     progress = store.progress(candidates)
     reviewed = progress["reviewed"]

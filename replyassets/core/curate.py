@@ -286,6 +286,7 @@ def curate(
     ``rank`` is the pair's rank among all candidates (gaps show what was dropped).
     """
     settings = settings or CurationSettings()
+    collection = collection or CollectionSettings()  # the engagement bands and the per-author cap
     _require(candidates, REQUIRED_CANDIDATE_COLUMNS, "candidates")
     if settings.target_pairs < 0 or settings.max_pairs < 0:
         raise CurationError("target_pairs and max_pairs must be >= 0")
@@ -316,7 +317,7 @@ def curate(
     merged["train_reply"] = merged["_edited_reply"].where(merged["edited"], base_reply).astype(str).str.strip()
     # Per-author cap in rank order (authors compared case-insensitively: handles are).
     author = merged["reply_author"].astype(str).str.strip().str.lower()
-    merged = merged.loc[author.groupby(author).cumcount() < settings.max_replies_per_author]
+    merged = merged.loc[author.groupby(author).cumcount() < collection.max_replies_per_author]
     limit = min(settings.target_pairs, settings.max_pairs)
     merged = merged.sort_values("rank", kind="mergesort").head(limit).copy()
     tweet_text = merged["tweet_clean"] if "tweet_clean" in merged.columns else merged["tweet"]

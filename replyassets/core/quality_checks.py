@@ -156,7 +156,7 @@ def check_unique_authors(df: pd.DataFrame, settings: Settings) -> CheckOutcome:
 def check_replies_per_author(df: pd.DataFrame, settings: Settings) -> CheckOutcome:
     if (m := _missing(df, ["reply_author"], "replies per author")) is not None:
         return m
-    cap = settings.curation.max_replies_per_author
+    cap = settings.collection.max_replies_per_author
     counts = _authors(df).value_counts()
     over = counts[counts > cap]
     top = int(counts.max()) if len(counts) else 0
@@ -344,7 +344,7 @@ CURATED_CHECKS: dict[str, CheckSpec] = {
         CheckSpec("size", check_size, True, "pair count within [min_pairs, max_pairs]"),
         CheckSpec("unique_tweets", check_unique_tweets, True, "at least min_unique_tweets source tweets"),
         CheckSpec("unique_authors", check_unique_authors, True, "at least min_unique_authors reply authors"),
-        CheckSpec("replies_per_author", check_replies_per_author, True, "at most max_replies_per_author per author"),
+        CheckSpec("replies_per_author", check_replies_per_author, True, "at most collection.max_replies_per_author per author"),
         CheckSpec("no_exact_duplicates", check_no_exact_duplicates, True, "no repeated reply id or reply text"),
         CheckSpec("no_semantic_duplicates", check_no_semantic_duplicates, True,
                   "no two replies with cosine >= the dedup threshold", needs_embeddings=True),

@@ -42,6 +42,7 @@ CURATE_CODE_VERSION = derived_code_version(
         "collection.reply_max_followers",
         "collection.reply_min_delay_s",
         "collection.reply_max_delay_s",
+        "collection.max_replies_per_author",
         "validation.max_toxicity",
         "validation.min_lang_confidence",
         "dedup.similarity_threshold",

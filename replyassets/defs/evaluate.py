@@ -41,7 +41,9 @@ EVAL_CODE_VERSION = derived_code_version(
     "replyassets.judges.anthropic_judge",
     settings_paths=("evaluation", "curation.split_train", "curation.split_eval", "curation.split_test",
                     "curation.seed", "curation.prompt_template", "dedup.embedding_model",
-                    "dedup.embedding_backend", "dedup.embedding_precision", "training.cpu_threads"),
+                    "dedup.embedding_backend", "dedup.embedding_precision", "training.cpu_threads",
+                    # the offline judge's length penalty (judges/factory.py)
+                    "validation.min_chars", "validation.max_chars"),
 )
 
 

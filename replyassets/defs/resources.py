@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-from replyassets.settings import Settings, get_settings
+from replyassets.settings import EvaluationSettings, Settings, get_settings
 
 
 class TweetSourceResource(dg.ConfigurableResource):
@@ -124,14 +124,23 @@ class EmbedderResource(dg.ConfigurableResource):
 
 
 class JudgeResource(dg.ConfigurableResource):
-    """``offline`` (deterministic, reference-based) or ``anthropic`` (Claude)."""
+    """``offline`` (deterministic, reference-based) or ``anthropic`` (Claude).
 
-    kind: str = "offline"
-    model: str = "claude-sonnet-4-6"
+    Built from ``EvaluationSettings`` (:meth:`from_settings`): the judge's kind, model, retries and
+    timeout are defined there only, so these fields have no defaults of their own. The offline
+    judge's length limits are ``validation.min_chars`` / ``validation.max_chars``."""
+
+    kind: str
+    model: str
+    max_retries: int
+    timeout_s: float
     api_key: str | None = None
     base_url: str | None = None
-    max_retries: int = 4
-    timeout_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, ev: EvaluationSettings, *, api_key: Any = None, base_url: str | None = None) -> "JudgeResource":
+        return cls(kind=ev.judge, model=ev.judge_model, max_retries=ev.judge_max_retries,
+                   timeout_s=ev.judge_timeout_s, api_key=api_key, base_url=base_url)
 
     def build(self):
         from replyassets.judges.factory import build_judge
@@ -140,11 +149,12 @@ class JudgeResource(dg.ConfigurableResource):
             raise dg.Failure(f"unknown judge kind {self.kind!r} (offline | anthropic)")
         if self.kind == "anthropic" and not self.api_key:
             raise dg.Failure("The anthropic judge needs ANTHROPIC_API_KEY in the environment.")
-        ev = get_settings().evaluation.model_copy(
+        s = get_settings()
+        ev = s.evaluation.model_copy(
             update={"judge": self.kind, "judge_model": self.model, "judge_max_retries": self.max_retries,
                     "judge_timeout_s": self.timeout_s}
         )
-        return build_judge(ev, api_key=self.api_key, base_url=self.base_url)
+        return build_judge(ev, s.validation, api_key=self.api_key, base_url=self.base_url)
 
 
 def _io_manager(s: Settings):
@@ -176,16 +186,14 @@ def resources_for_profile(profile: str | None = None) -> dict[str, Any]:
             **common,
             "tweet_source": TweetSourceResource(kind="apify", apify_token=dg.EnvVar("APIFY_API_TOKEN")),
             "toxicity": ToxicityResource(kind="detoxify"),
-            "judge": JudgeResource(
-                kind=s.evaluation.judge, model=s.evaluation.judge_model, api_key=dg.EnvVar("ANTHROPIC_API_KEY")
-            ),
+            "judge": JudgeResource.from_settings(s.evaluation, api_key=dg.EnvVar("ANTHROPIC_API_KEY")),
             "launcher": training_launcher_for(s),
         }
     return {
         **common,
         "tweet_source": TweetSourceResource(kind="replay", sample_dir=s.paths.sample_dir),
         "toxicity": ToxicityResource(kind="profanity-check"),
-        "judge": JudgeResource(kind=s.evaluation.judge),
+        "judge": JudgeResource.from_settings(s.evaluation),
         "launcher": training_launcher_for(s),
     }
 

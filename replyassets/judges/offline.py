@@ -10,12 +10,13 @@ How it scores one reply (all deterministic, pure Python):
 2. ``relevance = 0.7 * sim(reply, reference) + 0.3 * sim(reply, tweet)``; without a reference,
    ``sim(reply, tweet)`` alone.
 3. Penalties multiply it: length (``n < min_chars`` -> ``n / min_chars``; ``n > max_chars`` ->
-   ``max_chars / n``; 30 and 280 by default, the validation limits), repetition
+   ``max_chars / n``; the limits are ``validation.min_chars`` / ``validation.max_chars``), repetition
    (``sqrt(distinct words / words)``), and parroting (a reply whose similarity to the tweet is
    above 0.9 is halved). An empty reply scores 0.
 4. ``quality`` in [0, 1]; ``score = 1 + 9 * min(1, quality / full_marks)`` (``full_marks`` 0.6),
    rounded to 2 decimals, so a score is in [1, 10].
-5. ``compare``: the higher quality wins; a difference of at most ``tie_margin`` (0.02) is a tie.
+5. ``compare``: the higher quality wins; a difference of at most ``tie_margin``
+   (``evaluation.offline_tie_margin``) is a tie.
    The judge looks at content only, so it has no position bias: swapping A and B swaps the answer.
 """
 
@@ -68,14 +69,17 @@ class OfflineJudge:
     def __init__(
         self,
         *,
-        tie_margin: float = 0.02,
-        min_chars: int = 30,
-        max_chars: int = 280,
+        tie_margin: float,
+        min_chars: int,
+        max_chars: int,
         full_marks: float = 0.6,
         reference_weight: float = 0.7,
     ) -> None:
         if not 0 <= reference_weight <= 1:
             raise ValueError("reference_weight must be in [0, 1]")
+        if not 0 < min_chars <= max_chars:
+            raise ValueError(f"offline judge: reply length limits {min_chars}-{max_chars} need "
+                             "0 < validation.min_chars <= validation.max_chars")
         self.tie_margin = tie_margin
         self.min_chars = min_chars
         self.max_chars = max_chars

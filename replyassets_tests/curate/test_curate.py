@@ -118,7 +118,7 @@ def test_curate_empty_input_has_the_columns():
 
 def test_author_cap_target_and_max():
     df = make_deduped(40, 5, n_authors=12)  # 200 pairs by 12 authors: ~17 each
-    out = curate(df, None, settings(max_replies_per_author=10))
+    out = curate(df, None, settings(), CollectionSettings(max_replies_per_author=10))
     assert out["reply_author"].value_counts().max() == 10
     assert len(out) == 120
     # the cap keeps each author's best-ranked replies
@@ -130,14 +130,14 @@ def test_author_cap_target_and_max():
     assert len(out) == 50 and out["rank"].max() <= ranked["rank"].max()
     capped = ranked.groupby("reply_author").head(10).head(50)
     assert out["reply_id"].tolist() == capped["reply_id"].tolist()
-    out = curate(df, None, CurationSettings(target_pairs=1000, max_pairs=30, max_replies_per_author=10))
+    out = curate(df, None, CurationSettings(target_pairs=1000, max_pairs=30), CollectionSettings(max_replies_per_author=10))
     assert len(out) == 30
 
 
 def test_author_cap_is_case_insensitive():
     df = make_deduped(6, 2)
     df["reply_author"] = ["Alice", "alice", "ALICE"] * 4
-    out = curate(df, None, settings(max_replies_per_author=2))
+    out = curate(df, None, settings(), CollectionSettings(max_replies_per_author=2))
     assert len(out) == 2
 
 

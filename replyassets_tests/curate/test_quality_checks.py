@@ -9,17 +9,18 @@ import pytest
 
 from replyassets.core import quality_checks as qc
 from replyassets.core.curate import curate
-from replyassets.settings import CurationSettings, Settings
+from replyassets.settings import CollectionSettings, CurationSettings, Settings
 from replyassets_tests.curate.data import make_deduped
 
 SETTINGS = Settings(curation=CurationSettings(min_pairs=100, target_pairs=150, max_pairs=200, min_unique_tweets=30,
-                                              min_unique_authors=100, max_replies_per_author=10))
+                                              min_unique_authors=100),
+                    collection=CollectionSettings(max_replies_per_author=10))
 
 
 @pytest.fixture(scope="module")
 def good() -> pd.DataFrame:
     df = make_deduped(40, 4)  # 160 pairs, 160 authors, 40 tweets
-    return curate(df, None, SETTINGS.curation)
+    return curate(df, None, SETTINGS.curation, SETTINGS.collection)
 
 
 def orthogonal_embeddings(n: int, dim: int = 256) -> np.ndarray:

@@ -22,10 +22,15 @@ from replyassets.core.report import (
 )
 from replyassets.core.stats import compute_stats, sanity_stats, verdict
 from replyassets.judges.offline import OfflineJudge
-from replyassets.settings import EvaluationSettings
+from replyassets.settings import EvaluationSettings, ValidationSettings
 
 XSS = "<script>alert('x')</script> | pipes | and\nnewlines"
 
+
+def offline_judge() -> OfflineJudge:
+    """The offline judge with the settings' defaults (the judge has none of its own)."""
+    ev, v = EvaluationSettings(), ValidationSettings()
+    return OfflineJudge(tie_margin=ev.offline_tie_margin, min_chars=v.min_chars, max_chars=v.max_chars)
 
 def judged_items(n=8):
     items = []
@@ -36,7 +41,7 @@ def judged_items(n=8):
             "base_reply": "ok" if i % 2 else "Fridays are fine with tests and rollback.",
             "adapter_reply": "Ship on Fridays with good tests and a rollback button, sure." if i % 3 else "nah",
         })
-    return judge_pairs(OfflineJudge(), items, cache=None, concurrency=2)
+    return judge_pairs(offline_judge(), items, cache=None, concurrency=2)
 
 
 def report_stats(df: pd.DataFrame, s: EvaluationSettings) -> dict:

@@ -13,8 +13,13 @@ from replyassets.core.preference import likes_agreement
 from replyassets.core.report import JUDGE_LIKES_KEY, judge_likes_flag, write_report
 from replyassets.core.stats import compute_stats, verdict
 from replyassets.judges.offline import OfflineJudge
-from replyassets.settings import EvaluationSettings
+from replyassets.settings import EvaluationSettings, ValidationSettings
 
+
+def _offline_kwargs() -> dict:
+    """The offline judge's settings (it has no defaults of its own)."""
+    ev, v = EvaluationSettings(), ValidationSettings()
+    return {"tie_margin": ev.offline_tie_margin, "min_chars": v.min_chars, "max_chars": v.max_chars}
 
 def judged(n: int = 12) -> pd.DataFrame:
     rows = []
@@ -69,17 +74,17 @@ def test_judge_pairs_without_scores_asks_only_the_two_orders():
             calls.append("score")
             return super().score(*a, **k)
 
-    df = judge_pairs(Counting(), items, scores=False)
+    df = judge_pairs(Counting(**_offline_kwargs()), items, scores=False)
     assert calls == ["compare", "compare"]
     assert df["base_score"].isna().all() and df.loc[0, "outcome"] in ("win", "tie", "loss")
     assert df.loc[0, "cached_calls"] == 0
     calls.clear()
-    judge_pairs(Counting(), items)
+    judge_pairs(Counting(**_offline_kwargs()), items)
     assert sorted(calls) == ["compare", "compare", "score", "score"]
 
 
 def _report(tmp_path: Path, agreement: dict) -> str:
-    items = judge_pairs(OfflineJudge(), [
+    items = judge_pairs(OfflineJudge(**_offline_kwargs()), [
         {"item_id": f"x{i}", "tweet": f"tweet {i} about tests", "base_reply": "short one here ok",
          "adapter_reply": f"a longer reply about tests number {i}"} for i in range(6)])
     s = EvaluationSettings(bootstrap_resamples=200)

@@ -108,6 +108,7 @@ def test_full_run_leaks_no_secret(dagster_project, monkeypatch, capfd, tmp_path)
     import dagster as dg
 
     from replyassets.defs.resources import JudgeResource, TweetSourceResource
+    from replyassets.settings import EvaluationSettings
     from replyassets_tests.fakes.anthropic_server import FakeAnthropicServer
 
     p = dagster_project
@@ -144,8 +145,9 @@ def test_full_run_leaks_no_secret(dagster_project, monkeypatch, capfd, tmp_path)
     # 3. eval_report judged by "Claude" (loopback), key from the environment
     with FakeAnthropicServer() as claude:
         prod = dict(resources)
-        prod["judge"] = JudgeResource(kind="anthropic", api_key=dg.EnvVar("ANTHROPIC_API_KEY"),
-                                      base_url=claude.base_url, max_retries=0, timeout_s=30)
+        judge_settings = EvaluationSettings(judge="anthropic", judge_max_retries=0, judge_timeout_s=30)
+        prod["judge"] = JudgeResource.from_settings(judge_settings, api_key=dg.EnvVar("ANTHROPIC_API_KEY"),
+                                                    base_url=claude.base_url)
         res = materialize(p, prod, ["eval_report"])
         assert res.success, failure_messages(res)
         sent = claude.message_requests
