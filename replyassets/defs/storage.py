@@ -115,7 +115,8 @@ class TransactionalDuckDbClient:
         were written in, and order-sensitive consumers (dedup's tie-break between copies of one
         reply under two queries, embedding batches) would differ too."""
         cols = ", ".join(f'"{c}"' for c in table_slice.columns) if table_slice.columns else "*"
-        sql = f"SELECT {cols} FROM {_qualified(table_slice)}"
+        table = _qualified(table_slice)
+        sql = f"SELECT {cols} FROM {table}"
         where, params = _partition_where(table_slice)
         if where:
             sql += f" WHERE {where}"
@@ -149,7 +150,8 @@ class TransactionalDuckDbClient:
         if not _table_exists(connection, table_slice):
             return
         where, params = _partition_where(table_slice)
-        _run(connection, f"DELETE FROM {_qualified(table_slice)}" + (f" WHERE {where}" if where else ""), params)
+        table = _qualified(table_slice)
+        _run(connection, f"DELETE FROM {table}" + (f" WHERE {where}" if where else ""), params)
 
 
 def _purpose(context) -> str:
@@ -271,9 +273,9 @@ class ByNamePandasTypeHandler(DuckDBPandasTypeHandler):
             context.log.warning(f"{table}: repaired to its contract while replacing the whole table "
                                 f"({'; '.join(repaired)})")
             return repaired
-        for name, sql_type in types.items():
+        for name, col_type in types.items():
             if name not in have:
-                _run(connection, f'ALTER TABLE {table} ADD COLUMN "{name}" {sql_type}')
+                _run(connection, f'ALTER TABLE {table} ADD COLUMN "{name}" {col_type}')
         return repaired
 
     def handle_output(self, context: OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection):
@@ -281,7 +283,8 @@ class ByNamePandasTypeHandler(DuckDBPandasTypeHandler):
         if len(obj):
             connection.register("obj", obj)
             try:
-                _run(connection, f"INSERT INTO {_qualified(table_slice)} BY NAME SELECT * FROM obj")
+                table = _qualified(table_slice)
+                _run(connection, f"INSERT INTO {table} BY NAME SELECT * FROM obj")
             finally:
                 connection.unregister("obj")
         kind = "ducklake" if db.is_lake(connection) else "duckdb"

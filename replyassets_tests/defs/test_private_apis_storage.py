@@ -39,7 +39,7 @@ def test_every_private_import_of_storage_is_listed():
     assert found == PRIVATE, "defs/storage.py's private Dagster imports changed: update PRIVATE and docs/design.md"
     section = DESIGN.read_text().split("## Private Dagster APIs", 1)[1].split("\n## ", 1)[0]
     for symbol, module in PRIVATE.items():
-        assert re.search(rf"^\| `{symbol}` \| `{re.escape(module)}` \|", section, re.M), (
+        assert re.search(rf"^\| `{symbol}` \| `{re.escape(module)}` \|", section, re.MULTILINE), (
             f"{symbol} ({module}) is not listed in docs/design.md, 'Private Dagster APIs'")
 
 

@@ -14,6 +14,7 @@ import shlex
 
 import dagster as dg
 import pandas as pd
+import pandera.pandas as pa
 import pytest
 from dagster_pandera import pandera_schema_to_dagster_type
 
@@ -207,3 +208,39 @@ def test_retype_keeps_rows_and_order(any_storage):
         db.transaction(lambda con: db.retype_columns(con, "t", {"nope": "BIGINT"}), any_storage)
     with pytest.raises(ValueError, match="invalid column type"):
         db.transaction(lambda con: db.retype_columns(con, "t", {"n": "BIGINT); DROP TABLE t; --"}), any_storage)
+
+
+def test_every_contract_maps_to_duckdb_types():
+    models = [m for m in vars(schemas).values()
+              if isinstance(m, type) and issubclass(m, pa.DataFrameModel) and m is not pa.DataFrameModel]
+    assert len(models) >= 8
+    for model in models:
+        types = contract(model)
+        assert None not in types.values(), model.__name__  # no contract column left untyped
+    assert contract(schemas.RawPairs) == {
+        **{c: "VARCHAR" for c in ("query", "source", "tweet_id", "tweet", "tweet_author", "reply_id", "reply",
+                                  "reply_author", "lang")},
+        **{c: "BIGINT" for c in ("tweet_author_followers", "tweet_likes", "tweet_retweets", "reply_author_followers",
+                                 "reply_likes", "reply_retweets", "reply_time_diff_seconds")},
+        **{c: "TIMESTAMP_NS" for c in ("tweet_created_at", "reply_created_at", "collected_at")},
+        "has_media": "BOOLEAN", "has_urls": "BOOLEAN",
+    }
+    assert schemas.duckdb_type("object") is None
+    assert schemas.duckdb_type(pd.StringDtype()) == "VARCHAR"
+    assert schemas.duckdb_type("int32") == "INTEGER"
+    with pytest.raises(ValueError, match="no DuckDB type for dtype 'complex128'"):
+        schemas.duckdb_type("complex128")
+
+
+def test_columns_the_contract_lacks_take_the_frames_types():
+    import duckdb
+
+    from replyassets.defs.storage import frame_types
+
+    frame = pd.DataFrame({"query": pd.Series([], dtype="object"), "extra_empty": pd.Series([], dtype="object"),
+                          "extra_n": pd.Series([], dtype="int32")})
+    con = duckdb.connect()  # an in-memory database: only DuckDB's type inference is used
+    assert frame_types(frame, {"query": "VARCHAR", "rank": "BIGINT"}, con) == {
+        "query": "VARCHAR", "rank": "BIGINT", "extra_empty": "VARCHAR", "extra_n": "INTEGER"}
+    full = pd.DataFrame({"lists": [[1, 2], None], "texts": ["a", None], "nothing": [None, None]})
+    assert frame_types(full, {}, con) == {"lists": "INTEGER[]", "texts": "VARCHAR", "nothing": "VARCHAR"}
