@@ -244,3 +244,26 @@ def test_columns_the_contract_lacks_take_the_frames_types():
         "query": "VARCHAR", "rank": "BIGINT", "extra_empty": "VARCHAR", "extra_n": "INTEGER"}
     full = pd.DataFrame({"lists": [[1, 2], None], "texts": ["a", None], "nothing": [None, None]})
     assert frame_types(full, {}, con) == {"lists": "INTEGER[]", "texts": "VARCHAR", "nothing": "VARCHAR"}
+
+
+def test_time_window_partitions_replace_their_rows(tmp_path):
+    storage = db.Storage("duckdb", database=tmp_path / "t.duckdb")
+    days = dg.DailyPartitionsDefinition(start_date="2025-03-01", end_date="2025-03-04")
+    frames = {
+        "2025-03-01": pd.DataFrame({"day": pd.to_datetime(["2025-03-01 01:00", "2025-03-01 23:00"]), "n": [1, 2]}),
+        "2025-03-02": pd.DataFrame({"day": pd.to_datetime(["2025-03-02 00:00"]), "n": [3]}),
+    }
+
+    @dg.asset(name="daily", partitions_def=days, metadata={"partition_expr": "day"})
+    def daily(context) -> pd.DataFrame:
+        return frames[context.partition_key]
+
+    for key in ("2025-03-01", "2025-03-02"):
+        assert dg.materialize([daily], partition_key=key, resources={"io_manager": io_manager_for(storage)}).success
+    frames["2025-03-01"] = pd.DataFrame({"day": pd.to_datetime(["2025-03-01 12:00"]), "n": [9]})
+    result = dg.materialize([daily], partition_key="2025-03-01", resources={"io_manager": io_manager_for(storage)})
+    assert result.success
+    with db.connect(storage) as con:
+        assert con.execute("SELECT n FROM main.daily ORDER BY day").fetchall() == [(9,), (3,)]
+    query = result.asset_materializations_for_node("daily")[0].metadata["Query"].value
+    assert "day >= '2025-03-01 00:00:00' AND day < '2025-03-02 00:00:00'" in query
