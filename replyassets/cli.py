@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # Add a module name here when you add a subcommand.
-COMMANDS = ["normalize", "validate", "dedupe", "review", "build_tiny_model", "human_eval"]
+COMMANDS = ["normalize", "validate", "dedupe", "review", "build_tiny_model", "human_eval", "retype"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ same models can validate a frame in a notebook or a test.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
@@ -250,3 +251,48 @@ class ReviewDecisions(pa.DataFrameModel):
         coerce = True
         strict = False
         name = "ReviewDecisions"
+
+
+# --------------------------------------------------------------------------- storage types
+
+_INT_TYPES = {1: "TINYINT", 2: "SMALLINT", 4: "INTEGER", 8: "BIGINT"}
+_UINT_TYPES = {1: "UTINYINT", 2: "USMALLINT", 4: "UINTEGER", 8: "UBIGINT"}
+_TIMESTAMP_TYPES = {"s": "TIMESTAMP_S", "ms": "TIMESTAMP_MS", "us": "TIMESTAMP", "ns": "TIMESTAMP_NS"}
+
+
+def duckdb_type(dtype: object) -> str | None:
+    """The DuckDB column type of a pandera or pandas dtype: the one mapping from a table's
+    contract (or a frame's column) to its stored type, the same type DuckDB gives a non-empty
+    frame's column of that dtype. ``dtype`` is a pandera ``DataType``, a pandas/numpy dtype, or
+    its name (``"str"``, ``"int64"``, ``"Int64"``, ``"datetime64[ns]"``, ``"bool"``,
+    ``"float64"``: the names ``dagster_pandera`` records on a Dagster type).
+
+    Returns None for ``object`` (a column of arbitrary Python values has no type of its own:
+    the caller decides). Raises ``ValueError`` for a dtype with no DuckDB counterpart."""
+    name = str(dtype)
+    try:
+        dt = pd.api.types.pandas_dtype("str" if name == "string" else name)
+    except TypeError as exc:
+        raise ValueError(f"no DuckDB type for dtype {name!r}") from exc
+    kind = getattr(dt, "kind", None)
+    if isinstance(dt, pd.DatetimeTZDtype):
+        return "TIMESTAMP WITH TIME ZONE"
+    if isinstance(dt, pd.StringDtype) or kind == "U":
+        return "VARCHAR"
+    if kind == "O":
+        return None
+    if kind == "b":
+        return "BOOLEAN"
+    if kind == "i":
+        return _INT_TYPES[dt.itemsize]
+    if kind == "u":
+        return _UINT_TYPES[dt.itemsize]
+    if kind == "f":
+        return {2: "FLOAT", 4: "FLOAT", 8: "DOUBLE"}[dt.itemsize]
+    if kind == "M":
+        unit = np.datetime_data(dt)[0]
+        if unit in _TIMESTAMP_TYPES:
+            return _TIMESTAMP_TYPES[unit]
+    if kind == "m":
+        return "INTERVAL"
+    raise ValueError(f"no DuckDB type for dtype {name!r}")

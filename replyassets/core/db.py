@@ -282,6 +282,45 @@ def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
     return con.execute("SELECT current_database()").fetchone()[0] == LAKE
 
 
+_SQL_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*( WITH TIME ZONE)?(\[\])?$")
+
+
+def column_types(con: duckdb.DuckDBPyConnection, table: str, schema: str = "main") -> dict[str, str]:
+    """``schema.table``'s columns and their stored DuckDB types, in table order (file or lake)."""
+    return dict(con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = ? AND table_name = ? ORDER BY column_index", [schema, table],
+    ).fetchall())
+
+
+def retype_columns(con: duckdb.DuckDBPyConnection, table: str, types: dict[str, str], schema: str = "main") -> int:
+    """Rewrite ``schema.table`` with ``types`` (column -> DuckDB type) cast in, keeping its rows,
+    their order and every other column; run it inside :func:`transaction` (the rewrite is
+    create + drop + rename, committed together or not at all). SQL that runs on both backends
+    (DuckLake changes a column's type only by widening it). Returns the rows rewritten; a value
+    that does not cast raises DuckDB's conversion error and the transaction rolls back."""
+    for ident in (schema, table, *types):
+        if not _IDENT.match(ident):
+            raise ValueError(f"invalid identifier {ident!r}")
+    for sql_type in types.values():
+        if not _SQL_TYPE.match(sql_type):
+            raise ValueError(f"invalid column type {sql_type!r}")
+    have = column_types(con, table, schema)
+    if not have:
+        raise ValueError(f"table {schema}.{table} does not exist")
+    missing = [c for c in types if c not in have]
+    if missing:
+        raise ValueError(f"table {schema}.{table} has no column {', '.join(missing)} (columns: {', '.join(have)})")
+    scratch = f"{table}__retyped"
+    casts = ", ".join(f'CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items())
+    con.execute(f"CREATE TABLE {schema}.{scratch} AS SELECT * REPLACE ({casts}) FROM {schema}.{table} "
+                "ORDER BY rowid").fetchall()
+    rows = con.execute(f"SELECT count(*) FROM {schema}.{scratch}").fetchall()[0][0]
+    con.execute(f"DROP TABLE {schema}.{table}").fetchall()
+    con.execute(f"ALTER TABLE {schema}.{scratch} RENAME TO {table}").fetchall()
+    return int(rows)
+
+
 def create_table_sql(storage: Storage, table: str, columns: list[str], *, primary_key: tuple[str, ...] = (),
                      checks: tuple[str, ...] = ()) -> str:
     """``CREATE TABLE IF NOT EXISTS``; primary keys and CHECK constraints only where the backend

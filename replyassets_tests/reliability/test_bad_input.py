@@ -396,6 +396,9 @@ ALLOWED_SQL_INTERPOLATIONS = {
     "name", "col_type",     # storage.py ALTER TABLE: column names/types of a frame built by code
     "self.table",           # core/embedding_cache.py: checked against an identifier regex
     "column_defs",          # core/db.py create_table_sql: the stores' column definitions (code constants)
+    "where", "cols",        # storage.py: partition WHERE from the assets' partition_expr, values as ?
+                            # parameters; the `columns` metadata of an asset (code), quoted
+    "scratch", "casts",     # core/db.py retype_columns: identifiers and types checked by regexes first
 }
 _CONSTANT_RE = re.compile(r"^(?:[A-Z][A-Z0-9_]*|'[^']*'\.join\([A-Z][A-Z0-9_]*\))$")
 
