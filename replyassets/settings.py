@@ -48,6 +48,9 @@ class CollectionSettings(_Model):
     reply_min_chars: int = 30
     reply_max_chars: int = 280
     max_replies_per_author: int = 10
+    # A reply by the tweet's own author to their tweet is a thread, not a reply: rejected as
+    # `self_reply` unless this allows it.
+    allow_self_replies: bool = False
     # Spend guards for paid sources (Apify): items fetched per partition, per tweet.
     max_items_per_partition: int = 2000
     max_tweets_per_query: int = 100
