@@ -57,6 +57,14 @@ VALIDATION_RULE_SETTINGS: dict[str, tuple[str, ...]] = {
     "personal_data": ("validation.contact_policy",),
 }
 
+# Later stages: what removes a valid pair before or inside curation.
+OTHER_RULE_SETTINGS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("dedup", "semantic_duplicate"): ("dedup.similarity_threshold",),
+    ("curation", "not_reviewed"): ("curation.review_policy",),
+    ("curation", "author_cap"): ("curation.max_replies_per_author",),
+    ("curation", "over_target"): ("curation.target_pairs", "curation.max_pairs"),
+}
+
 _MISSING = object()
 
 
@@ -130,7 +138,7 @@ def rule_settings(stage: str, code: str) -> tuple[str, ...]:
     """The settings keys behind a rule code at a stage (collection stages or ``validation``)."""
     if stage == "validation":
         return VALIDATION_RULE_SETTINGS.get(code, ())
-    return COLLECTION_RULE_SETTINGS.get((stage, code), ())
+    return COLLECTION_RULE_SETTINGS.get((stage, code)) or OTHER_RULE_SETTINGS.get((stage, code), ())
 
 
 def rule_rows(counts: Mapping[tuple[str, str], int], settings: BaseModel,
