@@ -60,6 +60,9 @@ class CollectionSettings(_Model):
     # At most this many replies per author: per query at collection (core/filters.py) and in the
     # curated set (core/curate.py, the `replies_per_author` check).
     max_replies_per_author: int = Field(default=10, ge=1)
+    # A reply by the tweet's own author to their tweet is a thread, not a reply: rejected as
+    # `self_reply` unless this allows it.
+    allow_self_replies: bool = False
     # Spend guards for paid sources (Apify): items fetched per partition, per tweet.
     max_items_per_partition: int = 2000
     max_tweets_per_query: int = 100

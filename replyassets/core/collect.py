@@ -10,9 +10,16 @@ the tests share this function. Flow::
       -> source.unclaimed_replies, when the source has it (replay: the export's replies
          that no kept tweet claimed)                (stage pairing, see below)
       -> one pair per reply id -> apply_author_cap  (reason author_cap)
+      -> kept tweets left without a pair            (stage pairing, no_reply_kept)
 
-Nothing vanishes: every item the source hands over is a pair or a rejected row, and
-``funnel["items_in"]`` counts them all (tweet items + fetched replies + unclaimed replies).
+``funnel["rejected_by_rule"]`` counts the rejections per (stage, code), each with the
+settings key, value and source file it applies (core/rule_settings.py).
+
+Nothing vanishes: every item the source hands over is a pair, a rejected row, or the source
+tweet of a pair, and ``funnel["items_in"]`` counts them all (tweet items + fetched replies +
+unclaimed replies): ``items_in = pairs_kept + rejected + tweets_paired`` holds for every
+partition (``funnel["identity"]`` states it with the figures). A tweet that passed its
+filters but kept no reply is rejected at stage ``pairing`` as ``no_reply_kept``.
 An unclaimed reply is rejected at stage ``pairing`` with every code that applies:
 
 * ``reply_to_reply``: it answers a reply (its in-reply-to id is a reply seen in this run);
@@ -43,6 +50,7 @@ from replyassets.core.columns import (
 )
 from replyassets.core.filters import apply_author_cap, reply_reasons, tweet_reasons
 from replyassets.core.normalize import DamagedInput, normalize_item
+from replyassets.core.rule_settings import rule_rows, rule_text
 from replyassets.settings import CollectionSettings, QuerySpec
 from replyassets.sources.base import SourceError, TweetSource
 
@@ -103,6 +111,27 @@ def rejections_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df.astype(REJECTION_COLUMNS)
 
 
+class _Run:
+    """The rejections of one collection, counted per reason code and per (stage, code)."""
+
+    def __init__(self, query: QuerySpec, src: str, collected_at: datetime) -> None:
+        self.query, self.src, self.collected_at = query, src, collected_at
+        self.rows: list[dict[str, Any]] = []
+        self.by_reason: dict[str, int] = {}
+        self.by_rule: dict[tuple[str, str], int] = {}
+
+    def reject(self, stage: str, kind: str, item_id: str | None, tweet_id: str | None,
+               reasons: list[str], item: Any) -> None:
+        for r in dict.fromkeys(reasons):
+            self.by_reason[r] = self.by_reason.get(r, 0) + 1
+            self.by_rule[(stage, r)] = self.by_rule.get((stage, r), 0) + 1
+        self.rows.append({
+            "query": self.query.name, "source": self.src, "stage": stage, "item_kind": kind,
+            "item_id": item_id, "tweet_id": tweet_id, "reasons": join_reasons(reasons),
+            "detail": _detail(item), "collected_at": self.collected_at,
+        })
+
+
 def collect_partition(
     query: QuerySpec,
     source: TweetSource,
@@ -113,139 +142,172 @@ def collect_partition(
     """Collect ``query`` from ``source``. Raises ``SourceError`` when the source fails
     (what was fetched before the failure is in the checkpoint); bad *items* never raise."""
     settings = query.collection_settings(settings)
-    collected_at = collected_at or _utcnow()
-    qname = query.name
     src = getattr(source, "name", type(source).__name__)
+    run = _Run(query, src, collected_at or _utcnow())
     cost_before = _cost(source)
-    saved_search, saved, legacy_search = split_saved(checkpoint.load(qname) if checkpoint is not None else {})
+    saved_search, saved, legacy_search = split_saved(checkpoint.load(query.name) if checkpoint is not None else {})
+    raw_tweets, searched = _search(query, source, settings, checkpoint, saved_search, legacy_search)
+    tweets, raw_of, filtered_tweets = _filter_tweets(run, raw_tweets, settings)
+    replies = _fetch_replies(run, source, settings, checkpoint, tweets, saved)
+    unclaimed = _reject_unclaimed(run, source, tweets, replies.reply_ids, filtered_tweets)
+    # per-author cap, deterministic (most liked first)
+    kept, capped = apply_author_cap(replies.candidates, settings.max_replies_per_author)
+    for rec in capped:
+        run.reject("reply_filter", "reply", rec["id"], rec["_tweet"]["id"], ["author_cap"], rec["_raw"])
+    rows = [_pair_row(query.name, src, rec, run.collected_at) for rec in kept]
+    paired = {r["tweet_id"] for r in rows}
+    for t in tweets:  # a kept tweet without a pair is recorded, never dropped
+        if t["id"] not in paired:
+            run.reject("pairing", "tweet", t["id"], t["id"], ["no_reply_kept"], raw_of[t["id"]])
+    cost = max(0.0, _cost(source) - cost_before)
+    rej = rejections_frame(run.rows)
+    funnel = {
+        "items_in": len(raw_tweets) + replies.items_in + len(unclaimed),
+        "tweet_items_in": len(raw_tweets),
+        "tweets_kept": len(tweets),
+        "tweets_paired": len(paired),
+        "tweets_without_reply": len(tweets) - len(paired),
+        "reply_items_in": replies.items_in,
+        "unclaimed_reply_items": len(unclaimed),
+        "pairs_kept": len(rows),
+        "rejected": len(run.rows),
+        "rejected_by_reason": dict(sorted(run.by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "rejected_by_stage": {s: int(n) for s, n in rej["stage"].value_counts().sort_index().items()} if len(rej) else {},
+        "rejected_by_rule": rule_rows(run.by_rule, settings, query),
+        "searched": searched,
+        "fetched_tweets": replies.fetched,
+        "resumed_tweets": replies.resumed,
+        "cost_usd": round(cost, 6),
+    }
+    funnel.update(item_identity(funnel))
+    return CollectResult(pairs=pairs_frame(rows), rejections=rej, funnel=funnel,
+                         fetched_tweets=replies.fetched, resumed_tweets=replies.resumed, cost_usd=cost)
 
-    rejections: list[dict[str, Any]] = []
-    reason_counts: dict[str, int] = {}
 
-    def reject(stage: str, kind: str, item_id: str | None, tweet_id: str | None, reasons: list[str], item: Any) -> None:
-        for r in dict.fromkeys(reasons):
-            reason_counts[r] = reason_counts.get(r, 0) + 1
-        rejections.append({
-            "query": qname, "source": src, "stage": stage, "item_kind": kind,
-            "item_id": item_id, "tweet_id": tweet_id, "reasons": join_reasons(reasons),
-            "detail": _detail(item), "collected_at": collected_at,
-        })
+def item_identity(funnel: dict[str, Any]) -> dict[str, Any]:
+    """Every item in is a pair, a rejected row, or a source tweet of a pair:
+    ``items_in = pairs_kept + rejected + tweets_paired``. Returns ``identity`` (the equation
+    with this partition's figures) and ``identity_holds``."""
+    items, pairs, rejected, paired = (int(funnel[k]) for k in ("items_in", "pairs_kept", "rejected", "tweets_paired"))
+    holds = items == pairs + rejected + paired
+    return {
+        "identity": (f"items in {items} {'=' if holds else '!='} pairs {pairs} + rejections {rejected} "
+                     f"+ tweets with pairs {paired}"),
+        "identity_holds": holds,
+    }
 
-    # 1. search (or the saved search of an interrupted run)
+
+def _search(query: QuerySpec, source: TweetSource, settings: CollectionSettings,
+            checkpoint: CheckpointStore | None, saved_search: Any, legacy_search: bool) -> tuple[list, bool]:
+    """The search result (or the checkpoint's saved search of an interrupted run) and whether
+    the source was asked; saved to the checkpoint before any reply is fetched."""
     if saved_search is not None:
-        raw_tweets = saved_search
-        searched = False
         if legacy_search and checkpoint is not None:
-            checkpoint.save(qname, SEARCH_KEY, raw_tweets)   # under the current key, before any reply
-    else:
-        raw_tweets = _as_list(source.search_tweets(query, settings), "search_tweets", qname)
-        searched = True
-        if checkpoint is not None:
-            checkpoint.save(qname, SEARCH_KEY, raw_tweets)
+            checkpoint.save(query.name, SEARCH_KEY, saved_search)   # under the current key
+        return saved_search, False
+    raw_tweets = _as_list(source.search_tweets(query, settings), "search_tweets", query.name)
+    if checkpoint is not None:
+        checkpoint.save(query.name, SEARCH_KEY, raw_tweets)
+    return raw_tweets, True
 
-    # 2. normalize + tweet filters
+
+def _filter_tweets(run: _Run, raw_tweets: list, settings: CollectionSettings
+                   ) -> tuple[list[dict[str, Any]], dict[str, Any], set[str]]:
+    """Normalize + tweet filters + tweet budget: (kept tweet records, raw item per kept id,
+    ids of searched items that did not become source tweets)."""
     tweets: list[dict[str, Any]] = []
-    seen_tweets: set[str] = set()
-    filtered_tweets: set[str] = set()  # ids of searched items that did not become source tweets
+    raw_of: dict[str, Any] = {}
+    filtered: set[str] = set()
     for item in raw_tweets:
-        rec, reasons = normalize_item(item, source=src)
+        rec, reasons = normalize_item(item, source=run.src)
         if rec is None:
             kind = "item" if isinstance(item, DamagedInput) else "tweet"
             guess = _guess_id(item)
             if guess is not None:
-                filtered_tweets.add(guess)
-            reject("normalize", kind, guess, None, reasons, item)
+                filtered.add(guess)
+            run.reject("normalize", kind, guess, None, reasons, item)
             continue
         reasons = tweet_reasons(rec, settings)
-        if rec["id"] in seen_tweets:
+        if rec["id"] in raw_of:
             reasons.append("duplicate_tweet_id")
         if reasons:
-            filtered_tweets.add(rec["id"])
-            reject("tweet_filter", "tweet", rec["id"], rec["id"], reasons, item)
+            filtered.add(rec["id"])
+            run.reject("tweet_filter", "tweet", rec["id"], rec["id"], reasons, item)
             continue
-        seen_tweets.add(rec["id"])
+        raw_of[rec["id"]] = item
         tweets.append(rec)
-    if len(tweets) > settings.max_tweets_per_query:
-        for rec in tweets[settings.max_tweets_per_query:]:
-            filtered_tweets.add(rec["id"])
-            reject("tweet_filter", "tweet", rec["id"], rec["id"], ["over_tweet_budget"], rec)
-        tweets = tweets[: settings.max_tweets_per_query]
-    filtered_tweets -= {t["id"] for t in tweets}  # a kept id is not filtered (its duplicates were)
+    for rec in tweets[settings.max_tweets_per_query:]:
+        filtered.add(rec["id"])
+        run.reject("tweet_filter", "tweet", rec["id"], rec["id"], ["over_tweet_budget"], rec)
+    tweets = tweets[: settings.max_tweets_per_query]
+    filtered -= {t["id"] for t in tweets}  # a kept id is not filtered (its duplicates were)
+    return tweets, raw_of, filtered
 
-    # 3. replies per kept tweet (checkpoint first), 4. normalize + reply filters
-    candidates: list[dict[str, Any]] = []   # reply records that passed, with their tweet
-    seen_replies: set[str] = set()
-    reply_ids: set[str] = set()              # every normalized reply of this run
-    fetched = resumed = reply_items_in = 0
+
+@dataclass
+class _Replies:
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # passed, with their tweet
+    reply_ids: set[str] = field(default_factory=set)                # every normalized reply
+    items_in: int = 0
+    fetched: int = 0
+    resumed: int = 0
+
+
+def _fetch_replies(run: _Run, source: TweetSource, settings: CollectionSettings,
+                   checkpoint: CheckpointStore | None, tweets: list[dict[str, Any]],
+                   saved: dict[str, Any]) -> _Replies:
+    """Replies per kept tweet (checkpoint first), normalized and filtered."""
+    out = _Replies()
+    seen: set[str] = set()
+    qname = run.query.name
     for tweet in tweets:
         tid = tweet["id"]
         if tid in saved:
             raw_replies = saved[tid]
-            resumed += 1
+            out.resumed += 1
         else:
-            raw_replies = _as_list(source.fetch_replies(query, tweet, settings), "fetch_replies", qname)
-            fetched += 1
+            raw_replies = _as_list(source.fetch_replies(run.query, tweet, settings), "fetch_replies", qname)
+            out.fetched += 1
             if checkpoint is not None:
                 checkpoint.save(qname, tid, raw_replies)
-        reply_items_in += len(raw_replies)
+        out.items_in += len(raw_replies)
         for item in raw_replies:
-            rec, reasons = normalize_item(item, source=src)
+            rec, reasons = normalize_item(item, source=run.src)
             if rec is None:
-                reject("normalize", "reply", _guess_id(item), tid, reasons, item)
+                run.reject("normalize", "reply", _guess_id(item), tid, reasons, item)
                 continue
-            reply_ids.add(rec["id"])
+            out.reply_ids.add(rec["id"])
             reasons = reply_reasons(rec, tweet, settings)
-            if rec["id"] in seen_replies:
+            if rec["id"] in seen:
                 reasons.append("duplicate_reply_id")
             if reasons:
-                reject("reply_filter", "reply", rec["id"], tid, reasons, item)
+                run.reject("reply_filter", "reply", rec["id"], tid, reasons, item)
                 continue
-            seen_replies.add(rec["id"])
+            seen.add(rec["id"])
             rec["_tweet"] = tweet
             rec["_raw"] = item
-            candidates.append(rec)
+            out.candidates.append(rec)
+    return out
 
-    # 4b. replies no kept tweet claimed (sources holding a whole export): rejected, never dropped
-    unclaimed: list[Any] = []
+
+def _reject_unclaimed(run: _Run, source: TweetSource, tweets: list[dict[str, Any]],
+                      reply_ids: set[str], filtered_tweets: set[str]) -> list[Any]:
+    """Replies no kept tweet claimed (sources holding a whole export): rejected at stage
+    ``pairing``, never dropped. Returns them."""
     unclaimed_replies = getattr(source, "unclaimed_replies", None)
-    if callable(unclaimed_replies):
-        covered = {k for t in tweets for k in (t["id"], t["conversation_id"]) if k is not None}
-        unclaimed = _as_list(unclaimed_replies(query, covered), "unclaimed_replies", qname)
-    records = [normalize_item(item, source=src) for item in unclaimed]
+    if not callable(unclaimed_replies):
+        return []
+    covered = {k for t in tweets for k in (t["id"], t["conversation_id"]) if k is not None}
+    unclaimed = _as_list(unclaimed_replies(run.query, covered), "unclaimed_replies", run.query.name)
+    records = [normalize_item(item, source=run.src) for item in unclaimed]
     reply_ids.update(rec["id"] for rec, _ in records if rec is not None)
     for item, (rec, reasons) in zip(unclaimed, records, strict=True):
         if rec is None:
-            reject("normalize", "reply", _guess_id(item), None, reasons, item)
+            run.reject("normalize", "reply", _guess_id(item), None, reasons, item)
             continue
         codes, tweet_id = pairing_reasons(rec, reply_ids, filtered_tweets)
-        reject("pairing", "reply", rec["id"], tweet_id, codes, item)
-
-    # 5. per-author cap, deterministic (most liked first)
-    kept, capped = apply_author_cap(candidates, settings.max_replies_per_author)
-    for rec in capped:
-        reject("reply_filter", "reply", rec["id"], rec["_tweet"]["id"], ["author_cap"], rec["_raw"])
-
-    rows = [_pair_row(qname, src, rec, collected_at) for rec in kept]
-    pairs = pairs_frame(rows)
-    rej = rejections_frame(rejections)
-    cost = max(0.0, _cost(source) - cost_before)
-    funnel = {
-        "items_in": len(raw_tweets) + reply_items_in + len(unclaimed),
-        "tweet_items_in": len(raw_tweets),
-        "tweets_kept": len(tweets),
-        "reply_items_in": reply_items_in,
-        "unclaimed_reply_items": len(unclaimed),
-        "pairs_kept": len(rows),
-        "rejected": len(rejections),
-        "rejected_by_reason": dict(sorted(reason_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "rejected_by_stage": {s: int(n) for s, n in rej["stage"].value_counts().sort_index().items()} if len(rej) else {},
-        "searched": searched,
-        "fetched_tweets": fetched,
-        "resumed_tweets": resumed,
-        "cost_usd": round(cost, 6),
-    }
-    return CollectResult(pairs=pairs, rejections=rej, funnel=funnel, fetched_tweets=fetched,
-                         resumed_tweets=resumed, cost_usd=cost)
+        run.reject("pairing", "reply", rec["id"], tweet_id, codes, item)
+    return unclaimed
 
 
 def pairing_reasons(reply: dict[str, Any], reply_ids: set[str], filtered_tweets: set[str]) -> tuple[list[str], str | None]:
@@ -281,10 +343,16 @@ def reason_counts(rejections: pd.DataFrame) -> dict[str, int]:
 
 def funnel_rows(funnel: dict[str, Any], rejections: pd.DataFrame) -> list[dict[str, Any]]:
     """The ``raw_tweets`` funnel table: one ``{"stage", "count"}`` row per number of
-    ``funnel`` (booleans and nested dicts left out), then ``rejected: <code>`` per reason."""
+    ``funnel`` (booleans, text and nested values left out), then one ``rejected: ...`` row per
+    rule: per (stage, code) with the settings it applies when the funnel has
+    ``rejected_by_rule`` (``rejected: likes_above_max [tweet_filter]: collection.tweet_max_likes
+    = 2000 (default in replyassets/settings.py)``), else per code, from ``rejections``."""
     rows = [{"stage": k, "count": int(v)} for k, v in funnel.items()
             if isinstance(v, (int, float)) and not isinstance(v, bool)]
-    rows += [{"stage": f"rejected: {code}", "count": n} for code, n in reason_counts(rejections).items()]
+    if "rejected_by_rule" in funnel:
+        rows += [{"stage": f"rejected: {rule_text(r)}", "count": int(r["items"])} for r in funnel["rejected_by_rule"]]
+    else:
+        rows += [{"stage": f"rejected: {code}", "count": n} for code, n in reason_counts(rejections).items()]
     return rows
 
 

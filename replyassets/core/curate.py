@@ -156,7 +156,7 @@ def render_prompt(template: str, tweet: str) -> str:
     return template.replace("{tweet}", tweet)
 
 
-def _split_fractions(settings: CurationSettings) -> dict[str, float]:
+def split_fractions(settings: CurationSettings) -> dict[str, float]:
     """The split fractions, validated and normalized to sum 1."""
     fracs = np.array([settings.split_train, settings.split_eval, settings.split_test], dtype="float64")
     if not np.isfinite(fracs).all() or (fracs < 0).any() or fracs.sum() <= 0:
@@ -192,7 +192,7 @@ def tweet_split(tweet_id: str, settings: CurationSettings | None = None) -> str:
     settings = settings or CurationSettings()
     if tweet_id is None or (isinstance(tweet_id, float) and math.isnan(tweet_id)):
         raise CurationError("tweet_split needs a tweet id, got None")
-    return _split_of(_tweet_unit(settings.seed, str(tweet_id)), _split_fractions(settings))
+    return _split_of(_tweet_unit(settings.seed, str(tweet_id)), split_fractions(settings))
 
 
 def _distance(u: float, interval: tuple[float, float]) -> float:
@@ -231,7 +231,7 @@ def assign_splits(df: pd.DataFrame, settings: CurationSettings | None = None) ->
     split (only small sets ever need it; module docstring). Evaluation prompts and preference
     pairs take a curated tweet's split from the curated set, so a moved tweet stays consistent."""
     settings = settings or CurationSettings()
-    fracs = _split_fractions(settings)
+    fracs = split_fractions(settings)
     if df.empty:
         return pd.Series([], index=df.index, dtype="object", name="split")
     tweet_ids = df["tweet_id"].astype(str)

@@ -6,13 +6,18 @@ rejected row stays queryable with every reason. Inputs are tweet records from
 
 Tweet codes: ``likes_below_min``, ``likes_above_max``, ``retweets_below_min``,
 ``retweets_above_max``, ``is_retweet``, ``is_quote``, ``is_reply``, ``not_english``,
-``lang_undetermined``.
+``lang_undetermined``, ``media_only`` (no text: nothing to reply to in words).
 
 Reply codes: ``not_a_reply``, ``not_direct_reply``, ``is_retweet``, ``likes_below_min``,
 ``likes_above_max``, ``missing_author``, ``missing_followers``, ``followers_below_min``,
 ``followers_above_max``, ``too_early``, ``too_late``, ``has_media``, ``has_urls``,
-``too_short``, ``too_long``, ``not_english``; after those, ``author_cap`` (see
+``too_short``, ``too_long``, ``not_english``, ``media_only`` (an image-only reply: no text,
+media only; normalized with empty text, so it is a reply rejected with its reasons, never a
+tweet), ``self_reply`` (the tweet's own author answering their tweet: a thread, not a reply;
+``settings.allow_self_replies`` allows it); after those, ``author_cap`` (see
 :func:`apply_author_cap`).
+
+The settings key each code applies is listed in ``core/rule_settings.py`` (messages name it).
 
 Pairing codes (``core/collect.py``, stage ``pairing``): a reply no kept tweet claimed is
 ``orphan_reply`` (its tweet is not in the export), ``reply_to_reply`` (it answers a reply)
@@ -65,6 +70,8 @@ def tweet_reasons(tweet: dict[str, Any], settings: CollectionSettings) -> list[s
         reasons.append("is_quote")
     if tweet["is_reply"]:
         reasons.append("is_reply")
+    if not tweet["text"].strip():
+        reasons.append("media_only")
     lang = tweet["lang"]
     if lang is not None and settings.tweet_lang:
         if lang in UNDETERMINED_LANGS:
@@ -72,6 +79,10 @@ def tweet_reasons(tweet: dict[str, Any], settings: CollectionSettings) -> list[s
         elif not _lang_matches(lang, settings.tweet_lang):
             reasons.append("not_english")
     return reasons
+
+
+def _same_author(a: str | None, b: str | None) -> bool:
+    return bool(a) and bool(b) and a.strip().lower() == b.strip().lower()
 
 
 def reply_reasons(reply: dict[str, Any], tweet: dict[str, Any], settings: CollectionSettings) -> list[str]:
@@ -84,6 +95,8 @@ def reply_reasons(reply: dict[str, Any], tweet: dict[str, Any], settings: Collec
         reasons.append("not_direct_reply")  # a reply to another reply in the conversation
     if reply["is_retweet"]:
         reasons.append("is_retweet")
+    if not settings.allow_self_replies and _same_author(reply["author"], tweet["author"]):
+        reasons.append("self_reply")
     likes = reply["likes"]
     if likes < settings.reply_min_likes:
         reasons.append("likes_below_min")
@@ -105,6 +118,8 @@ def reply_reasons(reply: dict[str, Any], tweet: dict[str, Any], settings: Collec
         reasons.append("too_late")
     if reply["has_media"]:
         reasons.append("has_media")
+        if not reply["text"].strip():
+            reasons.append("media_only")
     if reply["has_urls"]:
         reasons.append("has_urls")
     n = len(reply["text"].strip())

@@ -15,7 +15,10 @@ Supported shapes (see docs/design.md, "Scraper export shapes"):
 
 :func:`normalize_item` never raises: whatever the input, it returns ``(record, [])`` or
 ``(None, reasons)`` with rule codes such as ``missing_id``, ``bad_created_at``,
-``bad_like_count``, ``missing_text``, ``not_an_object``. Input the source could not read
+``bad_like_count``, ``missing_text``, ``not_an_object``. An item with no text but media (an
+image-only reply or tweet) is a record with ``text == ""`` and ``has_media`` (the collection
+filters reject it as ``media_only``, keeping it a reply); no text and no media is ``empty_text``
+or ``missing_text``. Input the source could not read
 arrives as a :class:`DamagedInput` object (never as a dict key an item could also carry)
 and is rejected with its own code (``truncated_json``, ``bad_json_line``).
 
@@ -373,34 +376,47 @@ def _normalize(item: Any) -> tuple[dict[str, Any] | None, list[str]]:
         return None, [item.code]
     if not isinstance(item, dict):
         return None, ["not_an_object"]
-
     reasons: list[str] = []
     P = _plan(item)
+    fields = _core_fields(item, P, reasons)
+    fields.update(_author_fields(item, reasons))
+    fields.update(_thread_fields(item, P, reasons))
+    fields["lang"] = _lang_field(item, reasons)
+    if reasons:
+        return None, reasons
+    record = {**fields, **_shape_flags(item, P, fields)}
+    return {k: record[k] for k in RECORD_FIELDS}, []
 
+
+def _core_fields(item: dict, P: tuple, reasons: list[str]) -> dict[str, Any]:
+    """id, text, created_at, likes, retweets (appending the reason for each unusable one).
+    An item with no text but media (an image-only tweet or reply) gets the text ``""``: it
+    is what it is (a reply stays a reply) and the filters reject it as ``media_only``."""
     raw_id = _get(item, P[P_ID])
     tid = parse_id(raw_id)
     if tid is None:
         reasons.append("missing_id" if raw_id is None else "bad_id")
-
     text, why = _clean_text(_get(item, P[P_TEXT]))
+    if why in ("missing_text", "empty_text") and _media_of(item, P):
+        text, why = "", None
     if why:
         reasons.append(why)
-
     raw_date = _get(item, P[P_DATE])
     created = parse_datetime(raw_date) if raw_date is not None else None
     if created is None:
         reasons.append("missing_created_at" if raw_date is None else "bad_created_at")
-
     raw_likes = _get(item, P[P_LIKES])
     likes = parse_count(raw_likes)
     if likes is None:
         reasons.append("missing_like_count" if raw_likes is None else "bad_like_count")
-
     raw_rts = _get(item, P[P_RTS])
     retweets = parse_count(raw_rts)
     if retweets is None:
         reasons.append("missing_retweet_count" if raw_rts is None else "bad_retweet_count")
+    return {"id": tid, "text": text, "created_at": created, "likes": likes, "retweets": retweets}
 
+
+def _author_fields(item: dict, reasons: list[str]) -> dict[str, Any]:
     raw_handle, raw_followers = _user_fields(item)
     author = None
     if raw_handle is not None:
@@ -413,7 +429,10 @@ def _normalize(item: Any) -> tuple[dict[str, Any] | None, list[str]]:
         followers = parse_count(raw_followers)
         if followers is None:
             reasons.append("bad_followers")
+    return {"author": author, "author_followers": followers}
 
+
+def _thread_fields(item: dict, P: tuple, reasons: list[str]) -> dict[str, Any]:
     conv = None
     raw_conv = _get(item, P[P_CONV])
     if raw_conv is not None:
@@ -426,56 +445,41 @@ def _normalize(item: Any) -> tuple[dict[str, Any] | None, list[str]]:
         reply_to = parse_id(raw_reply_to)
         if reply_to is None:
             reasons.append("bad_in_reply_to_id")
+    return {"conversation_id": conv, "in_reply_to_id": reply_to}
 
-    lang = None
+
+def _lang_field(item: dict, reasons: list[str]) -> str | None:
     raw_lang = item.get("lang")
-    if raw_lang is not None and raw_lang != "":
-        if isinstance(raw_lang, str) and _LANG_RE.match(raw_lang.strip().lower()):
-            lang = raw_lang.strip().lower()
-        else:
-            reasons.append("bad_lang")
+    if raw_lang is None or raw_lang == "":
+        return None
+    if isinstance(raw_lang, str) and _LANG_RE.match(raw_lang.strip().lower()):
+        return raw_lang.strip().lower()
+    reasons.append("bad_lang")
+    return None
 
-    if reasons:
-        return None, reasons
 
-    fmt = _detect_format(item)
+def _media_of(item: dict, P: tuple) -> bool:
+    return bool(_flag(item.get("has_media"))) if _is_record(item) else _has_media(item, P[P_MEDIA])
+
+
+def _shape_flags(item: dict, P: tuple, f: dict[str, Any]) -> dict[str, Any]:
+    """is_retweet, is_quote, is_reply, has_media, has_urls, format of a valid item."""
+    text, tid, reply_to = f["text"], f["id"], f["in_reply_to_id"]
     is_retweet = bool(
         _flag(_get(item, P[P_RT_FLAG]))
         or _nonempty(_get(item, P[P_RT_OBJ]))
         or text.startswith("RT @")
     )
-    is_quote = bool(
-        _flag(_get(item, P[P_QT_FLAG]))
-        or _nonempty(_get(item, P[P_QT_OBJ]))
-    )
-    reply_flag = _flag(_get(item, P[P_REPLY_FLAG]))
-    is_reply = bool(reply_flag) or (reply_to is not None and reply_to != tid)
-
+    is_quote = bool(_flag(_get(item, P[P_QT_FLAG])) or _nonempty(_get(item, P[P_QT_OBJ])))
+    is_reply = bool(_flag(_get(item, P[P_REPLY_FLAG]))) or (reply_to is not None and reply_to != tid)
     if _is_record(item):
-        has_media = bool(_flag(item.get("has_media")))
         has_urls = bool(_flag(item.get("has_urls"))) or has_url(text)
     else:
-        has_media = _has_media(item, P[P_MEDIA])
         has_urls = _has_url_entities(item, P[P_URLS]) or has_url(text)
-
     return {
-        "id": tid,
-        "text": text,
-        "author": author,
-        "author_followers": followers,
-        "likes": likes,
-        "retweets": retweets,
-        "created_at": created,
-        "conversation_id": conv,
-        "in_reply_to_id": reply_to,
-        "is_retweet": is_retweet,
-        "is_quote": is_quote,
-        "is_reply": is_reply,
-        "has_media": has_media,
-        "has_urls": has_urls,
-        "lang": lang,
-        "format": fmt,
-    }, []
+        "is_retweet": is_retweet, "is_quote": is_quote, "is_reply": is_reply,
+        "has_media": _media_of(item, P), "has_urls": has_urls, "format": _detect_format(item),
+    }
 
 
 # --------------------------------------------------------------------------- containers

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from replyassets.core.curate import SPLITS
+from replyassets.core.rule_settings import setting_ref as ref
 from replyassets.core.urls import url_mask
 from replyassets.settings import Settings
 
@@ -132,7 +133,8 @@ def check_size(df: pd.DataFrame, settings: Settings) -> CheckOutcome:
     c = settings.curation
     n = len(df)
     ok = c.min_pairs <= n <= c.max_pairs
-    return _outcome(ok, f"{n} pairs, allowed [{c.min_pairs}, {c.max_pairs}]", rows=n, min_pairs=c.min_pairs,
+    desc = f"{n} pairs, allowed [{ref('curation.min_pairs', settings)}, {ref('curation.max_pairs', settings)}]"
+    return _outcome(ok, desc, rows=n, min_pairs=c.min_pairs,
                     max_pairs=c.max_pairs)
 
 
@@ -141,7 +143,8 @@ def check_unique_tweets(df: pd.DataFrame, settings: Settings) -> CheckOutcome:
         return m
     n = int(df["tweet_id"].nunique())
     need = settings.curation.min_unique_tweets
-    return _outcome(n >= need, f"{n} unique tweets (need >= {need})", unique_tweets=n, min_unique_tweets=need)
+    return _outcome(n >= need, f"{n} unique tweets (need >= {ref('curation.min_unique_tweets', settings)})",
+                    unique_tweets=n, min_unique_tweets=need)
 
 
 def check_unique_authors(df: pd.DataFrame, settings: Settings) -> CheckOutcome:
@@ -149,7 +152,8 @@ def check_unique_authors(df: pd.DataFrame, settings: Settings) -> CheckOutcome:
         return m
     n = int(_authors(df).nunique())
     need = settings.curation.min_unique_authors
-    return _outcome(n >= need, f"{n} unique reply authors (need >= {need})", unique_authors=n,
+    return _outcome(n >= need, f"{n} unique reply authors (need >= {ref('curation.min_unique_authors', settings)})",
+                    unique_authors=n,
                     min_unique_authors=need)
 
 
@@ -162,7 +166,8 @@ def check_replies_per_author(df: pd.DataFrame, settings: Settings) -> CheckOutco
     top = int(counts.max()) if len(counts) else 0
     return _outcome(
         over.empty,
-        f"max {top} replies per author (cap {cap})" + ("" if over.empty else f"; {len(over)} authors over"),
+        f"max {top} replies per author (cap {ref('curation.max_replies_per_author', settings)})"
+        + ("" if over.empty else f"; {len(over)} authors over"),
         max_per_author=top, cap=cap, authors_over_cap=len(over),
         examples=[{"reply_author": a, "replies": int(n)} for a, n in over.head(MAX_EXAMPLES).items()],
     )
@@ -202,6 +207,7 @@ def check_no_semantic_duplicates(
     Pass precomputed ``embeddings`` (one row per df row, same order) or an ``embed`` function
     taking a list of texts. With neither, the check fails: it cannot vouch for the set.
     """
+    threshold_text = ref("dedup.similarity_threshold", settings) if threshold is None else str(threshold)
     threshold = settings.dedup.similarity_threshold if threshold is None else float(threshold)
     n = len(df)
     if n < 2:
@@ -238,7 +244,7 @@ def check_no_semantic_duplicates(
                  "reply_a": texts[a][:200], "reply_b": texts[b][:200]} for s, a, b in pairs[:MAX_EXAMPLES]]
     return _outcome(
         count == 0,
-        f"max pairwise cosine {best:.3f} (threshold {threshold})" + ("" if count == 0 else f"; {count} pairs at or above"),
+        f"max pairwise cosine {best:.3f} (threshold {threshold_text})" + ("" if count == 0 else f"; {count} pairs at or above"),
         rows=n, threshold=threshold, max_similarity=round(best, 4), pairs_over=count, examples=examples,
     )
 
@@ -252,7 +258,8 @@ def check_toxicity(df: pd.DataFrame, settings: Settings) -> CheckOutcome:
     bad = df.loc[tox.isna() | (tox >= limit)]
     return _outcome(
         bad.empty,
-        f"max toxicity {tox.max():.3f} (< {limit} required)" if bad.empty else f"{len(bad)} rows toxic or unscored (>= {limit})",
+        f"max toxicity {tox.max():.3f} (< {ref('validation.max_toxicity', settings)} required)" if bad.empty
+        else f"{len(bad)} rows toxic or unscored (>= {ref('validation.max_toxicity', settings)})",
         max_toxicity=float(tox.max()) if tox.notna().any() else None, limit=limit, failing_rows=len(bad),
         examples=_examples(bad, ["reply_id", "toxicity", "train_reply", "reply"]),
     )
@@ -267,8 +274,8 @@ def check_english(df: pd.DataFrame, settings: Settings) -> CheckOutcome:
     bad = df.loc[conf.isna() | (conf <= limit)]
     return _outcome(
         bad.empty,
-        f"min English confidence {conf.min():.3f} (> {limit} required)" if bad.empty
-        else f"{len(bad)} rows not confidently English (<= {limit})",
+        f"min English confidence {conf.min():.3f} (> {ref('validation.min_lang_confidence', settings)} required)"
+        if bad.empty else f"{len(bad)} rows not confidently English (<= {ref('validation.min_lang_confidence', settings)})",
         min_lang_confidence=float(conf.min()) if conf.notna().any() else None, limit=limit, failing_rows=len(bad),
         examples=_examples(bad, ["reply_id", "lang_confidence", "train_reply", "reply"]),
     )
@@ -337,6 +344,80 @@ def check_required_columns(df: pd.DataFrame, settings: Settings | None = None) -
                     examples=_examples(df.loc[bad_rows], ["reply_id"] + CURATED_REQUIRED_TEXT[1:]))
 
 
+def check_test_power(curated: pd.DataFrame, settings: Settings, collected: pd.DataFrame | None = None) -> CheckOutcome:
+    """Whether the evaluation's test tweets can reach 80 % power (``stats.POWER_TARGET``) for a
+    paired effect of ``evaluation.min_cohens_d`` at ``evaluation.alpha``, said before any training.
+
+    The test tweets are the ones the evaluation will use (``core/eval_prompts.py``): every
+    collected tweet (``collected``, deduped_pairs; the curated set when None) in the test split,
+    at most ``evaluation.max_test_tweets``. When too few, the outcome says how many test tweets
+    are needed and how many more tweets with pairs that means collecting, given the test share
+    of the split fractions (or that ``evaluation.max_test_tweets`` caps it below the need)."""
+    from replyassets.core.curate import split_fractions
+    from replyassets.core.eval_prompts import evaluation_tweets
+    from replyassets.core.stats import POWER_TARGET, paired_power, required_units
+
+    cur = settings.curation
+    d, alpha, cap = settings.evaluation.min_cohens_d, settings.evaluation.alpha, settings.evaluation.max_test_tweets
+    source = curated if collected is None else collected
+    n = len(evaluation_tweets(source, curated, cur, cap)) if len(source) else 0
+    needed = required_units(d, POWER_TARGET, alpha)
+    power = paired_power(d, n, alpha)
+    test_share = split_fractions(cur)["test"]
+    missing = max(0, needed - n)
+    more = math.ceil(missing / test_share) if missing and test_share > 0 else (0 if not missing else None)
+    effect = f"a paired d = {ref('evaluation.min_cohens_d', settings)} at {ref('evaluation.alpha', settings)}"
+    if not missing:
+        desc = f"{n} test tweets: power {power:.2f} for {effect} (>= {POWER_TARGET:.0%})"
+    else:
+        desc = (f"{n} test tweets: power {power:.2f} for {effect}; {POWER_TARGET:.0%} power needs {needed} test "
+                f"tweets, {missing} more")
+        if cap < needed:
+            desc += f"; {ref('evaluation.max_test_tweets', settings)} caps the test tweets below that: raise it"
+        if more is None:
+            desc += f"; {ref('curation.split_test', settings)} puts no tweet in the test split"
+        else:
+            desc += (f"; collect about {more} more tweets with pairs ({test_share:.0%} of tweets go to the test split: "
+                     f"{ref('curation.split_test', settings)}) before training")
+    return _outcome(not missing, desc, test_tweets=n, power=round(power, 4), power_target=POWER_TARGET,
+                    effect_size=d, tweets_needed=needed, more_test_tweets_needed=missing,
+                    more_tweets_to_collect=more, test_share=round(test_share, 4))
+
+
+def why_curated_empty(deduped: pd.DataFrame, settings: Settings) -> str:
+    """Which rules removed the most pairs on their way to an empty curated set, with their
+    settings (validation rules, semantic duplicates, review policy)."""
+    from replyassets.core.rule_settings import rule_rows, top_rules_text
+
+    if not len(deduped):
+        return ("deduped_pairs is empty: no query partition has a pair; see each raw_tweets partition's "
+                "non_empty check for the collection rules that removed the most items")
+    counts: dict[tuple[str, str], int] = {}
+    valid = deduped["valid"].fillna(False).astype(bool) if "valid" in deduped.columns else pd.Series(True, index=deduped.index)
+    if "reasons" in deduped.columns:
+        for reasons in deduped.loc[~valid, "reasons"].fillna("").astype(str):
+            for code in dict.fromkeys(r for r in reasons.split(",") if r):
+                counts[("validation", code)] = counts.get(("validation", code), 0) + 1
+    if "kept" in deduped.columns:
+        dup = valid & ~deduped["kept"].fillna(False).astype(bool)
+        kinds = deduped.loc[dup, "dup_kind"].fillna("duplicate").astype(str) if "dup_kind" in deduped.columns \
+            else pd.Series("duplicate", index=deduped.index[dup])
+        for kind, k in kinds.value_counts().items():
+            counts[("dedup", f"{kind}_duplicate")] = int(k)
+    remaining = int((valid & deduped.get("kept", True)).sum())
+    if remaining and settings.curation.review_policy == "reviewed_only":
+        counts[("curation", "not_reviewed")] = remaining
+    return f"{len(deduped)} pairs in deduped_pairs; the rules that removed the most: " + top_rules_text(
+        rule_rows(counts, settings))
+
+
+TEST_POWER_CHECK = CheckSpec(
+    "test_power", check_test_power, False,
+    "WARN: the test split can reach 80 % power for a paired d = evaluation.min_cohens_d (else: how many more "
+    "tweets to collect)",
+)
+
+
 CURATED_CHECKS: dict[str, CheckSpec] = {
     spec.name: spec
     for spec in [
@@ -380,6 +461,9 @@ __all__ = [
     "MAX_EXAMPLES",
     "CheckOutcome",
     "CheckSpec",
+    "TEST_POWER_CHECK",
+    "check_test_power",
+    "why_curated_empty",
     "check_english",
     "check_no_exact_duplicates",
     "check_no_semantic_duplicates",

@@ -9,6 +9,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from replyassets.core.checkpoint import DuckDBCheckpointStore
 from replyassets.core.collect import collect_partition, funnel_rows, reason_counts
+from replyassets.core.rule_settings import top_rules_text
 from replyassets.defs.common import (
     column_schema,
     OWNERS,
@@ -119,6 +120,10 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
         f"query {spec.name!r}: {len(pairs)} pairs kept, {len(rejections)} items rejected, "
         f"{result.fetched_tweets} tweets fetched, {result.resumed_tweets} resumed from checkpoint"
     )
+    top = top_rules_text(result.funnel["rejected_by_rule"])
+    check_text = f"{len(pairs)} pairs from {result.funnel['items_in']} items ({result.funnel['identity']})"
+    if not len(pairs):
+        check_text = f"no pairs: {check_text}. The rules that removed the most items: {top}"
     preview = pairs.head(5)[["tweet_id", "reply_likes", "reply_author_followers", "reply"]].to_dict("records")
     yield dg.Output(
         pairs,
@@ -131,6 +136,8 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
             "unique_tweets": int(pairs["tweet_id"].nunique()),
             "unique_reply_authors": int(pairs["reply_author"].nunique()),
             "funnel": funnel_table(funnel_rows(result.funnel, rejections)),
+            "item_identity": result.funnel["identity"],
+            "top_rejection_rules": top,
             "fetched_tweets": result.fetched_tweets,
             "resumed_tweets": result.resumed_tweets,
             "estimated_cost_usd": float(round(result.cost_usd, 4)),
@@ -142,8 +149,8 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
         asset_key="raw_tweets",
         passed=len(pairs) > 0,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{len(pairs)} pairs from {result.funnel.get('items_in', '?')} items",
-        metadata={"pairs": len(pairs)},
+        description=check_text,
+        metadata={"pairs": len(pairs), "top_rejection_rules": top},
     )
     by_reason = reason_counts(rejections)
     yield dg.Output(
@@ -153,6 +160,7 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
         metadata={
             "rejected_items": len(rejections),
             "by_reason": table_md([{"reason": k, "items": v} for k, v in by_reason.items()]),
+            "by_rule": table_md(result.funnel["rejected_by_rule"], columns=["stage", "code", "items", "setting"]),
         },
     )
 

@@ -13,7 +13,13 @@ from replyassets.core.curate import (
     export_curated_set,
 )
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
-from replyassets.core.quality_checks import CURATED_CHECKS, run_curated_checks
+from replyassets.core.quality_checks import (
+    CURATED_CHECKS,
+    TEST_POWER_CHECK,
+    check_test_power,
+    run_curated_checks,
+    why_curated_empty,
+)
 from replyassets.core.review import ReviewStore, progress_of
 from replyassets.defs.common import (
     DUCKDB_POOL,
@@ -44,6 +50,9 @@ CURATE_CODE_VERSION = derived_code_version(
         "collection.reply_max_delay_s",
         "collection.max_replies_per_author",
         "validation.max_toxicity",
+        "evaluation.min_cohens_d",
+        "evaluation.alpha",
+        "evaluation.max_test_tweets",
         "validation.min_lang_confidence",
         "dedup.similarity_threshold",
         "dedup.embedding_model",
@@ -54,7 +63,8 @@ CURATE_CODE_VERSION = derived_code_version(
 CURATED_CHECK_SPECS = [
     dg.AssetCheckSpec(name=name, asset="curated_set", blocking=spec.blocking, description=spec.description)
     for name, spec in CURATED_CHECKS.items()
-]
+] + [dg.AssetCheckSpec(name=TEST_POWER_CHECK.name, asset="curated_set", blocking=False,
+                       description=TEST_POWER_CHECK.description)]
 
 
 @dg.asset(
@@ -88,6 +98,10 @@ def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, 
     card = dataset_card(curated, s.curation)
     progress = progress_of(candidates, decisions)
     context.log.info(f"curated {len(curated)} pairs (content hash {digest[:12]}); review progress {progress}")
+    power = check_test_power(curated, s, collected=deduped_pairs)
+    if not power.passed:
+        context.log.warning(f"test_power: {power.description}")
+    why_empty = why_curated_empty(deduped_pairs, s) if curated.empty else ""
 
     yield dg.Output(
         curated,
@@ -108,6 +122,11 @@ def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, 
             "files_sha256": mapping_table({k: v["sha256"] for k, v in export["files"].items()}, key="file", value="sha256"),
             "dataset_card": dg.MetadataValue.md(_read(export["files"].get("dataset_card.md", {}).get("path"))),
             "top_pairs": table_md(curated.head(8)[["rank", "split", "quality_score", "train_reply"]].to_dict("records")),
+            "test_power": power.description,
+            "test_tweets": power.metadata["test_tweets"],
+            "test_tweets_needed": power.metadata["tweets_needed"],
+            "more_tweets_to_collect": power.metadata["more_tweets_to_collect"] or 0,
+            **({"why_empty": why_empty} if why_empty else {}),
         },
     )
 
@@ -119,9 +138,17 @@ def curated_set(context: dg.AssetExecutionContext, deduped_pairs: pd.DataFrame, 
             asset_key="curated_set",
             passed=bool(outcome.passed),
             severity=dg.AssetCheckSeverity.ERROR,
-            description=outcome.description,
+            description=outcome.description + (f". Empty: {why_empty}" if why_empty and not outcome.passed else ""),
             metadata=tidy_metadata(outcome.metadata),
         )
+    yield dg.AssetCheckResult(
+        check_name=TEST_POWER_CHECK.name,
+        asset_key="curated_set",
+        passed=bool(power.passed),
+        severity=dg.AssetCheckSeverity.WARN,
+        description=power.description,
+        metadata=tidy_metadata(power.metadata),
+    )
 
 
 def _read(path) -> str:

@@ -4,6 +4,7 @@ import dagster as dg
 import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
+from replyassets.core.rule_settings import rule_rows, rule_text, setting_ref, top_rules_text
 from replyassets.core.validate import validate_pairs, validation_funnel_rows
 from replyassets.defs.common import (
     column_schema,
@@ -59,7 +60,16 @@ def validated_pairs(
     df = validate_pairs(raw_tweets, s.validation, language.build(), toxicity.build())
     n, valid = len(df), int(df["valid"].sum()) if len(df) else 0
     context.log.info(f"{context.partition_key}: {valid}/{n} pairs valid")
-    funnel, _ = validation_funnel_rows(df)
+    funnel, by_rule = validation_funnel_rows(df)
+    rules = rule_rows({("validation", code): k for code, k in by_rule.items()}, s)
+    funnel = funnel[:2] + [{"stage": f"rejected: {rule_text(r)}", "count": r["items"]} for r in rules]
+    if valid:
+        why_empty = ""
+    elif n:
+        why_empty = f"every pair failed validation; the rules that removed the most pairs: {top_rules_text(rules)}"
+    else:
+        why_empty = (f"no pairs in: raw_tweets[{context.partition_key}] is empty; its `non_empty` check and "
+                     "its `top_rejection_rules` name the collection rules (and settings) that removed the most items")
     rejected_examples = (
         df.loc[~df["valid"], ["reply_id", "reasons", "reply"]].head(8).to_dict("records") if n else []
     )
@@ -76,6 +86,8 @@ def validated_pairs(
             "toxicity_distribution": histogram_md(df["toxicity"] if n else pd.Series(dtype=float), title="toxicity"),
             "language_confidence_distribution": histogram_md(df["lang_confidence"] if n else pd.Series(dtype=float), title="English confidence"),
             "rejected_examples": table_md(rejected_examples),
+            "top_rejection_rules": top_rules_text(rules),
+            **({"why_empty": why_empty} if why_empty else {}),
         },
     )
     rate = 1 - valid / n if n else 1.0
@@ -83,13 +95,15 @@ def validated_pairs(
         check_name="non_empty",
         passed=valid > 0,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{valid} valid pairs of {n}",
+        description=f"{valid} valid pairs of {n}" + (f": {why_empty}" if why_empty else ""),
         metadata={"valid": valid, "pairs": n},
     )
     yield dg.AssetCheckResult(
         check_name="rejection_rate",
         passed=rate <= s.validation.rejection_rate_alarm,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"rejection rate {rate:.1%} (alarm above {s.validation.rejection_rate_alarm:.0%})",
+        description=(f"rejection rate {rate:.1%} (alarm above {setting_ref('validation.rejection_rate_alarm', s)})"
+                     + (f"; the rules that removed the most pairs: {top_rules_text(rules)}" if rules else "")),
         metadata={"rejection_rate": float(round(rate, 4)), "alarm": s.validation.rejection_rate_alarm},
     )
+

@@ -9,12 +9,21 @@ from pathlib import Path
 T0 = datetime(2025, 10, 2, 7, 0, 0)
 
 
+def _author(author, id, parent) -> str:
+    """The default handle: ``someone`` for a tweet, ``replier<id>`` for a reply (a reply by the
+    tweet's own author is a thread, rejected as ``self_reply``; pass ``author`` for that)."""
+    if author is not None:
+        return author
+    return "someone" if parent is None else f"replier{id}"
+
+
 def _tw_date(dt: datetime) -> str:
     return dt.strftime("%a %b %d %H:%M:%S +0000 %Y")
 
 
-def apidojo(id, text, *, author="someone", followers=1500, likes=300, retweets=40, at=T0, parent=None,
+def apidojo(id, text, *, author=None, followers=1500, likes=300, retweets=40, at=T0, parent=None,
             conversation=None, lang="en", **extra):
+    author = _author(author, id, parent)
     item = {"type": "tweet", "id": str(id), "text": text, "fullText": text, "createdAt": _tw_date(at),
             "likeCount": likes, "retweetCount": retweets, "lang": lang, "isReply": parent is not None,
             "inReplyToId": str(parent) if parent else None,
@@ -24,16 +33,18 @@ def apidojo(id, text, *, author="someone", followers=1500, likes=300, retweets=4
     return item
 
 
-def legacy(id, text, *, author="someone", followers=1500, likes=300, retweets=40, at=T0, parent=None,
+def legacy(id, text, *, author=None, followers=1500, likes=300, retweets=40, at=T0, parent=None,
            conversation=None):
+    author = _author(author, id, parent)
     return {"id": str(id), "conversation_id": str(conversation or parent or id), "full_text": text,
             "created_at": at.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "favorite_count": likes, "retweet_count": retweets,
             "in_reply_to_status_id_str": str(parent) if parent else None,
             "user": {"screen_name": author, "followers_count": followers}}
 
 
-def twscrape(id, text, *, author="someone", followers=1500, likes=300, retweets=40, at=T0, parent=None,
+def twscrape(id, text, *, author=None, followers=1500, likes=300, retweets=40, at=T0, parent=None,
              conversation=None, lang="en"):
+    author = _author(author, id, parent)
     return {"id": int(id), "id_str": str(id), "rawContent": text, "date": at.strftime("%Y-%m-%d %H:%M:%S+00:00"),
             "user": {"username": author, "followersCount": followers}, "likeCount": likes, "retweetCount": retweets,
             "lang": lang, "conversationId": int(conversation or parent or id),

@@ -110,7 +110,7 @@ def assert_accounted(result, n_tweet_items: int, n_file_items: int | None = None
     assert list(pairs.columns) == list(PAIR_COLUMNS)
     assert list(rej.columns) == list(REJECTION_COLUMNS)
     assert result.funnel["tweet_items_in"] == n_tweet_items
-    assert result.funnel["items_in"] == len(pairs) + len(rej) + result.funnel["tweets_kept"]
+    assert result.funnel["items_in"] == len(pairs) + len(rej) + result.funnel["tweets_paired"]
     if n_file_items is not None:
         assert result.funnel["items_in"] >= n_file_items, (result.funnel, n_file_items)
     assert rej["reasons"].fillna("").str.len().gt(0).all(), "a rejected row without a reason"
