@@ -55,8 +55,6 @@ class CollectionSettings(_Model):
     # Twitter's `lang` tag on replies: an explicit other language is rejected at collection;
     # a missing or undetermined tag (qme, und, ...) is left to the validation stage ("" = off).
     reply_lang: str = "en"
-    reply_min_chars: int = 30
-    reply_max_chars: int = 280
     # At most this many replies per author: per query at collection (core/filters.py) and in the
     # curated set (core/curate.py, the `replies_per_author` check).
     max_replies_per_author: int = Field(default=10, ge=1)

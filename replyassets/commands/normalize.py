@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 
 from replyassets.core.collect import collect_partition
-from replyassets.settings import CollectionSettings, QuerySpec, load_settings
+from replyassets.settings import (
+    CollectionSettings,
+    QuerySpec,
+    ValidationSettings,
+    load_settings,
+)
 from replyassets.sources.base import SourceError
 from replyassets.sources.replay import ReplaySource
 
@@ -47,9 +52,20 @@ def _settings(no_filters: bool) -> CollectionSettings:
     return base.model_copy(update={
         "tweet_min_likes": 0, "tweet_max_likes": 10**12, "tweet_min_retweets": 0, "tweet_max_retweets": 10**12,
         "reply_min_likes": 0, "reply_max_likes": 10**12, "reply_min_followers": 0, "reply_max_followers": 10**12,
-        "reply_min_delay_s": -10**9, "reply_max_delay_s": 10**12, "reply_min_chars": 0, "reply_max_chars": 10**9,
+        "reply_min_delay_s": -10**9, "reply_max_delay_s": 10**12,
         "max_replies_per_author": 10**9, "max_tweets_per_query": 10**9,
     })
+
+
+def _lengths(no_filters: bool) -> tuple[int, int]:
+    """The reply length limits (validation's: one definition), or none with ``--no-filters``."""
+    if no_filters:
+        return 0, 10**9
+    try:
+        v = load_settings().validation
+    except Exception:  # noqa: BLE001 - reported by _settings already
+        v = ValidationSettings()
+    return v.min_chars, v.max_chars
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     query = QuerySpec(name=QUERY_NAME, text="replyassets normalize",
                       replay=[str(p.relative_to(root)) for p in paths])
     try:
-        res = collect_partition(query, ReplaySource(root), _settings(args.no_filters))
+        res = collect_partition(query, ReplaySource(root), _settings(args.no_filters), lengths=_lengths(args.no_filters))
     except SourceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

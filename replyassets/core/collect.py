@@ -138,6 +138,7 @@ def collect_partition(
     settings: CollectionSettings,
     checkpoint: CheckpointStore | None = None,
     collected_at: datetime | None = None,
+    lengths: tuple[int, int] | None = None,
 ) -> CollectResult:
     """Collect ``query`` from ``source``. Raises ``SourceError`` when the source fails
     (what was fetched before the failure is in the checkpoint); bad *items* never raise."""
@@ -148,7 +149,7 @@ def collect_partition(
     saved_search, saved, legacy_search = split_saved(checkpoint.load(query.name) if checkpoint is not None else {})
     raw_tweets, searched = _search(query, source, settings, checkpoint, saved_search, legacy_search)
     tweets, raw_of, filtered_tweets = _filter_tweets(run, raw_tweets, settings)
-    replies = _fetch_replies(run, source, settings, checkpoint, tweets, saved)
+    replies = _fetch_replies(run, source, settings, checkpoint, tweets, saved, lengths)
     unclaimed = _reject_unclaimed(run, source, tweets, replies.reply_ids, filtered_tweets)
     # per-author cap, deterministic (most liked first)
     kept, capped = apply_author_cap(replies.candidates, settings.max_replies_per_author)
@@ -255,7 +256,7 @@ class _Replies:
 
 def _fetch_replies(run: _Run, source: TweetSource, settings: CollectionSettings,
                    checkpoint: CheckpointStore | None, tweets: list[dict[str, Any]],
-                   saved: dict[str, Any]) -> _Replies:
+                   saved: dict[str, Any], lengths: tuple[int, int] | None = None) -> _Replies:
     """Replies per kept tweet (checkpoint first), normalized and filtered."""
     out = _Replies()
     seen: set[str] = set()
@@ -277,7 +278,7 @@ def _fetch_replies(run: _Run, source: TweetSource, settings: CollectionSettings,
                 run.reject("normalize", "reply", _guess_id(item), tid, reasons, item)
                 continue
             out.reply_ids.add(rec["id"])
-            reasons = reply_reasons(rec, tweet, settings)
+            reasons = reply_reasons(rec, tweet, settings, lengths)
             if rec["id"] in seen:
                 reasons.append("duplicate_reply_id")
             if reasons:

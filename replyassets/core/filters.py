@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from replyassets.settings import CollectionSettings
+from replyassets.settings import CollectionSettings, ValidationSettings
 
 UNDETERMINED_LANGS = frozenset({"qme", "und", "zxx", "qam", "qct", "qht", "qst", "qmt"})
 
@@ -85,7 +85,8 @@ def _same_author(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and a.strip().lower() == b.strip().lower()
 
 
-def reply_reasons(reply: dict[str, Any], tweet: dict[str, Any], settings: CollectionSettings) -> list[str]:
+def reply_reasons(reply: dict[str, Any], tweet: dict[str, Any], settings: CollectionSettings,
+                  lengths: tuple[int, int] | None = None) -> list[str]:
     """All reasons a normalized reply cannot pair with ``tweet`` ([] = keep, before the author cap)."""
     reasons: list[str] = []
     tid = tweet["id"]
@@ -122,10 +123,13 @@ def reply_reasons(reply: dict[str, Any], tweet: dict[str, Any], settings: Collec
             reasons.append("media_only")
     if reply["has_urls"]:
         reasons.append("has_urls")
+    # The reply length limits are validation's (one definition: ``validation.min_chars`` and
+    # ``max_chars``, passed as ``lengths``): collection applies them to the raw text already.
+    min_chars, max_chars = lengths or (ValidationSettings().min_chars, ValidationSettings().max_chars)
     n = len(reply["text"].strip())
-    if n < settings.reply_min_chars:
+    if n < min_chars:
         reasons.append("too_short")
-    elif n > settings.reply_max_chars:
+    elif n > max_chars:
         reasons.append("too_long")
     lang = reply["lang"]
     want = settings.reply_lang

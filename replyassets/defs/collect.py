@@ -28,7 +28,7 @@ from replyassets.sources.base import SourceError
 
 COLLECT_CODE_VERSION = derived_code_version(
     "replyassets.defs.collect", "replyassets.sources.replay", "replyassets.sources.apify",
-    settings_paths=("collection",),
+    settings_paths=("collection", "validation.min_chars", "validation.max_chars"),
 )
 
 
@@ -111,7 +111,7 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
         if config.refresh:
             checkpoint.clear(spec.name)
     try:
-        result = collect_partition(spec, source, s.collection, checkpoint=checkpoint)
+        result = collect_partition(spec, source, s.collection, checkpoint=checkpoint, lengths=(s.validation.min_chars, s.validation.max_chars))
     except SourceError as exc:
         raise dg.Failure(description=f"collection of query {spec.name!r} failed: {exc}") from exc
 

@@ -26,7 +26,7 @@ from replyassets.defs.launchers import TrainingLauncher, train_eval_gap_check_sp
 
 # base_model pretrains on the sample's tweets, collected with the collection settings (sample_texts).
 BASE_MODEL_CODE_VERSION = derived_code_version(
-    "replyassets.defs.train", "replyassets.training.tiny_model", settings_paths=("training.base_model", "collection")
+    "replyassets.defs.train", "replyassets.training.tiny_model", settings_paths=("training.base_model", "collection", "validation.min_chars", "validation.max_chars")
 )
 # The training program the launcher starts is part of what lora_adapter runs.
 TRAIN_CODE_VERSION = derived_code_version(
@@ -61,7 +61,7 @@ def sample_texts() -> list[str]:
     source = ReplaySource(s.sample_dir)
     texts: list[str] = []
     for spec in load_queries(s.queries_path):
-        result = collect_partition(spec, source, s.collection)
+        result = collect_partition(spec, source, s.collection, lengths=(s.validation.min_chars, s.validation.max_chars))
         texts += result.pairs["tweet"].tolist()
     return sorted(set(texts))
 

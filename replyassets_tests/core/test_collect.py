@@ -361,7 +361,7 @@ def test_reason_counts_and_funnel_rows_match_the_funnel(tmp_path):
         f"rejected: likes_below_min [reply_filter]: collection.reply_min_likes = 5 {default}": 1,
         f"rejected: followers_below_min [reply_filter]: collection.reply_min_followers = 200 {default}": 1,
         f"rejected: too_early [reply_filter]: collection.reply_min_delay_s = 300 {default}": 1,
-        f"rejected: too_short [reply_filter]: collection.reply_min_chars = 30 {default}": 1,
+        f"rejected: too_short [reply_filter]: validation.min_chars = 30 {default}": 1,
         "rejected: is_retweet [tweet_filter]": 1,
         "rejected: not_an_object [normalize]": 1,
         "rejected: orphan_reply [pairing]": 1,

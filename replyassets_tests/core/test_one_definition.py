@@ -170,3 +170,18 @@ def test_design_doc_defaults_are_generated_from_the_settings(tmp_path):
     assert settings_doc.main(["--check", "--file", str(doc)]) == 1
     assert settings_doc.main(["--file", str(doc)]) == 0 and settings_doc.main(["--check", "--file", str(doc)]) == 0
     assert Path(settings_doc.DESIGN).read_text(encoding="utf-8").count(settings_doc.BEGIN) == 1
+
+
+def test_reply_length_limits_are_validations_only():
+    """Collection filters reply length with validation's limits: one definition, both stages."""
+    from replyassets.core.filters import reply_reasons
+    from replyassets.settings import CollectionSettings
+
+    assert not {n for n in CollectionSettings.model_fields if "chars" in n}
+    from replyassets_tests.core.test_filters import reply as make_reply
+    from replyassets_tests.core.test_filters import tweet as make_tweet
+
+    tweet, reply = make_tweet(), make_reply(text="x" * 50)
+    assert "too_short" not in reply_reasons(reply, tweet, CollectionSettings())
+    assert "too_short" in reply_reasons(reply, tweet, CollectionSettings(), (60, 280))
+    assert "too_long" in reply_reasons(reply, tweet, CollectionSettings(), (30, 40))
