@@ -27,7 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from replyassets.training.config import TrainConfig  # noqa: E402
 from replyassets.training.tiny_model import build_tiny_model  # noqa: E402
-from replyassets.training.train import run_training  # noqa: E402
+from replyassets.training.stages import run_training  # noqa: E402
 
 WORDS = (
     "agents startups scaling open source gpus data quality evaluation fine tuning latency cost "

@@ -174,7 +174,7 @@ def outcome_inline_md(wins: int, ties: int, losses: int,
 
 def loss_curve_png(curve: Iterable[Mapping[str, Any]], title: str = "Loss per step") -> bytes | None:
     """Train and eval loss per step from rows ``{"step", "train_loss", "eval_loss"}``
-    (``training.train.loss_curve``); ``None`` when no row carries a loss."""
+    (``training.curves.loss_curve``); ``None`` when no row carries a loss."""
     rows = list(curve or [])
     tr = [(int(r["step"]), float(r["train_loss"])) for r in rows if r.get("train_loss") is not None]
     ev = [(int(r["step"]), float(r["eval_loss"])) for r in rows if r.get("eval_loss") is not None]

@@ -124,15 +124,15 @@ def holm_sentence(meta: dict[str, Any]) -> str | None:
             "the leaderboard holds the adjustment over all of them, and the champion's gate uses that one.")
 
 
-def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], meta: dict[str, Any],
-            plots: dict[str, Path], n_examples: int) -> list[Block]:
-    v = stats.get("verdict") or meta.get("verdict") or {}
+def _header_blocks(meta: dict[str, Any]) -> list[Block]:
+    """The title, the judge and the run's identifying fields."""
+    b: list[Block] = []
     offline = bool(meta.get("judge_offline"))
     judge_label = (
         f"{meta.get('judge_name', meta.get('judge', 'judge'))} / {meta.get('judge_model', '?')}"
         f" (prompt {meta.get('judge_prompt_version', '?')})"
     )
-    b: list[Block] = [("h1", "Evaluation report: adapter vs base model")]
+    b.append(("h1", "Evaluation report: adapter vs base model"))
     b.append(("p", f"Judge: {judge_label}, " + (
         "OFFLINE: a deterministic reference-based similarity judge, not an LLM. Its numbers say how close "
         "replies come to the real high-engagement replies; they are not a quality judgement by a model."
@@ -143,11 +143,15 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
                       "judge_offline", "decoding", "test_tweets", "generated_at") if k in meta]
     if head:
         b.append(("table", ["field", "value"], head))
+    return b
 
+
+def _verdict_blocks(v: dict[str, Any], meta: dict[str, Any]) -> list[Block]:
+    """The verdict, its criteria, the judge flag and the Holm note."""
+    b: list[Block] = []
     b.append(("h2", f"Verdict: {v.get('label', 'n/a')}"))
     b.append(("p", v.get("summary", "No verdict computed.")))
-    likes = meta.get(JUDGE_LIKES_KEY)
-    flag = judge_likes_flag(likes)
+    flag = judge_likes_flag(meta.get(JUDGE_LIKES_KEY))
     if flag:
         b.append(("p", f"JUDGE FLAG: {flag}"))
     crit = v.get("criteria", {})
@@ -158,7 +162,12 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
     holm = holm_sentence(meta)
     if holm:
         b.append(("p", holm))
+    return b
 
+
+def _pairwise_blocks(stats: dict[str, Any], plots: dict[str, Path]) -> list[Block]:
+    """Wins, ties, losses and the win rates of the position-swapped judgement."""
+    b: list[Block] = []
     b.append(("h2", "Pairwise judgement (position-swapped)"))
     b.append(("table", ["measure", "value"], [
         ("items judged (valid / invalid)", f"{stats.get('n_valid', 0)} / {stats.get('n_invalid', 0)}"),
@@ -172,7 +181,12 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
     ]))
     if "outcomes.png" in plots:
         b.append(("img", "outcomes.png", "pairwise outcomes"))
+    return b
 
+
+def _score_blocks(stats: dict[str, Any], plots: dict[str, Path]) -> list[Block]:
+    """Per-reply scores, the paired tests and the power."""
+    b: list[Block] = []
     b.append(("h2", "Per-reply scores (1-10)"))
     b.append(("table", ["measure", "base", "adapter"], [
         ("mean", fmt(stats.get("base_score_mean")), fmt(stats.get("adapter_score_mean"))),
@@ -191,7 +205,12 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
     b.append(("p", "Statistical power: " + power_sentence(stats)))
     if "scores.png" in plots:
         b.append(("img", "scores.png", "score distributions"))
+    return b
 
+
+def _sanity_blocks(sanity: dict[str, Any], meta: dict[str, Any], plots: dict[str, Path]) -> list[Block]:
+    """The sanity tier: per-model measures, perplexity and forgetting."""
+    b: list[Block] = []
     b.append(("h2", "Sanity tier"))
     models = [m for m in ("base", "adapter", "reference") if isinstance(sanity.get(m), dict)]
     if models:
@@ -206,7 +225,13 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
             b.append(("table", ["measure", "value"], [(k, fmt(x)) for k, x in d.items()]))
     if "lengths.png" in plots:
         b.append(("img", "lengths.png", "reply lengths"))
+    return b
 
+
+def _likes_blocks(meta: dict[str, Any]) -> list[Block]:
+    """The judge's agreement with real likes."""
+    b: list[Block] = []
+    likes = meta.get(JUDGE_LIKES_KEY)
     b.append(("h2", "The judge against real likes"))
     if isinstance(likes, dict) and likes.get("pairs"):
         b.append(("p", "On test tweets with two real replies and a clear like gap (the preference-pair rules: "
@@ -225,7 +250,12 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
         ]))
     else:
         b.append(("p", "Not measured: no test tweet has two replies with a clear like gap."))
+    return b
 
+
+def _human_blocks(meta: dict[str, Any]) -> list[Block]:
+    """The judge's agreement with human raters."""
+    b: list[Block] = []
     ha = meta.get(HUMAN_AGREEMENT_KEY)
     b.append(("h2", "Human raters"))
     if isinstance(ha, dict) and ha.get("n"):
@@ -238,13 +268,23 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
                       [(r, *[fmt(confusion[r].get(c)) for c in cols]) for r in confusion]))
     else:
         b.append(("p", "No human ratings imported yet (export a blinded sheet with human_eval.export_sheet)."))
+    return b
 
+
+def _cost_blocks(stats: dict[str, Any]) -> list[Block]:
+    """Tokens and estimated cost."""
+    b: list[Block] = []
     b.append(("h2", "Cost"))
     b.append(("table", ["measure", "value"], [
         ("tokens (this run, cache hits excluded)", fmt(stats.get("total_tokens"))),
         ("estimated cost, USD", fmt(stats.get("total_cost_usd"), 4)),
     ]))
+    return b
 
+
+def _section_blocks(meta: dict[str, Any]) -> list[Block]:
+    """Sections the caller adds."""
+    b: list[Block] = []
     # Sections the caller adds (the comparisons with every baseline, the leaderboard at the
     # time of this evaluation): {"title", "columns", "rows", "note"}.
     for section in meta.get("sections") or []:
@@ -253,10 +293,25 @@ def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], 
             b.append(("p", str(section["note"])))
         b.append(("table", [str(c) for c in section["columns"]],
                   [tuple(fmt(v) for v in row) for row in section["rows"]]))
-
-    b.append(("h2", "Example replies"))
-    b.append(("examples", _examples(items, n_examples)))
     return b
+
+
+def _blocks(stats: dict[str, Any], items: pd.DataFrame, sanity: dict[str, Any], meta: dict[str, Any],
+            plots: dict[str, Path], n_examples: int) -> list[Block]:
+    v = stats.get("verdict") or meta.get("verdict") or {}
+    return [
+        *_header_blocks(meta),
+        *_verdict_blocks(v, meta),
+        *_pairwise_blocks(stats, plots),
+        *_score_blocks(stats, plots),
+        *_sanity_blocks(sanity, meta, plots),
+        *_likes_blocks(meta),
+        *_human_blocks(meta),
+        *_cost_blocks(stats),
+        *_section_blocks(meta),
+        ("h2", "Example replies"),
+        ("examples", _examples(items, n_examples)),
+    ]
 
 
 def _md_cell(x: Any) -> str:

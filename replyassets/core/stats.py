@@ -291,19 +291,12 @@ def _unit_means(frame: pd.DataFrame, units: np.ndarray) -> pd.DataFrame:
     return frame.groupby(units, sort=False).mean()
 
 
-def compute_stats(items: pd.DataFrame, settings: EvaluationSettings | None = None,
-                  unit_col: str | None = "tweet_id") -> dict[str, Any]:
-    """All pairwise and score statistics from ``judge_pairs`` rows, tweet by tweet (module docstring).
-
-    ``unit_col``: the column that names the unit of evaluation (several rows may share one);
-    when it is absent (or None) each row is its own unit. JSON-safe (no NaN).
-    """
-    s = settings or EvaluationSettings()
-    seed = int(s.generation_seed)
-    flags: list[str] = []
+def _pairwise_stats(items: pd.DataFrame, units: np.ndarray, s: EvaluationSettings, seed: int,
+                    flags: list[str]) -> dict[str, Any]:
+    """Counts, win rates (per tweet, cluster-bootstrapped) and the length-controlled win rate of
+    the valid outcomes; appends to ``flags``."""
+    out: dict[str, Any] = {}
     n_items = len(items)
-    units, unit_name = _unit_ids(items, unit_col, flags)
-    out: dict[str, Any] = {"n_items": n_items, "unit": unit_name}
     if n_items:
         mask = items["outcome"].isin(list(OUTCOME_VALUE)).to_numpy()
         valid = items.loc[mask]
@@ -347,8 +340,15 @@ def compute_stats(items: pd.DataFrame, settings: EvaluationSettings | None = Non
     else:
         lc, coef = None, None
     out.update(lc_win_rate=lc, lc_length_coef=coef)
+    return out
 
-    # ---- scores, paired per tweet (rows need both scores; a tweet's rows are averaged)
+
+def _score_stats(items: pd.DataFrame, units: np.ndarray, s: EvaluationSettings, seed: int,
+                 flags: list[str]) -> dict[str, Any]:
+    """Per-reply scores, paired per tweet (rows need both scores; a tweet's rows are averaged):
+    means, the bootstrapped mean difference and the paired tests; appends to ``flags``."""
+    out: dict[str, Any] = {}
+    n_items = len(items)
     if n_items:
         sc = items[["base_score", "adapter_score"]].apply(pd.to_numeric, errors="coerce")
         smask = sc.notna().all(axis=1).to_numpy()
@@ -374,7 +374,16 @@ def compute_stats(items: pd.DataFrame, settings: EvaluationSettings | None = Non
     dlo, dhi = bootstrap_ci(diff, s.bootstrap_resamples, seed + 1) if m >= 2 else (None, None)
     out.update(score_diff_ci_low=dlo, score_diff_ci_high=dhi)
     out["relative_improvement"] = _f((a.mean() - b.mean()) / b.mean()) if m and b.mean() != 0 else None
+    out.update(_score_tests(a, b, flags))
+    return out
 
+
+def _score_tests(a: np.ndarray, b: np.ndarray, flags: list[str]) -> dict[str, Any]:
+    """Mann-Whitney, Wilcoxon signed-rank and Cohen's d / dz of per-tweet scores ``a`` (adapter)
+    against ``b`` (base); appends to ``flags``."""
+    out: dict[str, Any] = {}
+    m = int(a.size)
+    diff = a - b
     mw_u = mw_p = w_stat = w_p = None
     if m >= 2:
         if np.all(np.concatenate([a, b]) == a[0]):
@@ -397,27 +406,50 @@ def compute_stats(items: pd.DataFrame, settings: EvaluationSettings | None = Non
     sd_diff = float(diff.std(ddof=1)) if m >= 2 else 0.0
     out.update(cohens_d=d, cohens_d_ci_low=d_lo, cohens_d_ci_high=d_hi,
                cohens_dz=_f(diff.mean() / sd_diff) if sd_diff > 0 else None)
+    return out
 
-    # ---- power of the paired test at this many tweets, and the tweets it would need
+
+def _power_stats(s: EvaluationSettings, n_tweets: int) -> dict[str, Any]:
+    """The power of the paired test at this many tweets, and the tweets it would need."""
     d0 = float(s.min_cohens_d)
-    out.update(
-        power_effect_size=d0,
-        power_target=POWER_TARGET,
-        power_d03=_f(paired_power(d0, n_tweets, s.alpha)),
-        tweets_needed_d03=required_units(d0, POWER_TARGET, s.alpha) if d0 != 0 and POWER_TARGET > s.alpha else None,
-    )
+    return {
+        "power_effect_size": d0,
+        "power_target": POWER_TARGET,
+        "power_d03": _f(paired_power(d0, n_tweets, s.alpha)),
+        "tweets_needed_d03": required_units(d0, POWER_TARGET, s.alpha) if d0 != 0 and POWER_TARGET > s.alpha else None,
+    }
 
-    # (a frame without the columns, e.g. hand-made, costs nothing)
+
+def _cost_stats(items: pd.DataFrame) -> dict[str, Any]:
+    """Tokens and cost of the judge calls (a frame without the columns, e.g. hand-made, costs nothing)."""
+    out: dict[str, Any] = {}
+    n_items = len(items)
     tokens = pd.to_numeric(items["tokens"], errors="coerce") if n_items and "tokens" in items.columns else pd.Series(dtype=float)
     cost = pd.to_numeric(items["cost_usd"], errors="coerce") if n_items and "cost_usd" in items.columns else None
     out["total_tokens"] = int(tokens.fillna(0).sum())
     out["total_cost_usd"] = _f(cost.sum(min_count=1)) if cost is not None else 0.0
-    out["insufficient_data"] = n_tweets < 2 or m < 2
-    out["flags"] = flags
     return out
 
 
-# --------------------------------------------------------------------------- verdict
+def compute_stats(items: pd.DataFrame, settings: EvaluationSettings | None = None,
+                  unit_col: str | None = "tweet_id") -> dict[str, Any]:
+    """All pairwise and score statistics from ``judge_pairs`` rows, tweet by tweet (module docstring).
+
+    ``unit_col``: the column that names the unit of evaluation (several rows may share one);
+    when it is absent (or None) each row is its own unit. JSON-safe (no NaN).
+    """
+    s = settings or EvaluationSettings()
+    seed = int(s.generation_seed)
+    flags: list[str] = []
+    units, unit_name = _unit_ids(items, unit_col, flags)
+    out: dict[str, Any] = {"n_items": len(items), "unit": unit_name}
+    out.update(_pairwise_stats(items, units, s, seed, flags))
+    out.update(_score_stats(items, units, s, seed, flags))
+    out.update(_power_stats(s, out["n_tweets"]))
+    out.update(_cost_stats(items))
+    out["insufficient_data"] = out["n_tweets"] < 2 or out["n_scored_tweets"] < 2
+    out["flags"] = flags
+    return out
 
 
 def verdict(stats: dict[str, Any], settings: EvaluationSettings | None = None,
@@ -435,6 +467,22 @@ def verdict(stats: dict[str, Any], settings: EvaluationSettings | None = None,
     comparisons = int(comparisons)
     if comparisons < 1:
         raise ValueError(f"comparisons must be >= 1, got {comparisons}")
+    primary, raw_p, adjusted_p = _primary_p(stats, s, adjusted_p)
+    criteria = _criteria(stats, s, primary, raw_p, adjusted_p, comparisons)
+    results = [c["passed"] for c in criteria.values()]
+    insufficient = bool(stats.get("insufficient_data")) or any(r is None for r in results)
+    passed = (not insufficient) and all(results)
+    n_pass = sum(1 for r in results if r)
+    label, summary = _verdict_text(stats, criteria, insufficient, passed)
+    return {"passed": passed, "success": passed, "label": label, "insufficient_data": insufficient,
+            "criteria_passed": n_pass, "criteria_total": len(results), "criteria": criteria,
+            "comparisons": comparisons, "summary": summary}
+
+
+def _primary_p(stats: dict[str, Any], s: EvaluationSettings,
+               adjusted_p: float | None) -> tuple[str, float | None, float | None]:
+    """(primary test, its raw p-value, the checked adjusted p-value); ``ValueError`` for an
+    adjusted p outside [0, 1] or below the raw one."""
     primary = getattr(s, "primary_test", "wilcoxon")
     raw_p = stats.get("wilcoxon_p") if primary == "wilcoxon" else stats.get("mannwhitney_p")
     if adjusted_p is not None:
@@ -444,12 +492,18 @@ def verdict(stats: dict[str, Any], settings: EvaluationSettings | None = None,
         if raw_p is not None and adjusted_p < raw_p - 1e-12:
             raise ValueError(f"adjusted_p {adjusted_p} is below the raw {primary} p-value {raw_p}: "
                              "it must be the primary test's p-value after the adjustment")
+    return primary, raw_p, adjusted_p
+
+
+def _crit(value: Any, threshold: str, ok: bool | None, note: str = "") -> dict[str, Any]:
+    return {"value": value, "threshold": threshold, "passed": ok, "note": note}
+
+
+def _significance(stats: dict[str, Any], s: EvaluationSettings, primary: str, raw_p: float | None,
+                  adjusted_p: float | None, comparisons: int) -> dict[str, Any]:
+    """The significance criterion: the (adjusted) primary p-value below alpha, adapter scoring higher."""
     p = adjusted_p if adjusted_p is not None else raw_p
     direction = stats.get("score_diff_mean")
-
-    def crit(value: Any, threshold: str, ok: bool | None, note: str = "") -> dict[str, Any]:
-        return {"value": value, "threshold": threshold, "passed": ok, "note": note}
-
     if p is None:
         sig_note = "not computable (fewer than 2 scored tweets)"
     elif adjusted_p is not None:
@@ -459,49 +513,53 @@ def verdict(stats: dict[str, Any], settings: EvaluationSettings | None = None,
         sig_note = f"raw p-value, not adjusted for the {comparisons} comparisons"
     else:
         sig_note = ""
-    significance = crit(
+    significance = _crit(
         p, f"{primary} p{' (adjusted)' if adjusted_p is not None else ''} < {s.alpha} and adapter scores higher",
         None if p is None or direction is None else bool(p < s.alpha and direction > 0),
         sig_note,
     )
     significance.update(raw_p=raw_p, adjusted_p=adjusted_p, comparisons=comparisons)
-    criteria = {
-        "significance": significance,
-        "effect_size": crit(
+    return significance
+
+
+def _criteria(stats: dict[str, Any], s: EvaluationSettings, primary: str, raw_p: float | None,
+              adjusted_p: float | None, comparisons: int) -> dict[str, dict[str, Any]]:
+    """The four success criteria, each with value, threshold and pass/fail (None: not computable)."""
+    return {
+        "significance": _significance(stats, s, primary, raw_p, adjusted_p, comparisons),
+        "effect_size": _crit(
             stats.get("cohens_d"), f"Cohen's d > {s.min_cohens_d}",
             None if stats.get("cohens_d") is None else bool(stats["cohens_d"] > s.min_cohens_d),
             "" if stats.get("cohens_d") is not None else "undefined (fewer than 2 scores or zero variance)",
         ),
-        "improvement": crit(
+        "improvement": _crit(
             stats.get("relative_improvement"), f"relative score improvement >= {s.min_improvement:.0%}",
             None if stats.get("relative_improvement") is None else bool(stats["relative_improvement"] >= s.min_improvement),
         ),
-        "interval_excludes_zero": crit(
+        "interval_excludes_zero": _crit(
             [stats.get("net_win_rate_ci_low"), stats.get("net_win_rate_ci_high")],
             "95 % interval of the net win rate (win rate - 0.5) entirely above 0",
             None if stats.get("net_win_rate_ci_low") is None else bool(stats["net_win_rate_ci_low"] > 0),
             "" if stats.get("net_win_rate_ci_low") is not None else "no interval (fewer than 2 tweets with a valid verdict)",
         ),
     }
+
+
+def _verdict_text(stats: dict[str, Any], criteria: dict[str, dict[str, Any]], insufficient: bool,
+                  passed: bool) -> tuple[str, str]:
+    """The verdict's label and its one-sentence summary."""
     results = [c["passed"] for c in criteria.values()]
-    insufficient = bool(stats.get("insufficient_data")) or any(r is None for r in results)
-    passed = (not insufficient) and all(results)
-    n_pass = sum(1 for r in results if r)
     if insufficient:
-        label = "insufficient data"
         units = "" if stats.get("unit", "row") == "row" else f" from {stats.get('n_tweets', 0)} tweets"
-        summary = (f"Insufficient data to decide ({stats.get('n_valid', 0)} valid items{units}, "
-                   f"{stats.get('n_scored', 0)} scored pairs; flags: {', '.join(stats.get('flags', [])) or 'none'}).")
-    elif passed:
-        label = "adapter better"
-        summary = f"The adapter beats the base model: all {len(results)} success criteria pass."
-    else:
-        failed = [k for k, c in criteria.items() if not c["passed"]]
-        label = "not shown better"
-        summary = f"No claim of improvement: {n_pass} of {len(results)} criteria pass (failed: {', '.join(failed)})."
-    return {"passed": passed, "success": passed, "label": label, "insufficient_data": insufficient,
-            "criteria_passed": n_pass, "criteria_total": len(results), "criteria": criteria,
-            "comparisons": comparisons, "summary": summary}
+        return "insufficient data", (
+            f"Insufficient data to decide ({stats.get('n_valid', 0)} valid items{units}, "
+            f"{stats.get('n_scored', 0)} scored pairs; flags: {', '.join(stats.get('flags', [])) or 'none'}).")
+    if passed:
+        return "adapter better", f"The adapter beats the base model: all {len(results)} success criteria pass."
+    failed = [k for k, c in criteria.items() if not c["passed"]]
+    n_pass = sum(1 for r in results if r)
+    return "not shown better", (
+        f"No claim of improvement: {n_pass} of {len(results)} criteria pass (failed: {', '.join(failed)}).")
 
 
 # --------------------------------------------------------------------------- promotion gate
@@ -548,68 +606,74 @@ def promotion_gate(candidate: str, vs_base: dict[str, Any], vs_retrieval: dict[s
     """
     checks: list[dict[str, Any]] = []
     failures: list[str] = []
-
-    def add(name: str, ok: bool, detail: str, failure: str) -> None:
+    for name, (ok, detail, failure) in (
+        ("beats_base", _base_check(vs_base)),  # every success criterion against the base model
+        # the retrieval baseline (the nearest training tweet's real reply)
+        ("beats_retrieval", _beats(vs_retrieval, "the retrieval baseline")),
+        ("beats_default", _default_check(candidate, vs_default, default, default_missing)),
+        ("beats_champion", _champion_check(candidate, vs_champion, champion)),
+    ):
         checks.append({"check": name, "passed": bool(ok), "detail": detail})
         if not ok:
             failures.append(failure)
-
-    # 1. every success criterion against the base model
-    if vs_base is None:
-        add("beats_base", False, "no verdict against the base model", "was not judged against the base model")
-    else:
-        crit = vs_base.get("criteria") or {}
-        failed = [k for k, c in crit.items() if c.get("passed") is not True]
-        ok = bool(crit) and not failed and not vs_base.get("insufficient_data") and bool(vs_base.get("passed"))
-        if ok:
-            detail = f"all {len(crit)} criteria pass"
-        elif vs_base.get("insufficient_data") or not crit:
-            detail = "insufficient data"
-        else:
-            detail = f"failed: {', '.join(failed)}"
-        add("beats_base", ok, detail, f"does not beat the base model ({detail})")
-
-    # 2. the retrieval baseline (the nearest training tweet's real reply)
-    ok, detail, failure = _beats(vs_retrieval, "the retrieval baseline")
-    add("beats_retrieval", ok, detail, failure)
-
-    # 3. the default recipe (same curated set), unless the candidate is the default itself
-    if candidate == default:
-        add("beats_default", True, f"{candidate} is the default recipe", "")
-    elif default_missing:
-        add("beats_default", False, default_missing,
-            f"cannot be compared with the default recipe {default} ({default_missing})")
-    else:
-        ok, detail, failure = _beats(vs_default, f"the default recipe {default}")
-        add("beats_default", ok, detail, failure)
-
-    # 4. the champion, unless there is none or it is the candidate itself
-    if champion is None:
-        add("beats_champion", True, "no champion yet: the base model serves", "")
-    elif champion == candidate:
-        add("beats_champion", True, f"{candidate} is the champion: not compared with itself", "")
-    else:
-        ok, detail, failure = _beats(vs_champion, f"the champion {champion}")
-        add("beats_champion", ok, detail, failure)
-
     promote = not failures
-    if promote:
-        beaten = ["the base model", "the retrieval baseline"]
-        if candidate != default and champion != default:  # else the champion check names it
-            beaten.append(f"the default recipe {default}")
-        if champion is not None and champion != candidate:
-            beaten.append(f"the champion {champion}")
-        reason = f"promote {candidate}: it beats {', '.join(beaten[:-1])} and {beaten[-1]}"
-    else:
-        if champion is None:
-            outcome = "stays with the base model"
-        elif champion == candidate:
-            outcome = f"{candidate} is not confirmed as champion"
-        else:
-            outcome = f"stays with {champion}"
-        listed = failures[0] if len(failures) == 1 else f"{', '.join(failures[:-1])} and {failures[-1]}"
-        reason = f"{outcome}: {candidate} {listed}"
+    reason = _promote_reason(candidate, champion, default) if promote else _keep_reason(candidate, champion, failures)
     return {"promote": promote, "candidate": candidate, "champion": champion, "checks": checks, "reason": reason}
+
+
+def _base_check(vs_base: dict[str, Any] | None) -> tuple[bool, str, str]:
+    """(passed, detail, failure phrase) for "every success criterion against the base model passes"."""
+    if vs_base is None:
+        return False, "no verdict against the base model", "was not judged against the base model"
+    crit = vs_base.get("criteria") or {}
+    failed = [k for k, c in crit.items() if c.get("passed") is not True]
+    ok = bool(crit) and not failed and not vs_base.get("insufficient_data") and bool(vs_base.get("passed"))
+    if ok:
+        detail = f"all {len(crit)} criteria pass"
+    elif vs_base.get("insufficient_data") or not crit:
+        detail = "insufficient data"
+    else:
+        detail = f"failed: {', '.join(failed)}"
+    return ok, detail, f"does not beat the base model ({detail})"
+
+
+def _default_check(candidate: str, vs_default: dict[str, Any] | None, default: str,
+                   default_missing: str | None) -> tuple[bool, str, str]:
+    """The default recipe (same curated set), unless the candidate is the default itself."""
+    if candidate == default:
+        return True, f"{candidate} is the default recipe", ""
+    if default_missing:
+        return False, default_missing, f"cannot be compared with the default recipe {default} ({default_missing})"
+    return _beats(vs_default, f"the default recipe {default}")
+
+
+def _champion_check(candidate: str, vs_champion: dict[str, Any] | None, champion: str | None) -> tuple[bool, str, str]:
+    """The champion, unless there is none or it is the candidate itself."""
+    if champion is None:
+        return True, "no champion yet: the base model serves", ""
+    if champion == candidate:
+        return True, f"{candidate} is the champion: not compared with itself", ""
+    return _beats(vs_champion, f"the champion {champion}")
+
+
+def _promote_reason(candidate: str, champion: str | None, default: str) -> str:
+    beaten = ["the base model", "the retrieval baseline"]
+    if candidate != default and champion != default:  # else the champion check names it
+        beaten.append(f"the default recipe {default}")
+    if champion is not None and champion != candidate:
+        beaten.append(f"the champion {champion}")
+    return f"promote {candidate}: it beats {', '.join(beaten[:-1])} and {beaten[-1]}"
+
+
+def _keep_reason(candidate: str, champion: str | None, failures: list[str]) -> str:
+    if champion is None:
+        outcome = "stays with the base model"
+    elif champion == candidate:
+        outcome = f"{candidate} is not confirmed as champion"
+    else:
+        outcome = f"stays with {champion}"
+    listed = failures[0] if len(failures) == 1 else f"{', '.join(failures[:-1])} and {failures[-1]}"
+    return f"{outcome}: {candidate} {listed}"
 
 
 # --------------------------------------------------------------------------- sanity tier

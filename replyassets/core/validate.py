@@ -476,27 +476,60 @@ def apply_rules(
     fold = "|" + _clean.PY_FOLD_SPECIAL_RE2
 
     has_urls = out["has_urls"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    email = _search(raw_list, _clean.EMAIL_RE, _clean.re2_mask(raw_arr, _EMAIL_HINT_RE2, n))
     # RE2 decides alone on pure-ASCII rows where its pattern is exact (none without arrays)
     text_ascii = np.fromiter(map(str.isascii, text_list), dtype=bool, count=n) & (text_arr is not None)
     # The one URL detector (core/urls.py), on the raw reply and on the cleaned one (what the
     # curated set trains on: its blocking no_urls check asks the same detector).
     url_found = _urls.url_mask(raw_list, raw_arr) | _urls.url_mask(text_list, text_arr)
     url_ok = ~(has_urls | url_found)
+    personal_ok = ~_contact_mask(raw_list, raw_arr) if settings.contact_policy == "reject" else np.ones(n, dtype=bool)
+    spam_ok = ~_spam_mask(text_list, text_arr, text_ascii, settings, fold)
+    ratio = _generic_ratio(text_list, text_arr, text_ascii, settings, fold)
+    out["generic_ratio"] = ratio
+    meaningful = _meaningful_count(text_list, settings.handle_placeholder)
+    out["meaningful_words"] = meaningful
+
+    verdicts = {
+        "missing_fields": required_ok,
+        "length": (chars >= settings.min_chars) & (chars <= settings.max_chars),
+        "url": url_ok,
+        "engagement": (likes >= settings.min_likes).fillna(False).to_numpy(dtype=bool),
+        "language": np.nan_to_num(out["lang_confidence"].to_numpy(), nan=0.0) > settings.min_lang_confidence,
+        "toxicity": np.nan_to_num(out["toxicity"].to_numpy(), nan=1.0) < settings.max_toxicity,
+        "spam": spam_ok,
+        "meaningful_words": meaningful >= settings.min_meaningful_words,
+        "generic": ratio < settings.max_generic_ratio,
+        "personal_data": personal_ok,
+    }
+    _record_verdicts(out, verdicts)
+    return out[list(PAIR_COLUMNS) + list(VALIDATION_COLUMNS)]
+
+
+def _contact_mask(raw_list: list[str], raw_arr) -> np.ndarray:
+    """Rows whose raw reply holds an e-mail address or a phone number (RE2 prefilters first)."""
+    n = len(raw_list)
+    email = _search(raw_list, _clean.EMAIL_RE, _clean.re2_mask(raw_arr, _EMAIL_HINT_RE2, n))
     phone = np.zeros(n, dtype=bool)
     for i in np.flatnonzero(_clean.re2_mask(raw_arr, _PHONE_HINT_RE2, n)):
         phone[i] = _clean.has_phone(raw_list[i])
-    contact = email | phone
-    personal_ok = ~contact if settings.contact_policy == "reject" else np.ones(n, dtype=bool)
+    return email | phone
 
+
+def _spam_mask(text_list: list[str], text_arr, text_ascii: np.ndarray, settings, fold: str) -> np.ndarray:
+    """Rows whose cleaned reply holds a spam keyword or a hype pattern."""
+    n = len(text_list)
     spam_re, spam_re2 = _compiled((*SPAM_KEYWORDS, *settings.extra_spam_keywords))
     spam_maybe = _clean.re2_mask(text_arr, spam_re2 + fold, n) if spam_re2 else np.ones(n, dtype=bool)
     spam = _search(text_list, spam_re, spam_maybe & ~text_ascii)
     if spam_re2:  # on pure-ASCII text the RE2 trie is the Python one exactly (as for generic below)
         spam |= spam_maybe & text_ascii
     spam |= _search(text_list, HYPE_RE, _clean.re2_mask(text_arr, "0[xX]", n))
-    spam_ok = ~spam
+    return spam
 
+
+def _generic_ratio(text_list: list[str], text_arr, text_ascii: np.ndarray, settings, fold: str) -> np.ndarray:
+    """Per row, the share of the cleaned reply's words that belong to generic phrases (0 without one)."""
+    n = len(text_list)
     gre, gre2 = _compiled((*GENERIC_PHRASES, *settings.extra_generic_phrases))
     generic_maybe = _clean.re2_mask(text_arr, gre2 + fold, n) if gre2 else np.ones(n, dtype=bool)
     has_generic, rest_texts = [], []
@@ -523,22 +556,13 @@ def apply_rules(
         rest = _word_counts(rest_texts)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio[has_generic] = np.where(total > 0, np.maximum(total - rest, 0) / np.maximum(total, 1), 0.0)
-    out["generic_ratio"] = ratio
-    meaningful = _meaningful_count(text_list, settings.handle_placeholder)
-    out["meaningful_words"] = meaningful
+    return ratio
 
-    verdicts = {
-        "missing_fields": required_ok,
-        "length": (chars >= settings.min_chars) & (chars <= settings.max_chars),
-        "url": url_ok,
-        "engagement": (likes >= settings.min_likes).fillna(False).to_numpy(dtype=bool),
-        "language": np.nan_to_num(out["lang_confidence"].to_numpy(), nan=0.0) > settings.min_lang_confidence,
-        "toxicity": np.nan_to_num(out["toxicity"].to_numpy(), nan=1.0) < settings.max_toxicity,
-        "spam": spam_ok,
-        "meaningful_words": meaningful >= settings.min_meaningful_words,
-        "generic": ratio < settings.max_generic_ratio,
-        "personal_data": personal_ok,
-    }
+
+def _record_verdicts(out: pd.DataFrame, verdicts: dict[str, np.ndarray]) -> None:
+    """One ``rule_<code>`` column per rule, ``valid`` (every rule passes) and ``reasons`` (the
+    failed rules' codes, comma-separated), written into ``out``."""
+    n = len(out)
     valid = np.ones(n, dtype=bool)
     failed = np.zeros(n, dtype=np.int64)  # bit i set: RULES[i] failed
     for bit, code in enumerate(RULES):
@@ -550,7 +574,6 @@ def apply_rules(
     combos, inverse = np.unique(failed, return_inverse=True)  # few distinct combinations
     texts = np.array([",".join(c for b, c in enumerate(RULES) if combo >> b & 1) for combo in combos], dtype=object)
     out["reasons"] = pd.Series(texts[inverse.reshape(-1)] if n else [], index=out.index, dtype="string")
-    return out[list(PAIR_COLUMNS) + list(VALIDATION_COLUMNS)]
 
 
 def score_unique(texts: pd.Series, fn) -> np.ndarray:

@@ -9,19 +9,14 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from replyassets.core.checkpoint import DuckDBCheckpointStore
 from replyassets.core.collect import collect_partition, funnel_rows, reason_counts
+from replyassets.core.frame_hash import frame_hash
 from replyassets.core.rule_settings import top_rules_text
-from replyassets.defs.common import (
-    column_schema,
-    OWNERS,
-    QUERY_PARTITIONS,
-    derived_code_version,
-    frame_hash,
-    funnel_table,
-    settings,
-    table_md,
-    storage,
-)
+from replyassets.defs.asset_attrs import OWNERS, derived_code_version
+from replyassets.defs.column_schema import column_schema
+from replyassets.defs.metadata import funnel_table, table_md
+from replyassets.defs.partitions import QUERY_PARTITIONS
 from replyassets.defs.resources import TweetSourceResource
+from replyassets.defs.settings_access import settings, storage
 from replyassets.schemas import RawPairs, Rejections
 from replyassets.settings import QuerySpec, load_queries
 from replyassets.sources.base import SourceError

@@ -21,18 +21,11 @@ from replyassets.core.quality_checks import (
     why_curated_empty,
 )
 from replyassets.core.review import ReviewStore, progress_of
-from replyassets.defs.common import (
-    DUCKDB_POOL,
-    OWNERS,
-    column_schema,
-    derived_code_version,
-    mapping_table,
-    settings,
-    storage,
-    table_md,
-    tidy_metadata,
-)
+from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
+from replyassets.defs.column_schema import column_schema
+from replyassets.defs.metadata import mapping_table, table_md, tidy_metadata
 from replyassets.defs.resources import EmbedderResource
+from replyassets.defs.settings_access import settings, storage
 from replyassets.schemas import CuratedSet
 from replyassets.scorers.embeddings import CachedEmbedder
 

@@ -6,18 +6,12 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from replyassets.core.dedup import dedup_summary, dedupe, method_choice_text
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
-from replyassets.defs.common import (
-    DUCKDB_POOL,
-    OWNERS,
-    column_schema,
-    derived_code_version,
-    frame_hash,
-    funnel_table,
-    settings,
-    storage,
-    table_md,
-)
+from replyassets.core.frame_hash import frame_hash
+from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
+from replyassets.defs.column_schema import column_schema
+from replyassets.defs.metadata import funnel_table, table_md
 from replyassets.defs.resources import EmbedderResource
+from replyassets.defs.settings_access import settings, storage
 from replyassets.schemas import DedupedPairs
 from replyassets.scorers.embeddings import CachedEmbedder
 

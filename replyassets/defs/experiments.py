@@ -8,7 +8,8 @@ file is reported, never deleted (its adapters and reports stay). Nothing trains 
 
 import dagster as dg
 
-from replyassets.defs.common import EXPERIMENT_PARTITIONS, settings
+from replyassets.defs.partitions import EXPERIMENT_PARTITIONS
+from replyassets.defs.settings_access import settings
 from replyassets.experiments import Experiment, load_experiments
 
 

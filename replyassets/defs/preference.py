@@ -6,6 +6,7 @@ import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from replyassets.core.curate import tweet_split
+from replyassets.core.frame_hash import frame_hash
 from replyassets.core.preference import (
     RULES,
     build_preferences,
@@ -14,19 +15,15 @@ from replyassets.core.preference import (
     split_conflicts,
 )
 from replyassets.core.review import ReviewStore
-from replyassets.defs.common import (
-    DUCKDB_POOL,
-    OWNERS,
-    column_schema,
-    derived_code_version,
-    frame_hash,
+from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
+from replyassets.defs.column_schema import column_schema
+from replyassets.defs.metadata import (
     histogram_md,
     mapping_table,
-    settings,
-    storage,
     table_md,
     tidy_metadata,
 )
+from replyassets.defs.settings_access import settings, storage
 from replyassets.schemas import PreferenceKto, PreferencePairs
 
 PREFERENCE_CODE_VERSION = derived_code_version(

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from replyassets.defs.common import QUERY_PARTITIONS
+from replyassets.defs.partitions import QUERY_PARTITIONS
 
 collect_job = dg.define_asset_job(
     "recollect_queries",
@@ -53,7 +53,7 @@ def adapter_snapshots(instance: dg.DagsterInstance, page: int = 1000) -> set[int
                    "were trained on and the latest; delete the data files no snapshot needs.")
 def expire_old_snapshots(context: dg.OpExecutionContext, config: ExpireSnapshotsConfig) -> dict:
     from replyassets.core import db
-    from replyassets.defs.common import storage
+    from replyassets.defs.settings_access import storage
 
     keep = adapter_snapshots(context.instance)
     out = db.expire_snapshots(storage(), config.older_than_days, keep=keep, dry_run=config.dry_run)

@@ -23,15 +23,11 @@ import json
 
 import dagster as dg
 
-from replyassets.defs.common import (
-    EXPERIMENT_PARTITIONS,
-    OWNERS,
-    QUERY_PARTITIONS,
-    column_schema,
-    frame_hash,
-    settings,
-    storage,
-)
+from replyassets.core.frame_hash import frame_hash
+from replyassets.defs.asset_attrs import OWNERS
+from replyassets.defs.column_schema import column_schema
+from replyassets.defs.partitions import EXPERIMENT_PARTITIONS, QUERY_PARTITIONS
+from replyassets.defs.settings_access import settings, storage
 from replyassets.schemas import ReviewDecisions
 from replyassets.settings import QuerySpec, load_queries
 

@@ -10,17 +10,10 @@ from typing import Any, Optional
 import dagster as dg
 from filelock import FileLock
 
-from replyassets.defs.common import (
-    EXPERIMENT_PARTITIONS,
-    OWNERS,
-    derived_code_version,
-    json_md,
-    mapping_table,
-    ordered,
-    records_table,
-    settings,
-    tidy_metadata,
-)
+from replyassets.defs.asset_attrs import OWNERS, derived_code_version
+from replyassets.defs.metadata import json_md, mapping_table, ordered, records_table, tidy_metadata
+from replyassets.defs.partitions import EXPERIMENT_PARTITIONS
+from replyassets.defs.settings_access import settings
 from replyassets.defs.curate import blocking_check_status
 from replyassets.defs.launchers import TrainingLauncher, train_eval_gap_check_spec, training_span
 

@@ -6,18 +6,12 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from replyassets.core.rule_settings import rule_rows, rule_text, setting_ref, top_rules_text
 from replyassets.core.validate import validate_pairs, validation_funnel_rows
-from replyassets.defs.common import (
-    column_schema,
-    DUCKDB_POOL,
-    OWNERS,
-    QUERY_PARTITIONS,
-    derived_code_version,
-    frame_hash,
-    funnel_table,
-    histogram_md,
-    settings,
-    table_md,
-)
+from replyassets.core.frame_hash import frame_hash
+from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
+from replyassets.defs.column_schema import column_schema
+from replyassets.defs.metadata import funnel_table, histogram_md, table_md
+from replyassets.defs.partitions import QUERY_PARTITIONS
+from replyassets.defs.settings_access import settings
 from replyassets.defs.resources import LanguageResource, ToxicityResource
 from replyassets.schemas import ValidatedPairs
 

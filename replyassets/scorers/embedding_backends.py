@@ -82,6 +82,33 @@ _MIN_PROBE_COSINE = {"fp32": 0.999, "int8": 0.9}
 
 log = logging.getLogger(__name__)
 
+# What torch.onnx.export (the TorchScript exporter, torch 2.9) warns about on these models, each
+# expected and harmless here (the probe check after the export catches a broken graph), as
+# (category name, message prefix):
+_EXPORT_WARNINGS: tuple[tuple[str, str], ...] = (
+    ("DeprecationWarning", "You are using the legacy TorchScript-based ONNX export"),
+    ("DeprecationWarning", "The feature will be removed. Please remove usage of this function"),
+    # the attention mask's shape checks, traced for the example batch; the axes stay dynamic
+    ("TracerWarning", "Converting a tensor to a Python boolean might cause the trace to be incorrect"),
+    # gather with negative indices: the exported graph never indexes from the end
+    ("UserWarning", "Exporting aten::index operator of advanced indexing in opset"),
+)
+
+
+@contextlib.contextmanager
+def _expected_warnings_to_log(step: str, expected: tuple[tuple[str, str], ...]):
+    """Warnings raised inside: the ``expected`` ones (category name, message prefix) go to the
+    log at DEBUG, any other is shown as usual once the block ends."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        text = str(w.message)
+        if any(w.category.__name__ == cat and text.startswith(msg) for cat, msg in expected):
+            log.debug("%s: %s: %s", step, w.category.__name__, text)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
 
 class EmbeddingBackendError(RuntimeError):
     """A backend that cannot run here or a model it cannot export; the message says what to change."""
@@ -324,8 +351,7 @@ def export_model(source: str, backend: str, precision: str, out: Path) -> dict:
                     for n in inputs)
     raw = out / ".raw.onnx"
     axes = {n: {0: "batch", 1: "sequence"} for n in inputs} | {"sentence_embedding": {0: "batch"}}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
+    with _expected_warnings_to_log("onnx export", _EXPORT_WARNINGS), torch.no_grad():
         torch.onnx.export(module, example, str(raw), input_names=inputs, output_names=["sentence_embedding"],
                           dynamic_axes=axes, opset_version=17, do_constant_folding=True, dynamo=False)
     cfg = hf.config
@@ -359,15 +385,13 @@ def _onnx_finish(raw: Path, dest: Path, cfg, precision: str) -> None:
 
     fused = raw
     if getattr(cfg, "model_type", "") in {"bert", "roberta", "xlm-roberta", "mpnet", "distilbert", "electra"}:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quiet = logging.getLogger("onnxruntime")
-            old, quiet.level = quiet.level, logging.ERROR
-            try:
-                opt = optimize_model(str(raw), model_type="bert", num_heads=int(cfg.num_attention_heads),
-                                     hidden_size=int(cfg.hidden_size), opt_level=1)
-            finally:
-                quiet.setLevel(old)
+        quiet = logging.getLogger("onnxruntime")  # the optimizer logs every fusion it tries
+        old, quiet.level = quiet.level, logging.ERROR
+        try:
+            opt = optimize_model(str(raw), model_type="bert", num_heads=int(cfg.num_attention_heads),
+                                 hidden_size=int(cfg.hidden_size), opt_level=1)
+        finally:
+            quiet.setLevel(old)
         fused = raw.with_name(".fused.onnx")
         opt.save_model_to_file(str(fused))
     if precision == "int8":

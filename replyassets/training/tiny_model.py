@@ -143,6 +143,58 @@ def _lr_factor(step: int, steps: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def _adamw(model, learning_rate: float, weight_decay: float):
+    """AdamW with weight decay on the matrices only (not on norms and biases)."""
+    import torch
+
+    decay = [p for n, p in sorted(model.named_parameters()) if p.dim() >= 2]
+    no_decay = [p for n, p in sorted(model.named_parameters()) if p.dim() < 2]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=learning_rate,
+        betas=(0.9, 0.95),
+    )
+
+
+def _train_steps(model, optimizer, data, block: int, batch_size: int, steps: int, learning_rate: float, gen) -> float:
+    """``steps`` optimizer steps on random windows of ``data`` (offsets drawn from ``gen``),
+    warmup then cosine decay, gradients clipped at 1; returns the first step's loss."""
+    import torch
+
+    first_loss = float("nan")
+    model.train()
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate * _lr_factor(step, steps)
+        offsets = torch.randint(0, len(data) - block + 1, (batch_size,), generator=gen)
+        batch = torch.stack([data[o : o + block] for o in offsets.tolist()])
+        loss = model(input_ids=batch, labels=batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if step == 0:
+            first_loss = float(loss.detach())
+    return first_loss
+
+
+def _stream_loss(model, data, block: int) -> float:
+    """Mean next-token loss over the whole token stream ``data``, in windows of ``block``, in eval mode."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for o in range(0, len(data) - 1, block):
+            window = data[o : o + block + 1]
+            if len(window) < 2:
+                continue
+            logits = model(input_ids=window[None, :-1]).logits[0]
+            total += float(torch.nn.functional.cross_entropy(logits, window[1:], reduction="sum"))
+            count += len(window) - 1
+    return total / count
+
+
 def pretrain_tiny_model(
     model,
     tokenizer,
@@ -178,42 +230,14 @@ def pretrain_tiny_model(
         raise ValueError("pretrain_tiny_model needs texts with at least a few tokens")
     block = min(block_size, len(stream) - 1)
     data = torch.tensor(stream, dtype=torch.long)
-    gen = torch.Generator().manual_seed(seed)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     start = time.perf_counter()
-    first_loss = float("nan")
     try:
-        decay = [p for n, p in sorted(model.named_parameters()) if p.dim() >= 2]
-        no_decay = [p for n, p in sorted(model.named_parameters()) if p.dim() < 2]
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=learning_rate,
-            betas=(0.9, 0.95),
-        )
-        model.train()
-        for step in range(steps):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate * _lr_factor(step, steps)
-            offsets = torch.randint(0, len(stream) - block + 1, (batch_size,), generator=gen)
-            batch = torch.stack([data[o : o + block] for o in offsets.tolist()])
-            loss = model(input_ids=batch, labels=batch).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            if step == 0:
-                first_loss = float(loss.detach())
-        model.eval()
-        total, count = 0.0, 0
-        with torch.no_grad():
-            for o in range(0, len(stream) - 1, block):
-                window = data[o : o + block + 1]
-                if len(window) < 2:
-                    continue
-                logits = model(input_ids=window[None, :-1]).logits[0]
-                total += float(torch.nn.functional.cross_entropy(logits, window[1:], reduction="sum"))
-                count += len(window) - 1
+        optimizer = _adamw(model, learning_rate, weight_decay)
+        gen = torch.Generator().manual_seed(seed)
+        first_loss = _train_steps(model, optimizer, data, block, batch_size, steps, learning_rate, gen)
+        final_loss = _stream_loss(model, data, block)
     finally:
         torch.set_num_threads(previous_threads)
     return {
@@ -231,7 +255,7 @@ def pretrain_tiny_model(
         "corpus_tokens": len(stream),
         "tokens_seen": steps * batch_size * block,
         "first_loss": round(first_loss, 6),
-        "final_loss": round(total / count, 6),
+        "final_loss": round(final_loss, 6),
         "seconds": time.perf_counter() - start,
     }
 
@@ -285,8 +309,7 @@ def build_tiny_model(
     seconds; not part of the hash). Deterministic: same texts, seed, sizes and pretraining ->
     same bytes (build_time.json aside). Returns ``out_dir``.
     """
-    import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3Config
 
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -305,17 +328,7 @@ def build_tiny_model(
         dtype="float32",
         **sizes,
     )
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = Qwen3ForCausalLM(config)
-    with torch.no_grad():  # explicit, seeded init: independent of global RNG use elsewhere
-        for name, p in sorted(model.named_parameters()):
-            if p.dim() >= 2:
-                p.copy_(torch.randn(p.shape, generator=gen) * config.initializer_range)
-            elif "norm" in name:
-                p.fill_(1.0)
-            else:
-                p.zero_()
+    model = _seeded_model(config, seed)
     pretraining = None
     if pretrain_steps:
         pretrain_texts = texts if pretrain_texts is None else list(pretrain_texts)
@@ -325,24 +338,48 @@ def build_tiny_model(
     model.eval()
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = config.eos_token_id
+    info = {
+        "kind": "replyassets-tiny-qwen3",
+        "seed": seed,
+        "vocab_size": len(tokenizer),
+        "config": sizes,
+        "texts": len(texts),
+        "texts_sha256": hashlib.sha256("\n".join(t for t in texts if isinstance(t, str)).encode()).hexdigest(),
+    }
+    _write_model_dir(out_dir, model, tokenizer, info, pretraining, started)
+    return out_dir
 
+
+def _seeded_model(config, seed: int):
+    """A Qwen3 causal LM of ``config`` with explicit, seeded weights (normal matrices, unit
+    norms, zero biases): independent of global RNG use elsewhere."""
+    import torch
+    from transformers import Qwen3ForCausalLM
+
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(config)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if p.dim() >= 2:
+                p.copy_(torch.randn(p.shape, generator=gen) * config.initializer_range)
+            elif "norm" in name:
+                p.fill_(1.0)
+            else:
+                p.zero_()
+    return model
+
+
+def _write_model_dir(out_dir: Path, model, tokenizer, info: dict, pretraining: dict | None, started: float) -> None:
+    """Write the model, the tokenizer, ``tiny_model.json`` (``info`` plus every file's hash and
+    the pretraining figures) and ``build_time.json`` into ``out_dir``, atomically."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=out_dir.parent))
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(tmp.iterdir()) if p.is_file()}
-        corpus_hash = hashlib.sha256("\n".join(t for t in texts if isinstance(t, str)).encode()).hexdigest()
-        info = {
-            "kind": "replyassets-tiny-qwen3",
-            "seed": seed,
-            "vocab_size": len(tokenizer),
-            "config": sizes,
-            "texts": len(texts),
-            "texts_sha256": corpus_hash,
-            "files": files,
-            "sha256": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest(),
-        }
+        info = {**info, "files": files, "sha256": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()}
         timing = {"total_seconds": round(time.perf_counter() - started, 3)}
         if pretraining is not None:
             timing["pretrain_seconds"] = round(pretraining.pop("seconds"), 3)
@@ -355,7 +392,6 @@ def build_tiny_model(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
 
 
 def tiny_model_hash(model_dir: str | Path) -> str:

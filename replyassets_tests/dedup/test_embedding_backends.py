@@ -10,12 +10,14 @@ normalized, as collection reads them.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -383,3 +385,17 @@ def test_backend_settings_are_validated_and_reach_the_resource(tmp_path, monkeyp
     assert (res.backend, res.precision) == ("onnx", "int8")
     built = res.build()
     assert built.model_id.endswith("+onnx-int8") and built.export_dir == settings_mod.get_settings().models_dir / "embeddings"
+
+
+def test_export_warnings_known_ones_go_to_the_log_others_still_show(caplog):
+    expected = (("UserWarning", "Exporting aten::index operator"),)
+    with caplog.at_level(logging.DEBUG, logger=eb.__name__), warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with eb._expected_warnings_to_log("onnx export", expected):
+            warnings.warn("Exporting aten::index operator of advanced indexing in opset 17 ...", UserWarning)
+            warnings.warn("Exporting something else", UserWarning)
+            warnings.warn("an unexpected change", FutureWarning)
+    assert [(w.category, str(w.message)) for w in shown] == [
+        (UserWarning, "Exporting something else"), (FutureWarning, "an unexpected change")]
+    assert "onnx export: UserWarning: Exporting aten::index operator" in caplog.text
+    assert "unexpected" not in caplog.text and "something else" not in caplog.text

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from replyassets.defs.common import frame_hash
+from replyassets.core.frame_hash import frame_hash
 
 
 @pytest.fixture

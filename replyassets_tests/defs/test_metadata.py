@@ -17,14 +17,13 @@ import pandera.pandas as pa
 import pytest
 from pandera.typing import Series
 
-from replyassets.defs.common import (
-    column_schema,
-    histogram_bins,
+from replyassets.core.markdown import histogram_bins
+from replyassets.core.numbers import round_sig, rounded
+from replyassets.defs.column_schema import column_schema
+from replyassets.defs.metadata import (
     histogram_md,
     mapping_table,
     records_table,
-    round_sig,
-    rounded,
     table_md,
     tidy_metadata,
 )

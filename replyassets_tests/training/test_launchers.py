@@ -22,7 +22,7 @@ from replyassets.defs.launchers import (
     training_launcher_for,
     worker_command,
 )
-from replyassets.training.train import dir_sha256
+from replyassets.training.checkpoints import dir_sha256
 from replyassets_tests.training.conftest import base_config
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from replyassets.training.config import TrainConfig
 from replyassets.training.merge import MergeError, main, merge_adapter, push_to_hub
-from replyassets.training.train import run_training
+from replyassets.training.stages import run_training
 from replyassets_tests.training.conftest import base_config
 
 

@@ -18,23 +18,24 @@ from pathlib import Path
 
 import pytest
 
+from replyassets.training.checkpoints import complete_checkpoints, dir_sha256
 from replyassets.training.config import ConfigError, TrainConfig
 from replyassets.training.data import DataError, prompt_ids
+from replyassets.training.pipes_report import pipes_metadata
 from replyassets.training.preference_data import (
     read_kto_file,
     read_preference_file,
     tokenize_kto_rows,
     tokenize_preference_rows,
 )
-from replyassets.training.train import (
-    _pretokenized_trainers,
-    complete_checkpoints,
-    dir_sha256,
-    main,
-    pipes_metadata,
-    run_training,
+from replyassets.training.stages import _pretokenized_trainers, run_training
+from replyassets.training.train import main
+from replyassets_tests.training.conftest import (
+    make_kto_row,
+    make_pair,
+    preference_config,
+    write_jsonl,
 )
-from replyassets_tests.training.conftest import make_kto_row, make_pair, preference_config, write_jsonl
 
 PROJECT = Path(__file__).resolve().parents[2]
 PROMPT_END = "<|im_start|>assistant\n<think>\n\n</think>\n\n"

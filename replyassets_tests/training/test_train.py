@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from replyassets.training.checkpoints import complete_checkpoints, dir_sha256
 from replyassets.training.config import ConfigError, TrainConfig
-from replyassets.training.train import complete_checkpoints, dir_sha256, main, run_training
+from replyassets.training.stages import run_training
+from replyassets.training.train import main
 from replyassets_tests.training.conftest import base_config, make_row, write_jsonl
 
 PROJECT = Path(__file__).resolve().parents[2]
