@@ -45,7 +45,10 @@ DEFINITIONS_MODULE = "replyassets.definitions"
 ASSET_JOB = "__ASSET_JOB"
 REPOSITORY = "__repository__"
 TAGS = {"replyassets/launched_by": "make-demo"}
-# In-process execution (one process per run, not per step) and quiet console logs.
+# Steps run in this process (the in_process executor), one run after another: the multiprocess
+# executor would start a process per step, each loading the definitions again (tens of seconds
+# on a loaded 2-core machine); training still runs in its own process (the Pipes launcher).
+# Dagster's console logger only at WARNING (into the log file, see quiet_console).
 RUN_CONFIG = {
     "execution": {"config": {"in_process": {}}},
     "loggers": {"console": {"config": {"log_level": "WARNING"}}},
