@@ -337,7 +337,7 @@ def run_outcome(instance, run, label: str) -> RunOutcome:
     for record in instance.all_logs(run.run_id, of_type=kinds):
         event = record.dagster_event
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            failures.append((event.step_key, (record.message or "")[:400]))
+            failures.append((event.step_key, _failure_message(event.step_failure_data) or record.message or ""))
         elif (evaluation := record.asset_check_evaluation) is not None:
             if not evaluation.passed:
                 checks.append(FailedCheck(
@@ -351,6 +351,15 @@ def run_outcome(instance, run, label: str) -> RunOutcome:
                 rows.append((materialization.asset_key.to_user_string(), int(count.value)))
     return RunOutcome(label=label, run_id=run.run_id, success=run.is_success, partition=partition,
                       failed_checks=tuple(checks), rows=tuple(rows), step_failures=tuple(failures))
+
+
+def _failure_message(data) -> str:
+    """The reason a step failed: a ``dg.Failure``'s description, else the error's message (with its class)."""
+    if data is None:
+        return ""
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description[:400]
+    return " ".join(data.error.message.split())[:400] if data.error is not None else ""
 
 
 def outcome_lines(outcome: RunOutcome, took: float, why: str) -> list[str]:

@@ -83,6 +83,8 @@ def test_failed_error_checks_and_empty_partitions_are_printed_and_counted():
     assert not blocked.success and not blocked.gate_refused
     assert lines[0].startswith("  FAILED gated "), lines
     assert "       CHECK FAILED gated schema_ok (blocking, ERROR): column x is missing" in lines, lines
+    assert lines[1] == ("       gated: dagster._core.errors.DagsterAssetCheckFailedError: 1 blocking asset check "
+                        "failed with ERROR severity: gated: schema_ok"), lines
 
     # The promotion gate refusing is the champion's result: "ok", the check still printed.
     lines = demo.outcome_lines(refused, 1.0, "missing")
