@@ -166,7 +166,7 @@ def check_replies_per_author(df: pd.DataFrame, settings: Settings) -> CheckOutco
     top = int(counts.max()) if len(counts) else 0
     return _outcome(
         over.empty,
-        f"max {top} replies per author (cap {ref('curation.max_replies_per_author', settings)})"
+        f"max {top} replies per author (cap {ref('collection.max_replies_per_author', settings)})"
         + ("" if over.empty else f"; {len(over)} authors over"),
         max_per_author=top, cap=cap, authors_over_cap=len(over),
         examples=[{"reply_author": a, "replies": int(n)} for a, n in over.head(MAX_EXAMPLES).items()],

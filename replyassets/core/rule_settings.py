@@ -61,7 +61,7 @@ VALIDATION_RULE_SETTINGS: dict[str, tuple[str, ...]] = {
 OTHER_RULE_SETTINGS: dict[tuple[str, str], tuple[str, ...]] = {
     ("dedup", "semantic_duplicate"): ("dedup.similarity_threshold",),
     ("curation", "not_reviewed"): ("curation.review_policy",),
-    ("curation", "author_cap"): ("curation.max_replies_per_author",),
+    ("curation", "author_cap"): ("collection.max_replies_per_author",),
     ("curation", "over_target"): ("curation.target_pairs", "curation.max_pairs"),
 }
 

@@ -185,3 +185,22 @@ def test_reply_length_limits_are_validations_only():
     assert "too_short" not in reply_reasons(reply, tweet, CollectionSettings())
     assert "too_short" in reply_reasons(reply, tweet, CollectionSettings(), (60, 280))
     assert "too_long" in reply_reasons(reply, tweet, CollectionSettings(), (30, 40))
+
+
+def test_every_setting_a_rule_names_exists():
+    """The rule -> settings tables name real keys (a renamed or moved setting fails here, not in
+    a check message at run time)."""
+    from replyassets.core import rule_settings as rs
+    from replyassets.settings import Settings
+
+    keys = {k for table in (rs.COLLECTION_RULE_SETTINGS, rs.VALIDATION_RULE_SETTINGS, rs.OTHER_RULE_SETTINGS)
+            for ks in table.values() for k in ks}
+    missing = []
+    for key in sorted(keys):
+        node = Settings()
+        for part in key.split("."):
+            if not hasattr(node, part):
+                missing.append(key)
+                break
+            node = getattr(node, part)
+    assert keys and not missing, missing
