@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -51,7 +52,7 @@ from replyassets.core.columns import (
 from replyassets.core.filters import apply_author_cap, reply_reasons, tweet_reasons
 from replyassets.core.normalize import DamagedInput, normalize_item
 from replyassets.core.rule_settings import rule_rows, rule_text
-from replyassets.settings import CollectionSettings, QuerySpec
+from replyassets.settings import CollectionSettings, QuerySpec, ValidationSettings
 from replyassets.sources.base import SourceError, TweetSource
 
 DETAIL_MAX_CHARS = 2000
@@ -143,6 +144,8 @@ def collect_partition(
     """Collect ``query`` from ``source``. Raises ``SourceError`` when the source fails
     (what was fetched before the failure is in the checkpoint); bad *items* never raise."""
     settings = query.collection_settings(settings)
+    min_chars, max_chars = lengths or (ValidationSettings().min_chars, ValidationSettings().max_chars)
+    lengths = (min_chars, max_chars)
     src = getattr(source, "name", type(source).__name__)
     run = _Run(query, src, collected_at or _utcnow())
     cost_before = _cost(source)
@@ -174,7 +177,9 @@ def collect_partition(
         "rejected": len(run.rows),
         "rejected_by_reason": dict(sorted(run.by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
         "rejected_by_stage": {s: int(n) for s, n in rej["stage"].value_counts().sort_index().items()} if len(rej) else {},
-        "rejected_by_rule": rule_rows(run.by_rule, settings, query),
+        # the collection rules' settings, and validation's length limits that collection applies
+        "rejected_by_rule": rule_rows(run.by_rule, SimpleNamespace(
+            collection=settings, validation=SimpleNamespace(min_chars=min_chars, max_chars=max_chars)), query),
         "searched": searched,
         "fetched_tweets": replies.fetched,
         "resumed_tweets": replies.resumed,
