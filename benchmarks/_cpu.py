@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from replyassets.core.cpu import cpu_info, cpu_summary  # noqa: E402
+from replyassets.core.cpu import cpu_info, cpu_summary
 
 
 def cpu_figures() -> dict:

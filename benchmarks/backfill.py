@@ -44,12 +44,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import yaml  # noqa: E402
+import yaml
+from _cpu import cpu_figures, print_cpu
 
-from _cpu import cpu_figures, print_cpu  # noqa: E402
-
-from replyassets_tests.fakes import FakeApifyServer  # noqa: E402
-from replyassets_tests.scale import harness as h  # noqa: E402
+from replyassets_tests.fakes import FakeApifyServer
+from replyassets_tests.scale import harness as h
 
 SHIPPED = ROOT / "dagster.yaml"
 

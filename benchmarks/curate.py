@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _cpu import cpu_figures, print_cpu  # noqa: E402
+from _cpu import cpu_figures, print_cpu
 
 from replyassets.core.curate import curate, export_training_files
 from replyassets.core.quality_checks import (

@@ -53,6 +53,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _cpu import cpu_figures, embedding_auto_figures, print_cpu
+
 from replyassets.core.dedup import (
     dedupe,
     exact_similarity,
@@ -62,7 +64,6 @@ from replyassets.core.dedup import (
     normalize_rows,
     seed_greedy_dedup,
 )
-from _cpu import cpu_figures, embedding_auto_figures, print_cpu  # noqa: E402
 
 THRESHOLD = 0.9
 

@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _cpu import cpu_figures, print_cpu  # noqa: E402
-from validate import synth_pairs  # noqa: E402
+from _cpu import cpu_figures, print_cpu
+from validate import synth_pairs
 
 
 def peak_rss_mb() -> float:

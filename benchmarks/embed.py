@@ -51,7 +51,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from _cpu import cpu_figures, embedding_auto_figures, print_cpu  # noqa: E402
+from _cpu import cpu_figures, embedding_auto_figures, print_cpu
 
 from replyassets.core.dedup import dedupe
 from replyassets.core.normalize import normalize_item

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _cpu import cpu_figures, print_cpu  # noqa: E402
+from _cpu import cpu_figures, print_cpu
 
 from replyassets.core.filters import reply_reasons, tweet_reasons
 from replyassets.core.normalize import normalize_item

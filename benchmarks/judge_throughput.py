@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _cpu import cpu_figures, print_cpu  # noqa: E402
+from _cpu import cpu_figures, print_cpu
 
-from replyassets.core.judging import DuckDBVerdictCache, judge_pairs  # noqa: E402
-from replyassets.judges.anthropic_judge import AnthropicJudge  # noqa: E402
-from replyassets_tests.fakes.anthropic_server import FakeAnthropicServer  # noqa: E402
+from replyassets.core.judging import DuckDBVerdictCache, judge_pairs
+from replyassets.judges.anthropic_judge import AnthropicJudge
+from replyassets_tests.fakes.anthropic_server import FakeAnthropicServer
 
 LATENCY_S = 0.05
 CALLS_PER_ITEM = 4

@@ -30,11 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from _cpu import cpu_figures, print_cpu  # noqa: E402
+from _cpu import cpu_figures, print_cpu
 
-from replyassets.training.config import TrainConfig  # noqa: E402
-from replyassets.training.tiny_model import build_tiny_model  # noqa: E402
-from replyassets.training.train import run_training  # noqa: E402
+from replyassets.training.config import TrainConfig
+from replyassets.training.tiny_model import build_tiny_model
+from replyassets.training.train import run_training
 
 WORDS = (
     "agents startups scaling open source gpus data quality evaluation fine tuning latency cost "

@@ -36,7 +36,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _cpu import cpu_figures, print_cpu  # noqa: E402
+from _cpu import cpu_figures, print_cpu
 
 from replyassets.core import clean as C
 from replyassets.core import urls as U
