@@ -87,3 +87,32 @@ def test_benchmark_small_mode(script: Path, tmp_path):
             f"no embedding precision picked by auto: {auto!r}{tail}"
     assert figures.get("small") is True, f"the JSON line does not say it ran the small mode{tail}"
     assert _worktree_changes() == before, "the benchmark wrote into the checkout"
+
+
+SAPPHIRE_RAPIDS = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse2 avx avx2 avx512f avx512_vnni avx512_bf16 avx_vnni amx_bf16 amx_tile amx_int8
+
+processor\t: 1
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse2
+"""
+
+
+def test_cpu_info_reads_the_model_and_the_flags(tmp_path):
+    from replyassets.core.cpu import cpu_info
+
+    f = tmp_path / "cpuinfo"
+    f.write_text(SAPPHIRE_RAPIDS)
+    info = cpu_info(f)
+    assert info["model"] == "Intel(R) Xeon(R) Platinum 8480+"
+    assert all(info["flags"].values()), info["flags"]  # the first processor's flags, every one present
+    assert info["avx512"] and info["amx"] and info["vnni"]
+    f.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx avx2 fma\n")
+    info = cpu_info(f)
+    assert info["model"] == "AMD EPYC" and info["flags"]["avx2"] is True
+    assert not any(v for k, v in info["flags"].items() if k != "avx2")
+    assert (info["avx512"], info["amx"], info["vnni"]) == (False, False, False)
+    missing = cpu_info(tmp_path / "absent")  # not Linux: flags unknown, not "absent"
+    assert missing["model"] and set(missing["flags"].values()) == {None} and missing["amx"] is None
