@@ -123,9 +123,9 @@ def main() -> int:
     args.repeat = args.repeat if args.repeat is not None else (1 if args.small else 2)
 
     settings = get_settings()
-    cpu = cpu_figures()
+    machine = cpu_figures()  # (``cpu`` below is replies per CPU-second)
     auto = embedding_auto_figures(settings.dedup.embedding_backend)
-    print_cpu(cpu, auto)
+    print_cpu(machine, auto)
     export_dir = Path(args.export_dir) if args.export_dir else settings.data_dir / "models" / "embeddings"
     default = (settings.dedup.embedding_backend,
                resolve_precision(settings.dedup.embedding_backend, settings.dedup.embedding_precision))
@@ -198,7 +198,7 @@ def main() -> int:
             figures.update({"default_model_id": emb.model_id, **{f"default_{k}": v for k, v in fig.items()}})
             figures["default_meets_throughput_target"] = bool(rps >= 1000 and rps / torch_rps >= 3)
     figures["load_average_end"] = round(os.getloadavg()[0], 2)
-    figures.update({"benchmark": "embed", "small": args.small, "cpu": cpu, "embedding_auto": auto})
+    figures.update({"benchmark": "embed", "small": args.small, "cpu": machine, "embedding_auto": auto})
     d = {k[len("default_"):]: v for k, v in figures.items() if k.startswith("default_")}
     print(f"default {default[0]}/{default[1]}: {d['replies_per_s']:.0f} replies/s, {d['speedup']:.2f}x PyTorch "
           f"({d['speedup_cpu']:.2f}x per CPU-second); min cosine {d['cos_min']:.5f}; keep set differs by "
