@@ -1,8 +1,12 @@
 """Curation speed: curate() on a large candidate pool, and the semantic-duplicate check
 against the prototype's pairwise Python loop (the baseline, docs/design.md "Baselines"), both measured in this run.
 
-    .venv/bin/python benchmarks/curate.py [--pool 50000] [--set 1200]
+    .venv/bin/python benchmarks/curate.py [--pool 50000] [--set 1200] [--small]
 
+``--small``: a 2,000-row pool and a 200-row set (the test suite's mode,
+replyassets_tests/test_benchmarks.py). Every mode asserts the set's size and that the
+semantic-duplicate check counts the same pairs over 0.9 as the prototype's loop, on the
+set's random embeddings (none) and on a copy with planted near-duplicates.
 Ends with one JSON line of figures.
 """
 
@@ -17,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _cpu import cpu_figures, print_cpu
 
 from replyassets.core.curate import curate, export_training_files
 from replyassets.core.quality_checks import (
@@ -41,15 +47,21 @@ def seed_loop_max_similarity(emb: np.ndarray, threshold: float) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--pool", type=int, default=50_000)
-    ap.add_argument("--set", type=int, default=1200)
+    ap.add_argument("--pool", type=int, default=None, help="candidate pool rows (default 50000; --small: 2000)")
+    ap.add_argument("--set", type=int, default=None, help="curated set size (default 1200; --small: 200)")
+    ap.add_argument("--small", action="store_true", help="a small pool and set: the test suite's mode")
     args = ap.parse_args()
+    args.pool = args.pool if args.pool is not None else (2000 if args.small else 50_000)
+    args.set = args.set if args.set is not None else (200 if args.small else 1200)
+    cpu = cpu_figures()
+    print_cpu(cpu)
 
     pool = make_deduped(args.pool // 5, 5)
     settings = CurationSettings(target_pairs=args.set, max_pairs=args.set)
     t = time.perf_counter()
     curated = curate(pool, None, settings)
     curate_s = time.perf_counter() - t
+    assert 0 < len(curated) <= args.set, f"curate() returned {len(curated)} rows for a set of {args.set}"
 
     import tempfile
     with tempfile.TemporaryDirectory() as d:
@@ -70,6 +82,16 @@ def main() -> None:
     t = time.perf_counter()
     base_over = seed_loop_max_similarity(emb[:n_base], 0.9)
     base_s = (time.perf_counter() - t) * (len(curated) * (len(curated) - 1)) / (n_base * (n_base - 1))
+    # same answer as the loop: none on random vectors, and the same count with planted near-duplicates
+    slice_check = check_no_semantic_duplicates(curated.iloc[:n_base], full, embeddings=emb[:n_base])
+    assert slice_check.metadata["pairs_over"] == base_over == 0, "pairs over 0.9 among random vectors"
+    planted = emb[:n_base].copy()
+    planted[1::7] = planted[0:-1:7][: len(planted[1::7])] + rng.normal(scale=0.02, size=(len(planted[1::7]), 384))
+    planted_check = check_no_semantic_duplicates(curated.iloc[:n_base], full, embeddings=planted)
+    planted_loop = seed_loop_max_similarity(planted, 0.9)
+    assert planted_loop > 0 and planted_check.metadata["pairs_over"] == planted_loop, \
+        f"semantic check found {planted_check.metadata['pairs_over']} pairs over 0.9, the loop {planted_loop}"
+    assert not planted_check.passed, "the semantic check passed a set with near-duplicates"
 
     print(f"curate(): {args.pool} candidates -> {len(curated)} pairs in {curate_s:.2f} s")
     print(f"export_training_files(): {export_s:.3f} s")
@@ -78,10 +100,11 @@ def main() -> None:
           f"(pairs over 0.9: ours {ours.metadata['pairs_over']}, baseline slice {base_over})")
     print(f"all {len(CURATED_CHECKS)} curated checks: {all_checks_s:.3f} s")
     print(json.dumps({
-        "pool_rows": args.pool, "curated_rows": len(curated), "curate_s": round(curate_s, 3),
+        "benchmark": "curate", "pool_rows": args.pool, "curated_rows": len(curated), "curate_s": round(curate_s, 3),
         "export_s": round(export_s, 3), "semantic_check_s": round(ours_s, 4),
         "seed_loop_baseline_s": round(base_s, 2), "speedup": round(base_s / ours_s, 1),
-        "all_checks_s": round(all_checks_s, 3),
+        "all_checks_s": round(all_checks_s, 3), "small": args.small, "planted_pairs_over": planted_loop,
+        "cpu": cpu,
     }))
 
 

@@ -17,13 +17,24 @@ time is excluded everywhere.
   texts made from the bundled sample's tweets and replies (originals, then recombined
   halves of two random replies), embedding time excluded: exact path with and without the
   screen, and the per-row reference loop; same keep set asserted.
-- 100,000 and 1,000,000 rows: ours alone: ``dedupe`` on a DataFrame (walk order, exact
-  keys, then the LSH path, which ``auto`` picks above 50,000 rows) is timed; ``greedy_lsh``
-  is run again with the same seed to expose its verified pairs; recall = found / true duplicate pairs,
-  where the true pairs are every planted pair whose exact similarity is >= the threshold
-  (unrelated random rows have cosine ~N(0, 0.05), never near 0.9).
+- 100,000 and 1,000,000 rows: ours alone. ``dedupe`` on a DataFrame (walk order, exact
+  keys, then the semantic step with ``method="auto"``) is timed, and the path ``auto`` chose
+  is reported with its cost estimates (``estimate_costs``: above ``ann_threshold_rows`` it
+  runs whichever path it predicts faster; on these random vectors exact at 100,000 rows, LSH
+  at 1,000,000). The LSH path is then timed explicitly (``dedupe(..., method="lsh")``, unless
+  ``auto`` already ran it) and ``greedy_lsh`` is run again with the same seed to expose its
+  verified pairs (same keep set asserted); recall = found / true duplicate pairs, where the
+  true pairs are every planted pair whose exact similarity is >= the threshold (unrelated
+  random rows have cosine ~N(0, 0.05), never near 0.9). Whatever path ``auto`` chose, its keep
+  set is checked: no two kept rows form a true or a verified pair, and every dropped row
+  points at a kept row at or above the threshold. When ``auto`` chose exact, the rows the LSH
+  path decided differently are counted.
+- ``--small``: seconds, not minutes (the test suite runs it, replyassets_tests/test_benchmarks.py):
+  1,000 rows (the per-pair loop too), 12,000 rows for the large-size section with
+  ``--ann-threshold-rows 6000`` so ``auto`` still estimates both paths; same assertions.
 
-Usage: python benchmarks/dedup.py [--sizes 2000,10000,20000] [--big 100000,1000000] [--minilm 20000]
+Usage: python benchmarks/dedup.py [--small] [--sizes 2000,10000,20000] [--big 100000,1000000]
+       [--minilm 20000] [--ann-threshold-rows 50000]
 Ends with one JSON line of figures.
 """
 
@@ -42,11 +53,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _cpu import cpu_figures, embedding_auto_figures, print_cpu
+
 from replyassets.core.dedup import (
     dedupe,
     exact_similarity,
     greedy_exact,
     greedy_lsh,
+    method_choice_text,
     normalize_rows,
     seed_greedy_dedup,
 )
@@ -167,20 +181,53 @@ def minilm(n: int, figures: dict) -> None:
                     f"minilm_screen_dims_{n}": ex.info["prefilter_dims"], f"minilm_kept_{n}": int(mask.sum())})
 
 
+def check_keep_set(out: pd.DataFrame, x: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """Whatever path ran: no two kept rows form one of ``pairs`` (pairs known to be at or
+    above the threshold), and every dropped row points at an earlier, kept row at or above it."""
+    kept = out["kept"].to_numpy()
+    for a, b in pairs:
+        assert not (kept[a] & kept[b]).any(), "two kept rows are duplicates of each other"
+    dropped = np.flatnonzero(~kept)
+    owner = out["duplicate_of"].to_numpy(dtype=object)[dropped]
+    assert all(isinstance(o, str) for o in owner), "a dropped row has no duplicate_of"
+    owner = np.array([int(o[1:]) for o in owner], dtype=np.int64)  # reply ids are r<row>
+    assert kept[owner].all(), "a dropped row points at a row that was not kept"
+    assert (owner < dropped).all(), "a dropped row points at a later row in walk order"
+    for c in range(0, dropped.size, 65536):
+        d, o = dropped[c:c + 65536], owner[c:c + 65536]
+        sims = np.einsum("ij,ij->i", x[d].astype(np.float64), x[o].astype(np.float64))
+        assert (sims >= THRESHOLD - 1e-6).all(), "a dropped row is under the threshold to its survivor"
+        reported = out["similarity"].to_numpy(dtype=np.float64, na_value=np.nan)[d]
+        assert np.allclose(reported, sims, atol=1e-4), "reported similarity differs from the vectors'"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="2000,10000,20000")
-    ap.add_argument("--big", default="100000,1000000")
+    ap.add_argument("--small", action="store_true",
+                    help="seconds, not minutes: 1,000 rows, 12,000 in the large section (the test suite's mode)")
+    ap.add_argument("--sizes", default=None, help="default 2000,10000,20000 (--small: 1000)")
+    ap.add_argument("--big", default=None, help="default 100000,1000000 (--small: 12000)")
     ap.add_argument("--minilm", type=int, default=0,
                     help="also dedup N real all-MiniLM-L6-v2 embeddings of sample texts (0: skip)")
-    ap.add_argument("--literal-max", type=int, default=20000,
-                    help="run the prototype's per-pair loop as written up to this many rows")
+    ap.add_argument("--literal-max", type=int, default=None,
+                    help="run the prototype's per-pair loop as written up to this many rows (default 20000; "
+                         "--small: 1000)")
+    ap.add_argument("--ann-threshold-rows", type=int, default=None,
+                    help="dedupe's ann_threshold_rows in the large section: up to it auto runs exact without "
+                         "estimating (default 50000, dedupe's; --small: 6000)")
     args = ap.parse_args()
-    figures: dict[str, float | int | bool | str] = {"threshold": THRESHOLD, "dim": 384,
-                                                    "cpu_count": os.cpu_count() or 0}
+    sizes = args.sizes if args.sizes is not None else ("1000" if args.small else "2000,10000,20000")
+    big = args.big if args.big is not None else ("12000" if args.small else "100000,1000000")
+    literal_max = args.literal_max if args.literal_max is not None else (1000 if args.small else 20000)
+    ann_rows = args.ann_threshold_rows if args.ann_threshold_rows is not None else (6_000 if args.small else 50_000)
+    cpu = cpu_figures()
+    auto = embedding_auto_figures()
+    print_cpu(cpu, auto)
+    figures: dict = {"benchmark": "dedup", "small": args.small, "threshold": THRESHOLD, "dim": 384,
+                     "cpu_count": os.cpu_count() or 0, "ann_threshold_rows": ann_rows}
     print(f"{'rows':>9} {'seed loop s':>12} {'exact s':>9} {'x':>7} {'lsh s':>8} {'x':>7} {'kept':>7} "
           f"lsh-same  full-product s  k  screened")
-    for n in [int(s) for s in args.sizes.split(",") if s]:
+    for n in [int(s) for s in sizes.split(",") if s]:
         x, groups = planted(n, seed=n)
         with _one_blas_thread():  # the per-row loop is faster on one thread (measured)
             ref, t_seed = timed(seed_greedy_dedup, x, np.arange(n), THRESHOLD)
@@ -193,7 +240,7 @@ def main() -> int:
         assert np.array_equal(fp.kept, ref_mask), f"full-product keep set differs at {n}"
         same_lsh = bool(np.array_equal(ls.kept, ref_mask))
         figures[f"lsh_rows_decided_differently_{n}"] = int((ls.kept != ref_mask).sum())
-        if n <= args.literal_max:  # the prototype's loop as written: one cosine per (row, kept row) pair
+        if n <= literal_max:  # the prototype's loop as written: one cosine per (row, kept row) pair
             lit, t_lit = timed(literal_seed_loop, x, THRESHOLD)
             assert lit == ref.tolist(), "per-pair loop and per-row loop disagree"
             print(f"{n:>9} per-pair seed loop (as written): {t_lit:.2f} s; exact path "
@@ -213,29 +260,65 @@ def main() -> int:
                         f"screen_dims_{n}": ex.info["prefilter_dims"]})
     if args.minilm:
         minilm(args.minilm, figures)
-    print(f"{'rows':>9} {'dedupe s':>8} {'lsh s':>8} {'true pairs':>11} {'recall':>8} {'kept':>9} tables x bits")
-    for n in [int(s) for s in args.big.split(",") if s]:
+    print(f"{'rows':>9} {'auto':>5} {'est exact s':>11} {'est lsh s':>10} {'dedupe s':>9} {'lsh dedupe s':>12} "
+          f"{'lsh pairs s':>11} {'true pairs':>11} {'recall':>8} {'kept':>9} {'lsh differs':>11} tables x bits")
+    for n in [int(s) for s in big.split(",") if s]:
         x, groups = planted(n, seed=n)
-        # the whole DataFrame API (walk order, exact keys, semantic step) on distinct texts
+        # the whole DataFrame API (walk order, exact keys, semantic step) on distinct texts; the
+        # likes make the walk order the row order, so row i of the result is row i of x
         df = pd.DataFrame({"reply_id": [f"r{i}" for i in range(n)],
                            "reply_clean": [f"reply number {i}" for i in range(n)],
                            "reply_likes": np.arange(n, 0, -1), "reply_retweets": 0,
                            "reply_author_followers": 0, "valid": True})
-        out, t = timed(dedupe, df, x, THRESHOLD)  # auto: lsh above 50,000 rows
+        out, t = timed(dedupe, df, x, THRESHOLD, ann_threshold_rows=ann_rows)  # method="auto"
+        how = out.attrs["semantic_dedup"]
+        chosen = how["method"]
+        est = {k[len("auto_"):]: v for k, v in how.items() if k.startswith("auto_")}
+        assert chosen in ("exact", "lsh"), f"auto ran {chosen!r}"
+        assert bool(est) == (n > ann_rows), "auto estimates the paths' costs exactly above ann_threshold_rows"
+        if est:  # auto runs the path it predicts to be faster (exact on ties)
+            assert chosen == ("lsh" if est["lsh_est_s"] < est["exact_est_s"] else "exact"), (chosen, est)
+        if chosen == "lsh":
+            out_lsh, t_lsh = out, t
+        else:  # the LSH path, explicitly
+            out_lsh, t_lsh = timed(dedupe, df, x, THRESHOLD, method="lsh")
+        assert out_lsh.attrs["semantic_dedup"]["method"] == "lsh"
         res, t_sem = timed(greedy_lsh, x, THRESHOLD)  # same seed: the same pairs, exposed
-        assert np.array_equal(out["kept"].to_numpy(), res.kept)
+        lsh_kept = out_lsh["kept"].to_numpy()
+        assert np.array_equal(lsh_kept, res.kept), "dedupe(method='lsh') and greedy_lsh disagree"
         truth = true_pairs(x, groups)
         ei, ej = res.pairs
         found = set(zip(ei.tolist(), ej.tolist()))
+        assert all(exact_similarity(x[a], x[b]) >= THRESHOLD - 1e-6
+                   for a, b in list(found)[:: max(1, len(found) // 2000)]), "LSH verified a pair under the threshold"
         recall = len(truth & found) / max(1, len(truth))
-        print(f"{n:>9} {t:>8.1f} {t_sem:>8.1f} {len(truth):>11} {recall:>8.4f} {int(res.kept.sum()):>9} "
-              f"{res.info['lsh_tables']} x {res.info['lsh_bits']}")
-        figures.update({f"seconds_{n}": round(t, 2), f"semantic_seconds_{n}": round(t_sem, 2),
-                        f"recall_{n}": round(recall, 5),
-                        f"true_pairs_{n}": len(truth), f"kept_{n}": int(res.kept.sum()),
+        tt = np.array(sorted(truth), dtype=np.int64).reshape(-1, 2)
+        # exact keeps no two rows of a true pair; LSH can miss a true pair, never invent one
+        check_keep_set(out, x, [(ei, ej)] + ([(tt[:, 0], tt[:, 1])] if chosen == "exact" else []))
+        if chosen != "lsh":
+            check_keep_set(out_lsh, x, [(ei, ej)])
+        kept = out["kept"].to_numpy()
+        differs = int((kept != lsh_kept).sum())
+        est_e, est_l = est.get("exact_est_s"), est.get("lsh_est_s")
+        print(f"{n:>9} {chosen:>5} {est_e if est_e is not None else '-':>11} {est_l if est_l is not None else '-':>10} "
+              f"{t:>9.1f} {t_lsh:>12.1f} {t_sem:>11.1f} {len(truth):>11} {recall:>8.4f} {int(kept.sum()):>9} "
+              f"{differs:>11} {res.info['lsh_tables']} x {res.info['lsh_bits']}")
+        if est:
+            ran = {"exact": None, "lsh": t_lsh} if chosen == "lsh" else {"exact": t, "lsh": t_lsh}
+            print(f"{'':>9} auto chose {chosen}: {method_choice_text(how)}; measured "
+                  + ", ".join(f"{k} {v:.1f} s" for k, v in ran.items() if v is not None))
+        figures.update({f"auto_method_{n}": chosen, f"seconds_{n}": round(t, 2),
+                        **{f"auto_{k}_{n}": v for k, v in est.items()},
+                        f"lsh_dedupe_seconds_{n}": round(t_lsh, 2), f"semantic_seconds_{n}": round(t_sem, 2),
+                        f"recall_{n}": round(recall, 5), f"true_pairs_{n}": len(truth),
+                        f"kept_{n}": int(kept.sum()), f"lsh_kept_{n}": int(lsh_kept.sum()),
+                        f"lsh_rows_decided_differently_{n}": differs,
                         f"lsh_tables_{n}": res.info["lsh_tables"], f"lsh_bits_{n}": res.info["lsh_bits"],
                         f"lsh_raw_pairs_{n}": res.info["lsh_raw_pairs"]})
-        del x, res, out, df
+        if chosen == "exact":
+            figures[f"exact_dedupe_seconds_{n}"] = round(t, 2)
+        del x, res, out, out_lsh, df
+    figures.update({"cpu": cpu, "embedding_auto": auto})
     print(json.dumps(figures))
     return 0
 

@@ -10,7 +10,13 @@ templated spam does), plus 5 % near-duplicates (an earlier reply with "!!" or a 
 5 replies per tweet.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/e2e.py --replies 1000000 [--chunk 50000]
-        [--backend openvino|torch|onnx]
+        [--backend openvino|torch|onnx] [--small]
+
+``--small``: 600 replies in chunks of 300, a 50-text baseline (the test suite's mode,
+replyassets_tests/test_benchmarks.py). Every mode checks the dedup result: one row per valid
+reply, kept <= valid <= rows in, and every dropped reply points at a kept one. The JSON line
+records the CPU (model, AVX2 / AVX-512 / VNNI / AMX flags) and the precision the embedder's
+``auto`` picked on it.
 
 The baseline next to it is the same pipeline with PyTorch embeddings on the first
 ``--baseline-replies`` valid replies (embedding only: validation and dedup are shared code).
@@ -36,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _cpu import cpu_figures, print_cpu
 from validate import synth_pairs
 
 
@@ -88,11 +95,15 @@ def with_near_duplicates(df: pd.DataFrame, fraction: float = 0.05, seed: int = 0
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--replies", type=int, default=1_000_000)
-    ap.add_argument("--chunk", type=int, default=50_000)
+    ap.add_argument("--replies", type=int, default=None, help="default 1000000 (--small: 600)")
+    ap.add_argument("--chunk", type=int, default=None, help="default 50000 (--small: 300)")
     ap.add_argument("--backend", default=None, help="embedding backend (default: the local profile's)")
-    ap.add_argument("--baseline-replies", type=int, default=5_000)
+    ap.add_argument("--baseline-replies", type=int, default=None, help="default 5000 (--small: 50)")
+    ap.add_argument("--small", action="store_true", help="600 replies: the test suite's mode")
     args = ap.parse_args(argv)
+    args.replies = args.replies if args.replies is not None else (600 if args.small else 1_000_000)
+    args.chunk = args.chunk if args.chunk is not None else (300 if args.small else 50_000)
+    args.baseline_replies = args.baseline_replies if args.baseline_replies is not None else (50 if args.small else 5_000)
 
     from replyassets.core.dedup import dedupe, method_choice_text
     from replyassets.core.validate import validate_pairs
@@ -103,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     s = get_settings("local")
     backend = args.backend or s.dedup.embedding_backend
+    cpu = cpu_figures()
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
@@ -141,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                                                export_dir=Path(export_dir))
         embedder.encode(["warm up: export (once per model, then cached under the data dir) and compile"])
         stages["embedder_build_s"] = time.perf_counter() - t
+        auto = {"backend": backend, "precision_setting": s.dedup.embedding_precision,
+                "precision": embedder.precision}  # what the setting resolved to on this CPU
+        print_cpu(cpu, auto)
         texts = [model_text(x) for x in valid["reply_clean"]]
         distinct = list(dict.fromkeys(texts))
         t = time.perf_counter()
@@ -159,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         result = dedupe(valid, embeddings, threshold=s.dedup.similarity_threshold)
         stages["dedup_s"] = time.perf_counter() - t
         kept = int(result["kept"].sum())
+        assert len(result) == valid_n and 0 < kept <= valid_n <= rows_in, (len(result), kept, valid_n, rows_in)
+        dropped = result.loc[~result["kept"]]
+        kept_ids = set(result.loc[result["kept"], "reply_id"])
+        assert dropped["duplicate_of"].isin(kept_ids).all(), "a dropped reply points at a reply not kept"
         how = result.attrs.get("semantic_dedup", {})
         print(f"  dedup: {how.get('method')} path ({method_choice_text(how) or 'under ann_threshold_rows'}), "
               f"peak {peak_rss_mb():,.0f} MB", flush=True)
@@ -192,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_texts": nb, "baseline_torch_texts_per_s": round(torch_rps), "ours_texts_per_s": round(ours_rps),
         "cpus": os.cpu_count(), "load_avg_1m_start": round(load_start[0], 2), "load_avg_1m_end": round(load_end[0], 2),
         "targets": {"total_s": 1800, "peak_rss_mb": 8192},
+        "benchmark": "e2e", "small": args.small, "cpu": cpu, "embedding_auto": auto,
     }))
     return 0
 

@@ -21,8 +21,14 @@ Measured for PyTorch (sentence-transformers, fp32) and for each optimized varian
 Targets (issue: at least 5x faster embedding at scale): >= 1,000 replies/s and >= 3x PyTorch on 2
 cores; bar for a default: min cosine >= 0.99 and keep-set difference <= 0.5 %.
 
+``--small``: 120 texts, one pass (the test suite's mode, replyassets_tests/test_benchmarks.py).
+Every mode asserts one vector per text and, for fp32/bf16 variants, a min cosine >= 0.99 to
+PyTorch's (int8 is lossy by design: reported, not asserted). The JSON line records the CPU
+(model, AVX2 / AVX-512 / VNNI / AMX flags) and the precision ``auto`` picked on it
+(``embedding_auto``: openvino runs bf16 only where the CPU has it).
+
 Usage: python benchmarks/embed.py [--texts 4000] [--repeat 2] [--variants default|all]
-       [--export-dir DIR]
+       [--export-dir DIR] [--small]
 Ends with one JSON line holding all figures.
 """
 
@@ -44,6 +50,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from _cpu import cpu_figures, embedding_auto_figures, print_cpu
 
 from replyassets.core.dedup import dedupe
 from replyassets.core.normalize import normalize_item
@@ -105,13 +113,19 @@ def kept_ids(frame: pd.DataFrame, vecs: np.ndarray) -> set:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--texts", type=int, default=4000)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--texts", type=int, default=None, help="default 4000 (--small: 120)")
+    ap.add_argument("--repeat", type=int, default=None, help="default 2 (--small: 1)")
+    ap.add_argument("--small", action="store_true", help="120 texts, one pass: the test suite's mode")
     ap.add_argument("--variants", choices=("default", "all"), default="default")
     ap.add_argument("--export-dir", default=None, help="default: <data dir>/models/embeddings")
     args = ap.parse_args()
+    args.texts = args.texts if args.texts is not None else (120 if args.small else 4000)
+    args.repeat = args.repeat if args.repeat is not None else (1 if args.small else 2)
 
     settings = get_settings()
+    machine = cpu_figures()  # (``cpu`` below is replies per CPU-second)
+    auto = embedding_auto_figures(settings.dedup.embedding_backend)
+    print_cpu(machine, auto)
     export_dir = Path(args.export_dir) if args.export_dir else settings.data_dir / "models" / "embeddings"
     default = (settings.dedup.embedding_backend,
                resolve_precision(settings.dedup.embedding_backend, settings.dedup.embedding_precision))
@@ -137,6 +151,7 @@ def main() -> int:
 
     torch_emb = SentenceTransformerEmbedder(backend="torch", batch_size=settings.dedup.batch_size)
     ref, w, c = timed_encode(torch_emb, texts, args.repeat)
+    assert ref.shape[0] == n and np.isfinite(ref).all(), "PyTorch: not one finite vector per text"
     torch_rps, torch_cpu = n / w, n / c
     keep_real = kept_ids(replies, ref[real_rows])
     keep_all = kept_ids(walk, ref)
@@ -158,7 +173,10 @@ def main() -> int:
         export_s = time.perf_counter() - t0
         vecs, w, c = timed_encode(emb, texts, args.repeat)
         rps, cpu = n / w, n / c
+        assert vecs.shape == ref.shape and np.isfinite(vecs).all(), f"{name}: not one finite vector per text"
         cos = np.sum(vecs * ref, axis=1) / (np.linalg.norm(vecs, axis=1) * np.linalg.norm(ref, axis=1))
+        if emb.precision != "int8":
+            assert float(cos.min()) >= 0.99, f"{name}: min cosine to PyTorch {float(cos.min()):.5f} < 0.99"
         k_real = kept_ids(replies, vecs[real_rows])
         k_all = kept_ids(walk, vecs)
         d_real = len(k_real ^ keep_real) / max(1, len(keep_real)) * 100
@@ -180,6 +198,7 @@ def main() -> int:
             figures.update({"default_model_id": emb.model_id, **{f"default_{k}": v for k, v in fig.items()}})
             figures["default_meets_throughput_target"] = bool(rps >= 1000 and rps / torch_rps >= 3)
     figures["load_average_end"] = round(os.getloadavg()[0], 2)
+    figures.update({"benchmark": "embed", "small": args.small, "cpu": machine, "embedding_auto": auto})
     d = {k[len("default_"):]: v for k, v in figures.items() if k.startswith("default_")}
     print(f"default {default[0]}/{default[1]}: {d['replies_per_s']:.0f} replies/s, {d['speedup']:.2f}x PyTorch "
           f"({d['speedup_cpu']:.2f}x per CPU-second); min cosine {d['cos_min']:.5f}; keep set differs by "

@@ -9,7 +9,11 @@ ids until there are N of them. Measured in the same run:
 * ``baseline``: the naive way: a pandas ``json_normalize`` per item to flatten it and
   ``dateutil.parser.parse`` for the dates, then the same filters (on a subset, it is slow).
 
-Usage: python benchmarks/ingest.py [--items 100000] [--baseline-items 3000]
+Checked in every mode: the repeats agree, and N whole copies of the sample keep N times
+what one copy keeps (the fresh ids keep each copy's reply -> tweet links).
+
+Usage: python benchmarks/ingest.py [--items 100000] [--baseline-items 3000] [--small]
+``--small``: two copies of the sample, 300 baseline items, one repeat (the test suite's mode).
 Ends with one JSON line holding all figures.
 """
 
@@ -26,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _cpu import cpu_figures, print_cpu
+
 from replyassets.core.filters import reply_reasons, tweet_reasons
 from replyassets.core.normalize import normalize_item
 from replyassets.settings import CollectionSettings
@@ -34,10 +40,15 @@ from replyassets.sources.replay import read_items
 SAMPLE = ROOT / "data" / "sample"
 
 
-def make_items(n: int) -> list[dict]:
+def sample_items() -> list[dict]:
     base: list[dict] = []
     for path in sorted(SAMPLE.glob("*.json*")):
         base.extend(i for i in read_items(path) if isinstance(i, dict))  # markers (DamagedInput) are not dicts
+    return base
+
+
+def make_items(n: int) -> list[dict]:
+    base = sample_items()
     out: list[dict] = []
     k = 0
     while len(out) < n:
@@ -139,17 +150,32 @@ def run_baseline(items: list[dict], settings: CollectionSettings) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--items", type=int, default=100_000)
-    ap.add_argument("--baseline-items", type=int, default=3_000)
-    ap.add_argument("--repeat", type=int, default=3, help="best of N runs for the fast path")
+    ap.add_argument("--items", type=int, default=None, help="default 100000 (--small: two copies of the sample)")
+    ap.add_argument("--baseline-items", type=int, default=None, help="default 3000 (--small: 300)")
+    ap.add_argument("--repeat", type=int, default=None, help="best of N runs for the fast path (default 3; --small: 1)")
+    ap.add_argument("--small", action="store_true", help="seconds: the test suite's mode")
     args = ap.parse_args(argv)
+    per_copy = len(sample_items())
+    args.items = args.items if args.items is not None else (2 * per_copy if args.small else 100_000)
+    args.baseline_items = args.baseline_items if args.baseline_items is not None else (300 if args.small else 3_000)
+    args.repeat = args.repeat if args.repeat is not None else (1 if args.small else 3)
     settings = CollectionSettings()
+    cpu = cpu_figures()
+    print_cpu(cpu)
 
     t0 = time.perf_counter()
     items = make_items(args.items)
     gen_s = time.perf_counter() - t0
 
-    fast = min((run_fast(items, settings) for _ in range(args.repeat)), key=lambda r: r["seconds"])
+    runs = [run_fast(items, settings) for _ in range(args.repeat)]
+    assert len({(r["kept"], r["rejected"]) for r in runs}) == 1, "the repeats disagree"
+    fast = min(runs, key=lambda r: r["seconds"])
+    assert 0 < fast["kept"] and fast["kept"] + fast["rejected"] <= fast["items"], fast
+    copies = len(items) // per_copy
+    if copies >= 2:  # whole copies of the sample keep whole multiples of one copy's pairs
+        one = run_fast(items[:per_copy], settings)["kept"]
+        whole = fast["kept"] if copies * per_copy == len(items) else run_fast(items[:copies * per_copy], settings)["kept"]
+        assert whole == copies * one, f"{copies} copies of the sample kept {whole}, one copy {one}"
     base = run_baseline(items[: args.baseline_items], settings)
     speedup = fast["items_per_s"] / base["items_per_s"]
 
@@ -163,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_items": base["items"], "baseline_items_per_s": round(base["items_per_s"]),
         "speedup": round(speedup, 1), "target_items_per_s": 20000,
         "target_met": fast["items_per_s"] >= 20000, "generate_seconds": round(gen_s, 2),
+        "small": args.small, "cpu": cpu,
     }))
     return 0
 

@@ -5,7 +5,11 @@ CPU (default): the tiny local Qwen3 model (LoRA, fp32), synthetic tweet/reply ro
 length (so padding costs something). ``--gpu``: a Qwen3-8B-shaped model initialised from its
 config (random weights, no download) loaded with QLoRA 4-bit NF4; also records peak GPU memory.
 
-    .venv/bin/python benchmarks/train.py [--steps 30] [--rows 256] [--gpu]
+    .venv/bin/python benchmarks/train.py [--steps 30] [--rows 256] [--gpu] [--small]
+
+``--small``: 2 steps on 32 rows, 8 eval rows, sequences of 128 tokens, every variant (the test
+suite's mode, replyassets_tests/test_benchmarks.py). Every mode asserts each variant trained:
+its steps ran, it counted tokens, its losses are finite.
 
 tokens/s counts non-padding input tokens over pure training-step time (eval, saving and
 generation excluded). Ends with one JSON line.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import sys
@@ -25,9 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from replyassets.training.config import TrainConfig  # noqa: E402
-from replyassets.training.tiny_model import build_tiny_model  # noqa: E402
-from replyassets.training.stages import run_training  # noqa: E402
+from _cpu import cpu_figures, print_cpu
+
+from replyassets.training.config import TrainConfig
+from replyassets.training.tiny_model import build_tiny_model
+from replyassets.training.stages import run_training
 
 WORDS = (
     "agents startups scaling open source gpus data quality evaluation fine tuning latency cost "
@@ -84,13 +91,19 @@ def build_8b_shaped(root: Path, tok_dir: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--rows", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=None, help="default 30 (--small: 2)")
+    ap.add_argument("--rows", type=int, default=None, help="default 256 (--small: 32)")
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--max-seq-len", type=int, default=256)
+    ap.add_argument("--max-seq-len", type=int, default=None, help="default 256 (--small: 128)")
+    ap.add_argument("--small", action="store_true", help="2 steps of every variant: the test suite's mode")
     ap.add_argument("--gpu", action="store_true", help="Qwen3-8B-shaped model, QLoRA NF4, on CUDA")
     ap.add_argument("--variants", default="padded,packing,padding_free")
     args = ap.parse_args()
+    args.steps = args.steps if args.steps is not None else (2 if args.small else 30)
+    args.rows = args.rows if args.rows is not None else (32 if args.small else 256)
+    args.max_seq_len = args.max_seq_len if args.max_seq_len is not None else (128 if args.small else 256)
+    cpu = cpu_figures()
+    print_cpu(cpu)
     if not args.gpu:
         import torch
 
@@ -98,7 +111,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         root = Path(tmp)
-        train, evals = rows(args.rows, 0), rows(16, 1)
+        train, evals = rows(args.rows, 0), rows(8 if args.small else 16, 1)
         train_file, eval_file = write(root / "train.jsonl", train), write(root / "eval.jsonl", evals)
         texts = [m["content"] for r in train for m in r["messages"]]
         tiny = build_tiny_model(root / "tiny", texts, seed=0)
@@ -130,6 +143,9 @@ def main() -> None:
             )
             t0 = time.perf_counter()
             r = run_training(cfg, log=lambda m: None)
+            assert r["global_step"] == args.steps and r["train_tokens"] > 0, f"{name}: not every step ran"
+            assert r["final_train_loss"] is not None and math.isfinite(r["final_train_loss"]), \
+                f"{name}: training loss {r['final_train_loss']}"
             results[name] = {
                 "steps_per_s": round(r["train_steps_per_s"], 3),
                 "tokens_per_s": round(r["train_tokens_per_s"], 1),
@@ -150,6 +166,8 @@ def main() -> None:
         "steps": args.steps,
         "batch_size": args.batch_size,
         "max_seq_len": args.max_seq_len,
+        "small": args.small,
+        "cpu": cpu,
         **{f"{k}_{m}": v[m] for k, v in results.items() for m in ("steps_per_s", "tokens_per_s", "peak_memory_mb")},
     }
     if base_tps:

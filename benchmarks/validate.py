@@ -9,7 +9,10 @@ even as lingua sees it (digits stripped): the engine cleans, and the scorers sco
 distinct text once, so duplicates would flatter the figure.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/validate.py [--rows 100000]
-        [--baseline-rows 5000] [--full-rows 10000] [--accurate-rows 2000] [--reps 3]
+        [--baseline-rows 5000] [--full-rows 10000] [--accurate-rows 2000] [--reps 3] [--small]
+
+``--small``: 3,000 / 500 / 500 / 200 rows, one run (the test suite's mode); the engine and the
+naive baseline must still give the same verdicts, and the full validation one verdict per row.
 
 Each figure is the best and the median of ``--reps`` runs, by wall clock, with rows per
 CPU-second of this process next to it: on the shared machine the gap between the two is
@@ -32,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _cpu import cpu_figures, print_cpu
 
 from replyassets.core import clean as C
 from replyassets.core import urls as U
@@ -142,12 +147,19 @@ def _fmt(r: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=100_000)
-    ap.add_argument("--baseline-rows", type=int, default=5_000)
-    ap.add_argument("--full-rows", type=int, default=10_000)
-    ap.add_argument("--accurate-rows", type=int, default=2_000)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rows", type=int, default=None, help="default 100000 (--small: 3000)")
+    ap.add_argument("--baseline-rows", type=int, default=None, help="default 5000 (--small: 500)")
+    ap.add_argument("--full-rows", type=int, default=None, help="default 10000 (--small: 500)")
+    ap.add_argument("--accurate-rows", type=int, default=None, help="default 2000 (--small: 200)")
+    ap.add_argument("--reps", type=int, default=None, help="default 3 (--small: 1)")
+    ap.add_argument("--small", action="store_true", help="seconds: the test suite's mode")
     args = ap.parse_args()
+    for name, full_size, small_size in (("rows", 100_000, 3_000), ("baseline_rows", 5_000, 500),
+                                        ("full_rows", 10_000, 500), ("accurate_rows", 2_000, 200), ("reps", 3, 1)):
+        if getattr(args, name) is None:
+            setattr(args, name, small_size if args.small else full_size)
+    cpu = cpu_figures()
+    print_cpu(cpu)
     s = ValidationSettings()
     C.known_words()  # load the word list and the character tables outside the timings
     C.char_classes()
@@ -191,6 +203,8 @@ def main() -> None:
     t_acc = _timed(lambda: V.validate_pairs(acc_rows, s, accurate, toxicity), 1)
     acc_rps = _rates(len(acc_rows), t_acc)
     funnel = V.validation_funnel(result["full"])
+    assert len(result["full"]) == len(full) and funnel["rows_in"] == len(full), "full validation lost rows"
+    assert 0 < funnel["valid"] < funnel["rows_in"], f"implausible funnel {funnel}"
     print(f"full local validation: lingua + profanity-check ({len(full):,} unique replies, {args.reps} runs)")
     print(f"  lingua high-accuracy only ({len(acc_rows):,} rows, 1 run): {_fmt(acc_rps)}")
     print(f"  ours (lingua fast pass, accurate re-score of the rest): {_fmt(full_rps)}")
@@ -209,6 +223,7 @@ def main() -> None:
         "cpus": os.cpu_count(), "load_avg_1m_start": round(load_start[0], 2),
         "load_avg_1m_end": round(load_end[0], 2),
         "targets": {"engine_rows_per_s": 50_000, "full_local_rows_per_s": 2_000},
+        "benchmark": "validate", "small": args.small, "cpu": cpu,
     }))
 
 
