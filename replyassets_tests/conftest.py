@@ -112,3 +112,36 @@ def pytest_collection_modifyitems(session, config, items):
     module runs on one worker, so the long ones start at once instead of closing the run."""
     slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.module.__name__ not in slow_modules)
+
+
+def _git_status() -> set[str] | None:
+    import subprocess
+
+    from replyassets.settings import PROJECT_ROOT
+
+    try:
+        proc = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return set(proc.stdout.splitlines()) if proc.returncode == 0 else None
+
+
+def pytest_sessionstart(session):
+    if not hasattr(session.config, "workerinput"):
+        session.config._replyassets_git_status = _git_status()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A user's data never lands beside tracked files: the suite fails when it leaves anything
+    that `git status` shows and that was not there when it started."""
+    before = getattr(session.config, "_replyassets_git_status", None)
+    if before is None:
+        return
+    after = _git_status() or set()
+    new = sorted(after - before)
+    if new:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("the suite left files that git status shows:\n  " + "\n  ".join(new), red=True)
+        session.exitstatus = 1
