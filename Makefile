@@ -26,7 +26,7 @@ install: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 # installs torch first (with the machine's pip configuration) and uv keeps it.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@test -x $(UV) || $(PY) -m pip install -q uv
+	@test -x $(UV) || $(PY) -m pip install -q 'uv>=0.13,<0.14'
 	$(if $(strip $(PIP_FIND_LINKS)),,$(PY) -m pip install -q "$$(grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')")
 	$(UV) pip install -q --python $(PY) $(foreach l,$(PIP_FIND_LINKS),--find-links $(l)) -e '.[dev]'
 	@touch $(STAMP)
