@@ -60,14 +60,22 @@ def isolated_env(tmp_path, monkeypatch):
 def postgres_server(tmp_path_factory):
     """One real PostgreSQL server for the session (replyassets_tests/postgres.py); each test that
     needs isolation creates its own database with ``postgres_server.create_database(name)``."""
+    import shutil
+    import tempfile
+
     from replyassets_tests.postgres import PostgresServer
 
-    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    # Its own folder under /tmp, not under pytest's basetemp: the server runs as the `postgres`
+    # user, and any pytest session started meanwhile (a nested one in a test, a developer's)
+    # resets pytest's root folder to mode 0700, which would lock the server out of its data.
+    root = tempfile.mkdtemp(prefix="replyassets-pg-")
+    server = PostgresServer(root)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ def test_a_skip_is_reported_as_a_failure_with_its_reason(tmp_path):
     )
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "replyassets_tests.conftest",
-         "--rootdir", str(tmp_path), "-c", "/dev/null", str(tmp_path / "test_skips.py")],
+         "--rootdir", str(tmp_path), "-c", "/dev/null", "--basetemp", str(tmp_path / "inner"), str(tmp_path / "test_skips.py")],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )
     assert run.returncode == 1, run.stdout + run.stderr
@@ -30,7 +30,7 @@ def test_a_file_left_beside_tracked_files_fails_the_session(tmp_path):
     try:
         run = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "replyassets_tests.conftest",
-             "--rootdir", str(tmp_path), "-c", "/dev/null", str(tmp_path / "test_leaks.py")],
+             "--rootdir", str(tmp_path), "-c", "/dev/null", "--basetemp", str(tmp_path / "inner"), str(tmp_path / "test_leaks.py")],
             capture_output=True, text=True, timeout=120, cwd=tmp_path,
         )
     finally:
