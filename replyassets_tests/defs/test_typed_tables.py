@@ -90,6 +90,7 @@ def run(storage, frames, *, partition: str | None = None, raise_on_error: bool =
                           resources={"io_manager": io_manager_for(storage)})
 
 
+@pytest.mark.slow
 def test_empty_run_then_real_run(any_storage):
     empty = {"raw_tweets": {"alpha": empty_like(schemas.RawPairs)},
              "deduped_pairs": empty_like(schemas.DedupedPairs), "curated_set": empty_like(schemas.CuratedSet)}

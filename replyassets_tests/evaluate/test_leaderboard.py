@@ -77,6 +77,7 @@ def test_evaluation_tweets_are_exactly_the_test_split_by_id():
     assert out.iloc[0]["tweet_id"] == train_ids[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("limit", "overlap"), [(1, False), (2, True)])
 def test_training_slots_limit_concurrency_across_processes(tmp_path, limit, overlap):
     from replyassets_tests.evaluate import slot_worker

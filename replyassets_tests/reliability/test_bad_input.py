@@ -347,6 +347,7 @@ def _hostile_pairs() -> pd.DataFrame:
     return df
 
 
+@pytest.mark.slow
 def test_validate_pairs_with_real_scorers_on_hostile_rows(tmp_path, scorers):
     from replyassets.core.validate import validate_pairs
 

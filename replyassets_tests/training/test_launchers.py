@@ -26,6 +26,7 @@ from replyassets.training.checkpoints import dir_sha256
 from replyassets_tests.training.conftest import base_config
 
 
+@pytest.mark.slow
 def test_local_pipes_materialization_carries_metrics_and_adapter_hash(tiny_setup, tmp_path):
     out = tmp_path / "out"
     cfg = base_config(tiny_setup, out, max_steps=4, eval_steps=2)
@@ -62,6 +63,7 @@ def test_local_pipes_materialization_carries_metrics_and_adapter_hash(tiny_setup
     assert any(m.startswith("done: step 4") for m in messages)
 
 
+@pytest.mark.slow
 def test_local_training_failure_fails_the_step(tiny_setup, tmp_path):
     cfg = base_config(tiny_setup, tmp_path / "out", train_file=str(tmp_path / "missing.jsonl"))
 

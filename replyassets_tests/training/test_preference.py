@@ -69,6 +69,7 @@ def _mean(xs: list[float]) -> float:
 # --------------------------------------------------------------------------- tokens
 
 
+@pytest.mark.slow
 def test_dpo_tokens_put_the_think_block_in_the_prompt(tok, preference_setup, tmp_path):
     """On real tokens: the prompt TRL trains on ends with the empty think block; chosen and
     rejected are the reply + <|im_end|> only (no think token, no trailing newline)."""
@@ -144,6 +145,7 @@ def test_kto_tokens_put_the_think_block_in_the_prompt(tok, preference_setup, tmp
 # --------------------------------------------------------------------------- runs
 
 
+@pytest.mark.slow
 def test_dpo_run_learns_the_preferred_style(preference_setup, tmp_path):
     import torch
     from peft import PeftModel
@@ -203,6 +205,7 @@ def test_dpo_run_learns_the_preferred_style(preference_setup, tmp_path):
     assert md["eval_perplexity"]["type"] == "null"
 
 
+@pytest.mark.slow
 def test_kto_run_raises_the_desirable_reward_over_the_undesirable(preference_setup, tmp_path):
     cfg = preference_config(preference_setup, tmp_path / "out", "kto", max_steps=12, eval_steps=4, sample_generations=0, kto=FAST)
     result = run_training(TrainConfig.from_dict(cfg), log=_quiet)
@@ -228,6 +231,7 @@ def test_kto_run_raises_the_desirable_reward_over_the_undesirable(preference_set
     assert "kl" in md["reward_curve_table"]["raw_value"]
 
 
+@pytest.mark.slow
 def test_qlora_dpo_runs_on_4bit_nf4(preference_setup, tmp_path):
     cfg = preference_config(
         preference_setup, tmp_path / "out", "dpo", quantization="nf4", max_steps=4, eval_steps=2, sample_generations=0, dpo=FAST
@@ -241,6 +245,7 @@ def test_qlora_dpo_runs_on_4bit_nf4(preference_setup, tmp_path):
     assert (Path(result["adapter_path"]) / "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_dpo_early_stopping_and_gap_alarm_on_contradicting_eval_pairs(preference_setup, tmp_path):
     # eval pairs with chosen and rejected swapped: the more DPO learns the training preference,
     # the higher the eval loss, so it stops early and the train/eval gap alarm fires
@@ -274,6 +279,7 @@ def _completion_logp(model, tok, pair: dict) -> float:
     return float(logp[torch.arange(len(targets)), targets][len(p_ids) - 1 :].sum())
 
 
+@pytest.mark.slow
 def test_sft_then_dpo_continues_the_sft_adapter_against_the_sft_model(preference_setup, tok, tmp_path):
     import torch
     from peft import PeftModel
@@ -348,6 +354,7 @@ def test_sft_then_dpo_continues_the_sft_adapter_against_the_sft_model(preference
     assert md["rewards_margins_last"]["raw_value"] == dpo["preference_metrics"]["rewards/margins"]["last"]
 
 
+@pytest.mark.slow
 def test_killed_dpo_run_resumes_from_its_checkpoint(preference_setup, tmp_path):
     out = tmp_path / "out"
     cfg = preference_config(
@@ -391,6 +398,7 @@ def test_killed_dpo_run_resumes_from_its_checkpoint(preference_setup, tmp_path):
     assert margins[0]["rewards/margins"] == 0.0 and margins[-1]["rewards/margins"] > 0.3
 
 
+@pytest.mark.slow
 def test_dpo_through_dagster_pipes(preference_setup, tmp_path):
     import dagster as dg
 

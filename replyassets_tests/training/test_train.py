@@ -124,6 +124,7 @@ def test_early_stopping_fires_on_an_overfitting_set(tiny_setup, tmp_path):
     assert result["train_eval_gap"] > 0.3 and result["gap_alarm"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_checkpoint(tiny_setup, tmp_path):
     out = tmp_path / "out"
     cfg = base_config(tiny_setup, out, max_steps=24, eval_steps=2, sample_generations=0, early_stopping_patience=100)

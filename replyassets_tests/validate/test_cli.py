@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from replyassets_tests.validate.conftest import (
     GOOD_REPLY,
     build_tiny_detoxify_checkpoint,
@@ -26,6 +28,7 @@ def run_cli(*args, stdin=None, tmp_path=None):
                           capture_output=True, text=True, input=stdin, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_cli_prints_every_row_with_verdict_scores_and_clean_text(tmp_path):
     pairs = make_pairs([
         GOOD_REPLY + " sooo true #MachineLearning",
@@ -55,6 +58,7 @@ def test_cli_prints_every_row_with_verdict_scores_and_clean_text(tmp_path):
     assert summary["rows_in"] == 4 and summary["valid"] == 1
 
 
+@pytest.mark.slow
 def test_cli_errors_are_clear(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"reply": "ok"}\nnot json\n')
@@ -68,6 +72,7 @@ def test_cli_errors_are_clear(tmp_path):
     assert proc.returncode == 2 and "Detoxify checkpoint not found" in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_with_a_detoxify_checkpoint_from_stdin(tmp_path):
     ckpt, hf = build_tiny_detoxify_checkpoint(tmp_path, toxicity_bias=3.0)  # toxicity ~0.95
     proc = run_cli("-", "--toxicity", "detoxify", "--detoxify-checkpoint", str(ckpt),

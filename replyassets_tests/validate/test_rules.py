@@ -185,6 +185,7 @@ def test_reasons_list_every_failed_rule_in_order():
     ]
 
 
+@pytest.mark.slow
 def test_validate_pairs_end_to_end_with_real_scorers(settings, language_scorer, profanity_scorer):
     replies = [
         GOOD_REPLY,
