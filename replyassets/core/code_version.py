@@ -27,6 +27,7 @@ import ast
 import hashlib
 import importlib.util
 import json
+import os
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
@@ -35,14 +36,32 @@ _EXCLUDED = ("replyassets.settings",)
 _WIRING = ".defs."
 
 
-def _module_file(name: str) -> str | None:
+def _package_dir(package: str) -> str | None:
     try:
-        spec = importlib.util.find_spec(name)
+        spec = importlib.util.find_spec(package)  # a top-level package: imports nothing of it
     except (ImportError, ValueError):
         return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+    if spec is None or not spec.submodule_search_locations:
         return None
-    return spec.origin
+    return next(iter(spec.submodule_search_locations))
+
+
+def _module_file(name: str) -> str | None:
+    """The source file of module ``name``, found on disk without importing anything.
+
+    ``importlib.util.find_spec("a.b.c")`` imports ``a.b``: for a name like
+    ``replyassets.training.callbacks.stage_callbacks`` (a function imported from a module) that
+    would import torch and transformers into every process that loads the definitions.
+    """
+    parts = name.split(".")
+    root = _package_dir(parts[0])
+    if root is None:
+        return None
+    base = os.path.join(root, *parts[1:])
+    for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
 
 
 @cache

@@ -68,10 +68,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
-from scipy import stats as st
 
 from replyassets.settings import EvaluationSettings
+
+# scipy is imported inside the functions that use it: it costs about 1 s in every process that
+# loads the Dagster definitions (each run and each step), most of which never compute a statistic.
 
 OUTCOME_VALUE = {"win": 1.0, "tie": 0.5, "loss": 0.0}
 # The power ``tweets_needed_d03`` aims at.
@@ -93,6 +94,7 @@ def _f(x: Any) -> float | None:
 
 def bootstrap_ci(values: np.ndarray, resamples: int, seed: int, confidence: float = 0.95) -> tuple[float | None, float | None]:
     """Percentile bootstrap interval of the mean (``scipy.stats.bootstrap``); (None, None) below 2 values."""
+    from scipy import stats as st
     values = np.asarray(values, dtype=float)
     if values.size < 2:
         return None, None
@@ -120,6 +122,7 @@ def cluster_bootstrap_ci(values: Any, clusters: Any, resamples: int, seed: int, 
     resample must give v. Raises ``ValueError`` on misaligned input, a missing cluster id or an
     unknown ``stat``.
     """
+    from scipy import stats as st
     if stat not in CLUSTER_STATS:
         raise ValueError(f"stat must be one of {CLUSTER_STATS}, got {stat!r}")
     values = np.asarray(values, dtype=float)
@@ -145,6 +148,7 @@ def cluster_bootstrap_ci(values: Any, clusters: Any, resamples: int, seed: int, 
 
 def length_controlled_win_rate(y: np.ndarray, len_diff: np.ndarray, ridge: float = 1e-4) -> tuple[float | None, float | None]:
     """(lc_win_rate, length coefficient) by soft-label logistic regression on tanh-scaled length differences."""
+    from scipy import optimize
     y = np.asarray(y, dtype=float)
     d = np.asarray(len_diff, dtype=float)
     if y.size == 0:
@@ -168,6 +172,7 @@ def length_controlled_win_rate(y: np.ndarray, len_diff: np.ndarray, ridge: float
 
 def cohens_d(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> tuple[float | None, float | None, float | None]:
     """Cohen's d (a - b) with pooled SD and a normal-approximation interval; None if undefined."""
+    from scipy import stats as st
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     n1, n2 = a.size, b.size
@@ -201,6 +206,7 @@ def paired_power(d: float, n: int, alpha: float = 0.05) -> float:
     it). ``d = 0`` gives ``alpha``; the sign of ``d`` does not matter. Fewer than 2 units cannot
     run the test: power 0.0.
     """
+    from scipy import stats as st
     alpha = _check_alpha(alpha)
     d = float(d)
     if not math.isfinite(d):
@@ -221,6 +227,7 @@ def required_units(d: float = 0.3, power: float = 0.8, alpha: float = 0.05) -> i
     0.5 gives 34, 0.8 gives 15). Raises ``ValueError`` for d = 0 (no n suffices) or a power not
     in (alpha, 1).
     """
+    from scipy import stats as st
     alpha = _check_alpha(alpha)
     d = float(d)
     if not math.isfinite(d) or d == 0.0:
@@ -381,6 +388,7 @@ def _score_stats(items: pd.DataFrame, units: np.ndarray, s: EvaluationSettings, 
 def _score_tests(a: np.ndarray, b: np.ndarray, flags: list[str]) -> dict[str, Any]:
     """Mann-Whitney, Wilcoxon signed-rank and Cohen's d / dz of per-tweet scores ``a`` (adapter)
     against ``b`` (base); appends to ``flags``."""
+    from scipy import stats as st
     out: dict[str, Any] = {}
     m = int(a.size)
     diff = a - b

@@ -122,13 +122,14 @@ _CONTENT_WORDS = frozenset(
 )
 
 
-def _stop_words() -> frozenset[str]:
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """scikit-learn's English stop words less content words, plus informal ones (loaded on first use:
+    importing scikit-learn costs about 2 s in every process that loads the definitions)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     return (frozenset(ENGLISH_STOP_WORDS) - _CONTENT_WORDS) | _INFORMAL_STOP
 
-
-STOP_WORDS = _stop_words()
 
 
 def _phrase_pattern(phrases: Iterable[str], re2: bool = False) -> str | None:
@@ -218,7 +219,7 @@ def _token_text(text: str, ph: str) -> str:
 
 def _meaningful_count_reference(texts, placeholder: str) -> np.ndarray:
     """The rule's definition, one text at a time (``_meaningful_count`` computes the same)."""
-    stop = STOP_WORDS
+    stop = stop_words()
     out = np.zeros(len(texts), dtype=np.int64)
     ph = placeholder.lower()
     findall = _TOKEN_RE.findall
@@ -306,7 +307,7 @@ def _meaningful_count_group(texts: list[str], placeholder: str, ascii: bool) -> 
     tokens = pieces.take(pa.array(np.arange(1, len(offsets) - 1, 2))).dictionary_encode()
     vocabulary = tokens.dictionary.to_pylist()
     codes = tokens.indices.to_numpy().astype(np.int64)
-    stop = STOP_WORDS
+    stop = stop_words()
     content = np.fromiter((w not in stop for w in vocabulary), dtype=bool, count=len(vocabulary))
     mask = content[codes]
     row_at = np.cumsum(cls == _SEP_CLASS, dtype=np.int32)  # separators up to each position

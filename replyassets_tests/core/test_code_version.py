@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 
 import pytest
@@ -45,6 +46,26 @@ def test_closure_follows_imports_but_not_other_wiring(fakepkg):
     assert "cvpkg.logic" in closure and "cvpkg.helper" in closure  # transitively
     assert "cvpkg.defs.common" not in closure  # shared wiring is not the stage's logic
     assert "cvpkg.unrelated" not in closure
+
+
+def test_finding_a_module_imports_nothing(fakepkg):
+    """``from cvpkg.logic import run`` names a function: resolving it must not import cvpkg.logic
+    (importlib's find_spec would, and that put torch into every process loading the definitions)."""
+    assert cv._module_file("cvpkg.logic").endswith("logic.py")
+    assert cv._module_file("cvpkg.defs").endswith("__init__.py")
+    assert cv._module_file("cvpkg.logic.run") is None
+    assert cv.module_closure(["cvpkg.defs.stage"])
+    assert not [m for m in sys.modules if m.startswith("cvpkg.")]
+
+
+def test_loading_the_definitions_imports_no_heavy_library():
+    """Every Dagster run and step process loads the definitions: the ML libraries load on use."""
+    heavy = ("torch", "transformers", "peft", "trl", "anthropic", "scipy", "sklearn", "openvino",
+             "sentence_transformers", "bitsandbytes")
+    code = ("import sys, replyassets.definitions; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip() == "", f"loading the definitions imported {out.stdout.strip()}"
 
 
 def test_version_ignores_comments_and_docstrings_but_not_logic(fakepkg):
