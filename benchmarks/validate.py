@@ -88,6 +88,7 @@ def naive_validate(pairs: pd.DataFrame, s: ValidationSettings, lang, tox) -> lis
     spam_res = [re.compile(V._phrase_pattern([k]), re.IGNORECASE) for k in V.SPAM_KEYWORDS]
     spam_res.append(re.compile(V._HYPE_MULTIPLIER, re.IGNORECASE))
     generic_res = [re.compile(V._phrase_pattern([g]), re.IGNORECASE) for g in sorted(V.GENERIC_PHRASES, key=len, reverse=True)]
+    stop = V.stop_words()
     out = []
     for i, row in pairs.iterrows():
         reply = row["reply"] if isinstance(row["reply"], str) else ""
@@ -101,7 +102,7 @@ def naive_validate(pairs: pd.DataFrame, s: ValidationSettings, lang, tox) -> lis
         low = text.lower().replace(s.handle_placeholder.lower(), " ")
         low = V._PLACEHOLDERS_RE.sub(" ", low)
         words = set(V._TOKEN_RE.findall(low.replace("'", "").replace("’", "")))
-        ok &= sum(1 for w in words if w not in V.STOP_WORDS) >= s.min_meaningful_words
+        ok &= sum(1 for w in words if w not in stop) >= s.min_meaningful_words
         total = len(V._WORD_RE.findall(text))
         rest = text
         for r in generic_res:
