@@ -343,10 +343,10 @@ def test_reference_loop_matches_literal_loop_on_clustered_data():
 
 @pytest.mark.slow
 def test_lsh_path_on_one_dense_cluster_lists_rows_not_the_square_of_the_cluster():
-    """10,000 near-identical rows share buckets in every table: 50 million pairs per table if
+    """5,000 near-identical rows share buckets in every table: 12.5 million pairs per table if
     listed. The peeled runs keep the candidate count linear and the keep set exact."""
     rng = np.random.default_rng(0)
-    d, n_c, n_r = 64, 10_000, 20_000
+    d, n_c, n_r = 64, 5_000, 10_000
     base = rng.standard_normal(d)
     cluster = base + rng.standard_normal((n_c, d)) * 0.12
     x = normalize_rows(np.vstack([cluster, rng.standard_normal((n_r, d))]).astype(np.float32))
