@@ -226,7 +226,14 @@ def paired_power(d: float, n: int, alpha: float = 0.05) -> float:
     df = n - 1
     nc = abs(d) * math.sqrt(n)
     t_crit = float(st.t.ppf(1.0 - alpha / 2.0, df))
-    return float(st.nct.sf(t_crit, df, nc) + st.nct.cdf(-t_crit, df, nc))
+    upper, lower = float(st.nct.sf(t_crit, df, nc)), float(st.nct.cdf(-t_crit, df, nc))
+    # scipy's noncentral t returns NaN for a far tail at a large noncentrality (e.g. the lower
+    # tail at d = 0.5 on 300 units, below 1e-12): the normal approximation stands in there
+    if not math.isfinite(upper):
+        upper = float(st.norm.sf(t_crit - nc))
+    if not math.isfinite(lower):
+        lower = float(st.norm.cdf(-t_crit - nc))
+    return min(1.0, upper + lower)
 
 
 def required_units(d: float = 0.3, power: float = 0.8, alpha: float = 0.05) -> int:
