@@ -388,9 +388,9 @@ def calibration_markdown(result: Mapping[str, Any] | None) -> str:
         return "The gate is simulated once an experiment has been evaluated."
     model, fp = result["model"], result["false_promotion"]
     lines = [
-        f"Simulated with the real gate: {result['simulations']:,} evaluations per row, "
-        f"{model['n_tweets']} test tweets, tie rate {model['tie_rate']:.2f}, "
-        f"Holm over {model['comparisons']} (core/calibration.py).", "",
+        (f"Simulated with the real gate: {result['simulations']:,} evaluations per row, "
+         f"{model['n_tweets']} test tweets, tie rate {model['tie_rate']:.2f}, "
+         f"Holm over {model['comparisons']} (core/calibration.py)."), "",
         "| scenario | promoted [95 % CI] | test alone | t-test power |", "|---|---|---|---|",
         f"| A/A twin (false promotion) | {_pct(fp['rate'])} [{_pct(fp['ci_low'])}, {_pct(fp['ci_high'])}] | | |",
     ]
