@@ -60,9 +60,14 @@ def _num(v: Any) -> float | None:
 # --------------------------------------------------------------------------- losses and judge
 
 
+def _first(*values: Any) -> float | None:
+    return next((x for x in (_num(v) for v in values) if x is not None), None)
+
+
 def losses_by_objective(adapter: Mapping[str, Any]) -> dict[str, Any]:
     """An adapter's losses by objective (module docstring) from ``lora_adapter``'s metadata
-    (plain values): ``method`` ("" without an adapter) and every loss column, None where the
+    (plain values, as the training program reported them or as ``adapter_loss_metadata``
+    labelled them): ``method`` ("" without an adapter) and every loss column, None where the
     method has no such loss."""
     out: dict[str, Any] = dict.fromkeys(LOSS_COLUMNS)
     if not adapter:
@@ -72,12 +77,46 @@ def losses_by_objective(adapter: Mapping[str, Any]) -> dict[str, Any]:
     out["method"] = method
     stages = adapter.get("stages") if isinstance(adapter.get("stages"), Mapping) else {}
     sft = adapter if method == "sft" else (stages.get("sft") if isinstance(stages.get("sft"), Mapping) else {})
-    out.update(sft_train_loss=_num(sft.get("final_train_loss")), sft_eval_loss=_num(sft.get("final_eval_loss")),
-               sft_eval_perplexity=_num(sft.get("eval_perplexity")))
+    out.update(sft_train_loss=_first(adapter.get("sft_train_loss"), sft.get("final_train_loss")),
+               sft_eval_loss=_first(adapter.get("sft_eval_loss"), sft.get("final_eval_loss")),
+               sft_eval_perplexity=_first(adapter.get("sft_eval_perplexity"), sft.get("eval_perplexity")))
     preference = method.split("+")[-1]
     if preference in ("dpo", "kto"):
-        out[f"{preference}_eval_loss"] = _num(adapter.get("final_eval_loss"))
+        out[f"{preference}_eval_loss"] = _first(adapter.get(f"{preference}_eval_loss"), adapter.get("final_eval_loss"))
     return out
+
+
+# What the unlabelled entries of a run are called once its objective is named.
+_RUN_KEYS = {"final_train_loss": "train_loss", "final_eval_loss": "eval_loss", "train_eval_gap": "train_eval_gap"}
+OBJECTIVES = {
+    "sft": "SFT: final_*_loss is the cross-entropy of the reply tokens (nats per token), eval_perplexity its exp",
+    "dpo": "DPO: dpo_*_loss is the DPO loss on the preference pairs (no perplexity: no language-model loss)",
+    "kto": "KTO: kto_*_loss is the KTO loss on the labelled replies (no perplexity: no language-model loss)",
+    "sft+dpo": ("SFT then DPO: sft_* is the SFT stage's cross-entropy of the reply tokens (nats per token) and "
+                "its perplexity, dpo_*_loss the DPO stage's loss on the preference pairs (no perplexity)"),
+}
+
+
+def adapter_loss_metadata(md: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``(entries to add, keys to drop)`` so that ``lora_adapter``'s page names each loss's
+    objective: ``loss_objective`` says what the losses are; an SFT run keeps its
+    ``final_*_loss`` and perplexities; a DPO / KTO run shows ``<method>_train_loss``,
+    ``<method>_eval_loss`` and ``<method>_train_eval_gap`` instead of the unlabelled entries and
+    no null perplexity; an ``sft+dpo`` run shows its SFT stage's ``sft_train_loss``,
+    ``sft_eval_loss`` and ``sft_eval_perplexity`` beside the DPO stage's, instead of the stage
+    entries ``<stage>_final_*_loss``. ``md``: plain values."""
+    method = str(md.get("method") or "sft")
+    add: dict[str, Any] = {"loss_objective": OBJECTIVES.get(method, method)}
+    if method == "sft":
+        return add, []
+    preference = method.split("+")[-1]
+    drop = [*_RUN_KEYS, "eval_perplexity", "train_perplexity"]
+    add.update({f"{preference}_{label}": _num(md.get(key)) for key, label in _RUN_KEYS.items()})
+    if method == "sft+dpo":
+        losses = losses_by_objective(md)
+        add.update({k: losses[k] for k in ("sft_train_loss", "sft_eval_loss", "sft_eval_perplexity")})
+        drop += [f"{stage}_final_{kind}_loss" for stage in ("sft", "dpo") for kind in ("train", "eval")]
+    return add, [k for k in drop if k in md]
 
 
 def judge_columns(report: Mapping[str, Any]) -> dict[str, Any]:
