@@ -63,7 +63,7 @@ At a true d equal to ``min_cohens_d`` the gate's power stays near one half whate
 of tweets (its effect-size criterion asks the *observed* d to exceed it): the figure says so
 instead of the t test's power the reports used to imply.
 
-No Dagster import: the ``champion`` asset (defs/leaderboard.py) runs ``champion_calibration``
+No Dagster import: the ``champion`` asset (defs/champion.py) runs ``champion_calibration``
 at the measured number of test tweets and tie rate (``measured_model``) and shows
 ``calibration_markdown``.
 """

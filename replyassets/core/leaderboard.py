@@ -15,7 +15,7 @@
   The rows follow it (``GATE_RANK``): ``promote``, ``passes, ranked lower``, ``champion``,
   ``refused``, ``not evaluated``; ``gate_reason`` says why.
 
-No Dagster import: ``defs/leaderboard.py`` (``leaderboard``, ``champion``) and ``eval_report``'s
+No Dagster import: ``leaderboard`` (defs/leaderboard.py), ``champion`` (defs/champion.py) and ``eval_report``'s
 report run it.
 """
 

@@ -20,7 +20,7 @@ import pytest
 
 from replyassets.settings import Settings
 
-DEFS = ["collect", "validate", "dedupe", "curate", "preference", "train", "evaluate", "leaderboard"]
+DEFS = ["collect", "validate", "dedupe", "curate", "preference", "train", "evaluate", "leaderboard", "champion"]
 SECTIONS = set(Settings.model_fields) - {"paths", "storage", "profile"}
 SETTINGS_CALLS = {"settings", "get_settings", "load_settings"}
 
