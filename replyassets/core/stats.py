@@ -56,7 +56,7 @@ score improvement (>= ``min_improvement``) is computed and shown beside them but
 (``required: False``): it divides by the base model's mean score, so it measures the judge's score
 scale as much as the adapter (with the offline judge's scores, mean 2.4 and spread 0.7, a Cohen's
 d of 0.5 is a 15 % improvement; on a judge scoring around 7 it is 5 %), and as a required
-criterion it cut the gate's simulated power at d = 0.5 on 100 tweets to 0.46 (0.87 at a mean of
+criterion it cut the gate's simulated power at d = 0.5 on 100 tweets to 0.44 (0.85 at a mean of
 5); Cohen's d is the scale-free effect size (core/calibration.py measures the gate).
 
 ``promotion_gate(...)`` decides whether a candidate adapter replaces the champion: it must pass
