@@ -232,6 +232,12 @@ class EvaluationSettings(_Model):
     # (curated reply or not), at most this many; one generation per tweet and decoding seed.
     max_test_tweets: int = Field(default=300, ge=1)
     decoding_seeds: int = Field(default=1, ge=1)
+    # The gate measured (core/calibration.py, shown by ``champion``): simulated evaluations per
+    # scenario (A/A twin, power at min_cohens_d, power at the best experiment's d), bootstrap
+    # resamples per simulated win-rate interval, and the seed of the simulation.
+    gate_simulations: int = Field(default=2_000, ge=100)
+    gate_simulation_resamples: int = Field(default=2_000, ge=100)
+    gate_simulation_seed: int = 20_260_101
 
 
 class PathSettings(_Model):

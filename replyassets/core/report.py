@@ -431,14 +431,14 @@ def write_report(out_dir: Path, stats: dict[str, Any], items: pd.DataFrame, sani
 
 
 def verdict_line(v: dict[str, Any] | None) -> str:
-    """The verdict in one readable line: ``NOT SHOWN BETTER — 3 of 4 criteria pass``."""
+    """The verdict in one readable line: ``NOT SHOWN BETTER — 2 of 3 criteria pass`` (the required ones)."""
     v = v or {}
     label = str(v.get("label") or "no verdict").upper()
     total = int(v.get("criteria_total") or 0)
     if not total:
         return label
     n_pass = int(v.get("criteria_passed") or 0)
-    unknown = sum(1 for c in (v.get("criteria") or {}).values() if c.get("passed") is None)
+    unknown = sum(1 for c in (v.get("criteria") or {}).values() if c.get("passed") is None and c.get("required", True))
     line = f"{label} — " + (f"all {total} criteria pass" if n_pass == total else f"{n_pass} of {total} criteria pass")
     return line + (f", {unknown} not computable" if unknown else "")
 

@@ -28,7 +28,7 @@ from replyassets.defs.common import (
     tidy_metadata,
     storage,
 )
-from replyassets.defs.experiments import experiment
+from replyassets.defs.experiments import evaluation_settings_for, experiment
 from replyassets.defs.resources import EmbedderResource, JudgeResource
 from replyassets.experiments import DEFAULT_EXPERIMENT
 
@@ -231,7 +231,8 @@ def eval_report(
         meta[HUMAN_AGREEMENT_KEY] = agreement
     meta["sections"] = report_sections(context.instance, name, comparison_rows, {
         "experiment": name, "curated_set_hash": curated_hash, "stats": stats_by, "verdict": decision,
-        "p_raw": raw_p[name],
+        "p_raw": raw_p[name], "opponents": {r: others.get(r) for r in stats_by},
+        "judge": {"name": j.name, "model": j.model_id}, JUDGE_LIKES_KEY: likes,
     })
     paths = write_report(report_dir, stats, judged_by["base"], sanity, meta)
     # Exact figures of every comparison, for the leaderboard and the champion gate.
@@ -240,7 +241,9 @@ def eval_report(
         {"experiment": name, "curated_set_hash": curated_hash, "adapter_path": adapter_path,
          "adapter_sha256": adapter_md.get("adapter_sha256"), "opponents": {r: others.get(r) for r in stats_by},
          "stats": stats_by, "verdict": decision, "p_raw": raw_p[name], "p_adjusted": adjusted.get(name),
-         "comparisons": comparisons}, indent=1, sort_keys=True, default=str))
+         "comparisons": comparisons, "judge": {"name": j.name, "model": j.model_id,
+                                               "offline": bool(getattr(j, "offline", False))},
+         JUDGE_LIKES_KEY: likes}, indent=1, sort_keys=True, default=str))
 
     judged_all = pd.concat(list(judged_by.values()), ignore_index=True).assign(
         experiment=name,
@@ -332,14 +335,15 @@ def judge_against_likes(j, cache, preference_pairs: pd.DataFrame, ev) -> dict:
 def report_sections(instance: dg.DagsterInstance, name: str, comparison_rows: list[dict], this: dict) -> list[dict]:
     """The report's comparison table (every opponent) and the leaderboard as it stands with this
     evaluation (every experiment's latest report, this one included)."""
-    from replyassets.defs.leaderboard import leaderboard_rows
+    from replyassets.core.leaderboard import leaderboard_rows
 
     cols = ["opponent", "tweets", "win rate", "interval low", "interval high", "wilcoxon p"]
     reports = {**_latest_reports(instance, exclude=name), name: this}
     champion = current_champion(instance)
-    board = leaderboard_rows(reports, {}, champion["experiment"] if champion else None)
-    board_cols = ["experiment", "verdict", "win_rate", "win_rate_ci_low", "win_rate_ci_high",
-                  "win_rate_vs_retrieval", "p_holm", "n_tweets", "champion"]
+    board = leaderboard_rows(reports, {}, champion["experiment"] if champion else None,
+                             evaluation_settings_for(settings().evaluation))
+    board_cols = ["experiment", "gate", "verdict", "win_rate", "win_rate_ci_low", "win_rate_ci_high",
+                  "win_rate_vs_retrieval", "p_holm", "n_tweets", "judge", "judge_likes_agreement", "champion"]
     return [
         {"title": "Comparisons (the test tweet is the unit)", "columns": cols,
          "rows": [[r[c] for c in cols] for r in comparison_rows],

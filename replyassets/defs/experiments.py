@@ -6,11 +6,14 @@ file as the query partitions follow the queries file: ``experiment_partitions_se
 file is reported, never deleted (its adapters and reports stay). Nothing trains by itself.
 """
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from replyassets.defs.partitions import EXPERIMENT_PARTITIONS
 from replyassets.defs.settings_access import settings
 from replyassets.experiments import Experiment, load_experiments
+from replyassets.settings import EvaluationSettings
 
 
 def experiments() -> list[Experiment]:
@@ -26,6 +29,13 @@ def experiment(name: str) -> Experiment:
         f"experiment {name!r} is a partition but is not in {settings().experiments_path}; "
         "add it back to the experiments file or delete the partition"
     )
+
+
+def evaluation_settings_for(base: EvaluationSettings) -> Callable[[str], EvaluationSettings]:
+    """``name -> the evaluation settings that experiment is judged by`` (``base`` with its
+    overrides; ``base`` for a partition no longer in the experiments file)."""
+    by_name = {exp.name: exp for exp in experiments()}
+    return lambda name: by_name[name].evaluation_settings(base) if name in by_name else base
 
 
 def sync_experiment_partitions(instance: dg.DagsterInstance) -> tuple[list[str], list[str]]:

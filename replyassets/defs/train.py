@@ -290,8 +290,10 @@ def experiment_metadata(name: str, started: float, ended: float) -> dict:
 # The order a person reads the asset page in (Dagster shows metadata in insertion order).
 ADAPTER_METADATA_ORDER = (
     "loss", "loss_curve",
-    "experiment", "recipe",
+    "experiment", "recipe", "method", "loss_objective",
     "final_eval_loss", "final_train_loss", "train_eval_gap", "gap_alarm", "eval_perplexity", "train_perplexity",
+    "sft_eval_loss", "sft_train_loss", "sft_eval_perplexity",
+    *(f"{m}_{k}" for m in ("dpo", "kto") for k in ("eval_loss", "train_loss", "train_eval_gap")),
     "global_step", "best_step", "early_stopped", "resumed_from_step",
     "adapter_path", "adapter_sha256", "curated_set_hash", "base_model", "merged_model_path",
     "loss_curve_table", "sample_generations_table",
@@ -322,12 +324,19 @@ def loss_history(metadata: Mapping[str, Any]) -> list[dict]:
 
 def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
     """``lora_adapter``'s metadata in reading order: the loss as a sparkline the UI shows without
-    a click, the loss curve as a PNG (train and eval loss per step), the headline numbers, the adapter's identity, the per-step table and
+    a click, the loss curve as a PNG (train and eval loss per step), the headline numbers (each
+    loss named by its objective: ``core/leaderboard.adapter_loss_metadata``), the adapter's identity, the per-step table and
     sample replies (tables), then the rest. Floats are rounded for display to 4 significant digits: the tiny
     local model's losses move in the third decimal (result.json keeps the exact figures)."""
+    from replyassets.core.leaderboard import adapter_loss_metadata
     from replyassets.core.plots import image_md, loss_curve_png, loss_inline_md
 
     md = dict(reported)
+    # each loss named by its objective (no unlabelled DPO loss, no null perplexity beside it)
+    labelled, unlabelled = adapter_loss_metadata({k: _value(v) for k, v in md.items()})
+    for key in unlabelled:
+        md.pop(key)
+    md.update(labelled)
     curve = loss_history(md)
     # a sparkline short enough for the UI to show in the metadata table; the full plot follows
     md["loss"] = dg.MetadataValue.md(loss_inline_md(curve))

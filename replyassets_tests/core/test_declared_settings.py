@@ -20,7 +20,7 @@ import pytest
 
 from replyassets.settings import Settings
 
-DEFS = ["collect", "validate", "dedupe", "curate", "preference", "train", "evaluate", "leaderboard"]
+DEFS = ["collect", "validate", "dedupe", "curate", "preference", "train", "evaluate", "leaderboard", "champion"]
 SECTIONS = set(Settings.model_fields) - {"paths", "storage", "profile"}
 SETTINGS_CALLS = {"settings", "get_settings", "load_settings"}
 
@@ -186,6 +186,10 @@ NOT_AN_INPUT = {
     ("eval_report", "training"): "replyassets.experiments checks every recipe of the experiments file "
                                  "against the training settings (a bad recipe fails loading); only the "
                                  "experiment's evaluation settings reach the report",
+    ("leaderboard", "training"): "the same: the gate order judges each experiment by its evaluation settings "
+                                 "(defs/experiments.evaluation_settings_for loads the experiments file)",
+    ("champion", "training"): "the same: the gate judges each experiment by its evaluation settings "
+                              "(defs/experiments.evaluation_settings_for loads the experiments file)",
 }
 
 

@@ -110,6 +110,8 @@ def test_champion_is_promoted_through_the_gate_and_survives_a_failed_challenger(
 
 @pytest.mark.slow
 def test_the_default_twin_leading_the_board_is_refused_and_the_default_promoted(dagster_project):
+    import dagster as dg
+
     p = dagster_project
     p.instance.add_dynamic_partitions("experiment", ["default", "default-seed43"])
     retrieval = judged(60, 0.8, 7.0, 5.0, seed=2)
@@ -125,3 +127,11 @@ def test_the_default_twin_leading_the_board_is_refused_and_the_default_promoted(
     assert [r["experiment"] for r in refused] == ["default-seed43"]
     assert "does not beat the default recipe default" in refused[0]["reason"]
     assert list(history(p)["experiment"]) == ["default"]
+    # the page shows the gate measured at these 60 tweets: the A/A twin's false-promotion rate
+    # with its bound, and the power at d = 0.3 and at the effect the best experiment shows
+    calibration = md["gate_calibration"]
+    assert len(calibration) < 1_000 and "60 test tweets" in calibration and "A/A twin" in calibration
+    assert "power at d = 0.3" in calibration and "(default)" in calibration
+    assert md["false_promotion_upper95"] <= 0.07 and 0 < md["gate_power_best_d"] <= 1
+    board = p.instance.get_latest_materialization_event(dg.AssetKey("leaderboard")).asset_materialization.metadata
+    assert board["markdown"].value.splitlines()[2].startswith("| default | promote |")  # gate order

@@ -299,7 +299,8 @@ def test_lora_adapter_metadata_loss_curve_first_as_an_inline_png():
     assert inline.startswith("![loss") and DATA_URI in inline and len(inline) < 1000, len(inline)
     text = _md_text(md["loss_curve"])
     assert text.startswith("![loss curve") and DATA_URI in text and len(text) > len(inline)
-    assert list(md)[2:4] == ["final_eval_loss", "final_train_loss"]
+    assert list(md)[2:5] == ["loss_objective", "final_eval_loss", "final_train_loss"]
+    assert md["loss_objective"].startswith("SFT: final_*_loss is the cross-entropy")
     table = md["loss_curve_table"]
     assert isinstance(table, dg.TableMetadataValue) and [r.data["step"] for r in table.records] == [1, 10, 20]
     assert md["final_eval_loss"].value == 7.527 and md["eval_perplexity"].value == 1858.0
@@ -315,6 +316,40 @@ def test_lora_adapter_metadata_loss_curve_first_as_an_inline_png():
         "learning_rate": "0.0002", "warmup_ratio": "0.03333", "lora.r": "16", "lora.target_modules": '["q_proj", "v_proj"]'}
     assert not any(isinstance(x, dg.JsonMetadataValue) for x in md.values())   # no JSON blob left
     assert_rounded(md)
+
+
+def test_lora_adapter_page_names_each_loss_by_its_objective():
+    """An sft+dpo adapter shows its SFT stage's cross-entropy and perplexity and its DPO loss,
+    each labelled, and no unlabelled ``eval_perplexity`` null; a DPO adapter no null perplexity."""
+    from replyassets.defs.train import adapter_metadata
+
+    stages = {"sft": {"final_train_loss": 2.01, "final_eval_loss": 2.2, "eval_perplexity": 9.025},
+              "dpo": {"final_train_loss": 0.68, "final_eval_loss": 0.66, "eval_perplexity": None}}
+    reported, _ = _reported(
+        method=dg.MetadataValue.text("sft+dpo"), final_train_loss=dg.MetadataValue.float(0.68),
+        final_eval_loss=dg.MetadataValue.float(0.66), eval_perplexity=dg.MetadataValue.null(),
+        train_perplexity=dg.MetadataValue.null(), stages=dg.MetadataValue.json(stages),
+        sft_final_eval_loss=dg.MetadataValue.float(2.2), dpo_final_eval_loss=dg.MetadataValue.float(0.66))
+    md = adapter_metadata(reported)
+    assert {"eval_perplexity", "train_perplexity", "final_eval_loss", "final_train_loss",
+            "sft_final_eval_loss", "dpo_final_eval_loss"}.isdisjoint(md)
+    value = {k: getattr(v, "value", v) for k, v in md.items()}
+    assert value["sft_eval_loss"] == 2.2 and value["sft_eval_perplexity"] == 9.025
+    assert value["sft_train_loss"] == 2.01 and value["dpo_eval_loss"] == 0.66
+    assert "sft_* is the SFT stage's cross-entropy" in md["loss_objective"]
+    assert list(md).index("loss_objective") < list(md).index("dpo_eval_loss") < list(md).index("adapter_path")
+    dpo, _ = _reported(method=dg.MetadataValue.text("dpo"), final_eval_loss=dg.MetadataValue.float(0.61),
+                       eval_perplexity=dg.MetadataValue.null())
+    page = adapter_metadata(dpo)
+    assert "eval_perplexity" not in page and "final_eval_loss" not in page
+    assert getattr(page["dpo_eval_loss"], "value", page["dpo_eval_loss"]) == 0.61
+    assert page["loss_objective"].startswith("DPO:")
+    # the leaderboard reads the labelled page back
+    from replyassets.core.leaderboard import losses_by_objective
+
+    assert losses_by_objective(value) | {"method": "sft+dpo"} == {
+        "method": "sft+dpo", "sft_train_loss": 2.01, "sft_eval_loss": 2.2, "sft_eval_perplexity": 9.025,
+        "dpo_eval_loss": 0.66, "kto_eval_loss": None}
 
 
 def test_lora_adapter_loss_curve_from_result_json_when_not_reported(tmp_path):

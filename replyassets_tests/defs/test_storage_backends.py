@@ -114,7 +114,7 @@ def test_human_ratings_round_trip(any_storage):
 def test_champion_history_round_trip(any_storage):
     import dagster as dg
 
-    from replyassets.defs.leaderboard import HISTORY_COLUMNS, _history
+    from replyassets.defs.champion import HISTORY_COLUMNS, _history
 
     assert _history(any_storage).empty
     rows = pd.DataFrame([{"promoted_at": pd.Timestamp("2025-01-0%d" % (i + 1)), "experiment": f"e{i}",

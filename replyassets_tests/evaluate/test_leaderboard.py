@@ -40,7 +40,80 @@ def test_one_row_per_experiment_with_holm_within_each_curated_set():
     assert bool(by.loc["default", "champion"]) and not by.loc["r8", "champion"]
     assert by.loc["untested", "verdict"] == "not evaluated" and pd.isna(by.loc["untested", "win_rate"])
     assert by.loc["r8", "win_rate_vs_retrieval"] == pytest.approx(0.6)
-    assert list(board["experiment"])[0] == "old"  # sorted by the lower end of the interval
+    # gate order, not the raw win rate: the champion, then the refused ones (here none passes
+    # a check, so by the lower end of the interval), then the ones not evaluated
+    assert list(board["experiment"]) == ["default", "old", "r8", "twin", "untested"]
+    assert list(board["gate"]) == ["champion", "refused", "refused", "refused", "not evaluated"]
+    assert by.loc["old", "gate_reason"].startswith("old does not beat the base model")
+    # losses by objective, each labelled; no column mixes the scales
+    assert {"eval_loss", "train_loss", "eval_perplexity"}.isdisjoint(board.columns)
+    assert by.loc["r8", "method"] == "sft" and by.loc["r8", "sft_eval_loss"] == pytest.approx(1.2)
+    assert by.loc["r8", "judge"] == "unknown" and pd.isna(by.loc["r8", "judge_likes_agreement"])
+
+
+def test_losses_of_different_objectives_are_separate_columns():
+    from replyassets.core.leaderboard import losses_by_objective
+
+    sft = losses_by_objective({"method": "sft", "final_train_loss": 2.1, "final_eval_loss": 2.3, "eval_perplexity": 9.97})
+    assert sft == {"method": "sft", "sft_train_loss": 2.1, "sft_eval_loss": 2.3, "sft_eval_perplexity": 9.97,
+                   "dpo_eval_loss": None, "kto_eval_loss": None}
+    assert losses_by_objective({"final_eval_loss": 2.3})["sft_eval_loss"] == 2.3  # before methods: SFT
+    dpo = losses_by_objective({"method": "dpo", "final_train_loss": 0.69, "final_eval_loss": 0.61, "eval_perplexity": None})
+    assert dpo["dpo_eval_loss"] == 0.61 and dpo["sft_eval_loss"] is None and dpo["sft_eval_perplexity"] is None
+    kto = losses_by_objective({"method": "kto", "final_eval_loss": 0.5})
+    assert kto["kto_eval_loss"] == 0.5 and kto["dpo_eval_loss"] is None
+    both = losses_by_objective({
+        "method": "sft+dpo", "final_train_loss": 0.68, "final_eval_loss": 0.66, "eval_perplexity": None,
+        "stages": {"sft": {"final_train_loss": 2.0, "final_eval_loss": 2.2, "eval_perplexity": 9.03},
+                   "dpo": {"final_train_loss": 0.68, "final_eval_loss": 0.66, "eval_perplexity": None}}})
+    assert both == {"method": "sft+dpo", "sft_train_loss": 2.0, "sft_eval_loss": 2.2, "sft_eval_perplexity": 9.03,
+                    "dpo_eval_loss": 0.66, "kto_eval_loss": None}
+    assert losses_by_objective({})["method"] == ""
+
+
+def test_each_row_names_its_judge_and_its_agreement_with_likes():
+    from replyassets.core.leaderboard import judge_columns
+
+    rep = {**_report(0.6, 0.52, 0.7, 0.01), "judge": {"name": "anthropic", "model": "claude-sonnet-4-6"},
+           "judge_likes_agreement": {"agreement": 0.71, "ci_low": 0.6, "ci_high": 0.8, "pairs": 40}}
+    offline = {**_report(0.6, 0.52, 0.7, 0.01), "judge": {"name": "offline", "model": "offline"},
+               "judge_likes_agreement": {"agreement": 0.5, "ci_low": 0.4, "ci_high": 0.6, "pairs": 40}}
+    board = leaderboard_rows({"r8": rep, "r16": offline}, {}, champion=None).set_index("experiment")
+    assert board.loc["r8", "judge"] == "anthropic (claude-sonnet-4-6)" and board.loc["r16", "judge"] == "offline"
+    assert board.loc["r8", "judge_likes_agreement"] == pytest.approx(0.71)
+    assert board.loc["r8", "judge_likes_ci_low"] == pytest.approx(0.6)
+    assert judge_columns({})["judge"] == ""
+
+
+def test_row_order_and_champion_marker_follow_the_gate_not_the_raw_win_rate():
+    """Real statistics: the default beats everything; its A/A twin has the higher raw win rate
+    against the base model but does not beat the default. The board puts the default first as the
+    candidate the gate promotes, and the champion marker stays where the gate put it."""
+    from replyassets.core.stats import compute_stats
+    from replyassets.settings import EvaluationSettings
+    from replyassets_tests.defs.test_champion import judged
+
+    ev = EvaluationSettings(bootstrap_resamples=500)
+
+    def rep(vs_base, vs_default=None):
+        stats = {"base": compute_stats(vs_base, ev), "retrieval": compute_stats(judged(60, 0.8, 7.0, 5.0, seed=2), ev)}
+        if vs_default is not None:
+            stats["default"] = compute_stats(vs_default, ev)
+        return {"curated_set_hash": "c1", "stats": stats, "p_raw": stats["base"]["wilcoxon_p"],
+                "verdict": {"label": "adapter better"},
+                "opponents": {"default": "default"} if vs_default is not None else {}}
+
+    reports = {"default": rep(judged(60, 0.85, 7.5, 4.0, seed=1)),
+               "default-seed43": rep(judged(60, 0.95, 8.5, 4.0, seed=4), judged(60, 0.5, 6.0, 6.0, seed=3))}
+    board = leaderboard_rows(reports, {}, champion=None)
+    assert board.set_index("experiment")["win_rate"].idxmax() == "default-seed43"  # the raw leader
+    assert list(board["experiment"]) == ["default", "default-seed43"]
+    assert list(board["gate"]) == ["promote", "refused"] and not board["champion"].any()
+    assert "does not beat the default recipe default" in board.loc[1, "gate_reason"]
+    # once the default is champion, it is marked and the twin still ranks below it
+    again = leaderboard_rows(reports, {}, champion="default")
+    assert list(again["experiment"]) == ["default", "default-seed43"] and list(again["champion"]) == [True, False]
+    assert list(again["gate"]) == ["champion", "refused"]
 
 
 def test_candidate_is_the_best_non_champion():
@@ -232,6 +305,8 @@ def test_demo_output_ends_with_the_leaderboard_and_the_champion_decision():
     header = lines.index("Leaderboard (win rate against the base model, the test tweet as unit):")
     rows = lines[header + 1:-3]
     assert rows == table.splitlines() and len(rows) == 4  # header, rule, one row per experiment
-    assert rows[2].startswith("| default-seed43 |") and rows[3].startswith("| default |") and "| yes |" in rows[3]
+    # the champion first (the twin is refused: gate order, whatever its raw win rate)
+    assert rows[2].startswith("| default | champion |") and "| yes |" in rows[2]
+    assert rows[3].startswith("| default-seed43 | refused |")
     # nothing evaluated yet: the closing rule alone
     assert closing_lines(None, None) == ["=" * 72]
