@@ -131,15 +131,7 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     assert after[0] == before[0], "the same partition validated in two processes gave two data versions"
     assert stale(project.statuses()) == set()
 
-    # 4. One threshold changes: exactly the assets that read it are stale (deduped_pairs, and
-    #    curated_set whose near-duplicate check re-applies it), by Dagster's own status...
-    project.overrides = {"dedup": {"similarity_threshold": 0.85}}
-    assert stale(project.statuses()) == {"deduped_pairs", "curated_set"}
-    # ...and the demo materializes those and what their new data makes stale, nothing else.
-    assert project.demo() == ["deduped_pairs", "curated_set", "preference_kto, preference_pairs", *TRAIN_AND_EVALUATE]
-    assert project.demo() == []
-
-    # 5. An edited query makes exactly its partition stale (and the local base model, whose
+    # 4. An edited query makes exactly its partition stale (and the local base model, whose
     #    tokenizer corpus is the queries' tweets); the replayed data is the same, so the
     #    recomputation stops there.
     doc = yaml.safe_load(project.queries.read_text())
@@ -149,6 +141,12 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     assert stale(project.statuses()) == {f"raw_tweets[{name}]", f"raw_tweet_rejections[{name}]", "base_model"}
     assert sorted(project.demo()) == ["base_model", f"raw_tweet_rejections, raw_tweets [{name}]"]
     assert project.demo() == []
+
+    # 5. One threshold changes: exactly the assets that read it are stale (deduped_pairs, and
+    #    curated_set whose near-duplicate check re-applies it), by Dagster's own status. The demo
+    #    that rebuilds them and what their new data makes stale is step 8 (one retraining for both).
+    project.overrides = {"dedup": {"similarity_threshold": 0.85}}
+    assert stale(project.statuses()) == {"deduped_pairs", "curated_set"}
 
     # 6. Runs started by the demo are real runs of the code location's asset job: the UI shows
     #    their asset selection and can re-execute them from the location `replyassets`.
@@ -174,13 +172,11 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     assert Path(second_md["adapter_path"]).parent != first_dir
     assert {p: p.stat().st_mtime_ns for p in first_dir.rglob("*") if p.is_file()} == first_files
 
-    # 8. Evaluation integrity: re-curate (another target size) without retraining, then ask for
-    #    the report: it refuses, naming both curated sets.
+    # 8. Evaluation integrity: re-curate (step 5's threshold, another target size) without
+    #    retraining, then ask for the report: it refuses, naming both curated sets.
     trained_on = second_md["curated_set_hash"]
-
-    # Re-curate with another target size, then ask for the report without retraining.
     project.overrides = {**project.overrides, "curation": {"target_pairs": 500}}
-    project.run_assets(["curated_set"])
+    project.run_assets(["deduped_pairs", "curated_set"])
     proc = project.run_assets(["eval_report"], "default", check=False)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     run_id = re.search(r"RUN (\S+)", proc.stdout).group(1)
@@ -196,9 +192,10 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     assert trained_on[:16] in message and current[:16] in message, message
     assert "Materialize lora_adapter again" in message
 
-    # The demo repairs it in graph order: the pairs (split by the new set) and the adapters are
-    # stale, rebuilt, retrained, then evaluated.
+    # The demo repairs it in graph order, and materializes what the new data makes stale, nothing
+    # else: the pairs (split by the new set) and the adapters are rebuilt, retrained, evaluated.
     assert project.demo() == ["preference_kto, preference_pairs", *TRAIN_AND_EVALUATE]
+    assert project.demo() == []
     instance.dispose()
 
 
