@@ -147,7 +147,7 @@ def test_cascade_matches_the_full_path_on_the_sample(tmp_path):
     how = casc.attrs["semantic_dedup"]
     differ = int((full["kept"].to_numpy() != casc["kept"].to_numpy()).sum())
     # the sentence model's pairs at the threshold among the exact survivors (all embedded by the full path)
-    surv = df.loc[full["dup_kind"].to_numpy(dtype=object) != "exact", "reply_clean"].tolist()
+    surv = df.loc[full["dup_kind"].fillna("").to_numpy(dtype=object) != "exact", "reply_clean"].tolist()
     x = normalize_rows(embed(surv))
     p = x @ x.T
     i, j = np.nonzero(np.triu(p >= s.similarity_threshold, 1))
