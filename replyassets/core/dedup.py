@@ -720,6 +720,22 @@ def cascade_choice_text(info: dict) -> str:
             f"were embedded with the sentence model, the others kept without it")
 
 
+def semantic_path_metadata(info: dict, candidate_model: str) -> dict:
+    """The ``deduped_pairs`` metadata on the semantic path: which ran (``full`` | ``cascade``), why,
+    the candidate rate (cascade only) and the rows embedded with the sentence model. ``info``:
+    ``dedupe``'s ``attrs["semantic_dedup"]``; ``candidate_model``: the setting (reported when no
+    semantic step ran)."""
+    cascade = info.get("candidate_model", "none") != "none"
+    out = {"semantic_path": "cascade" if cascade else "full",
+           "semantic_path_why": cascade_choice_text(info) if "candidate_model" in info else "no valid rows",
+           "candidate_model": str(info.get("candidate_model", candidate_model))}
+    if cascade:
+        out.update({"candidate_rate": float(info["candidate_rate"]), "candidate_rows": int(info["candidate_rows"]),
+                    "candidate_threshold": float(info["candidate_threshold"])})
+    out["semantic_rows_embedded"] = int(info.get("embedded_rows", 0))
+    return out
+
+
 # --------------------------------------------------------------------------- DataFrame API
 
 

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from replyassets.core.dedup import cascade_choice_text, dedup_summary, dedupe, method_choice_text
+from replyassets.core.dedup import dedup_summary, dedupe, method_choice_text, semantic_path_metadata
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
 from replyassets.core.frame_hash import frame_hash
 from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
@@ -65,7 +65,6 @@ def deduped_pairs(
                  candidates=static.encode if static is not None else None,
                  candidate_threshold=s.dedup.candidate_threshold if static is not None else None)
     how = out.attrs.pop("semantic_dedup", {})
-    cascade = how.get("candidate_model", "none") != "none"
     if static is not None and static.built_now:
         context.log.info(f"built the static candidate model under {static.models_dir / 'static'}")
     stats = cached.stats()
@@ -90,12 +89,7 @@ def deduped_pairs(
             "semantic_duplicates": semantic,
             "similarity_threshold": s.dedup.similarity_threshold,
             "semantic_method": str(how.get("method", "none")),
-            "semantic_path": "cascade" if cascade else "full",
-            "semantic_path_why": cascade_choice_text(how) if "candidate_model" in how else "no valid rows",
-            "candidate_model": str(how.get("candidate_model", s.dedup.candidate_model)),
-            **({"candidate_rate": float(how["candidate_rate"]), "candidate_rows": int(how["candidate_rows"]),
-                "candidate_threshold": float(how["candidate_threshold"])} if cascade else {}),
-            "semantic_rows_embedded": int(how.get("embedded_rows", 0)),
+            **semantic_path_metadata(how, s.dedup.candidate_model),
             **({"semantic_method_why": why} if (why := method_choice_text(how)) else {}),
             "screen_dims": int(how.get("prefilter_dims", 0)),
             "screened_pairs": int(how.get("screened_pairs", how.get("lsh_screened_pairs", 0))),

@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 from replyassets.core import dedup
-from replyassets.core.dedup import candidate_rows, cascade_choice_text, dedupe, normalize_rows
+from replyassets.core.dedup import (
+    candidate_rows,
+    cascade_choice_text,
+    dedupe,
+    normalize_rows,
+    semantic_path_metadata,
+)
 
 
 def _brute(static: np.ndarray, t: float) -> np.ndarray:
@@ -101,6 +107,25 @@ def test_no_valid_rows_embeds_nothing():
     out = dedupe(df, lambda texts: pytest.fail("not called"), 0.9,
                  candidates=lambda texts: pytest.fail("not called"), candidate_threshold=0.5)
     assert not out["kept"].any() and out.attrs["semantic_dedup"] == {"method": "none"}
+
+
+def test_deduped_pairs_metadata_says_which_path_ran_the_candidate_rate_and_why():
+    df = _frame(40)
+    static = _clustered(40)
+    vecs = normalize_rows(static - static.mean(axis=0))
+    casc = semantic_path_metadata(dedupe(df, vecs, 0.9, candidates=static, candidate_threshold=0.8)
+                                  .attrs["semantic_dedup"], "static")
+    assert casc["semantic_path"] == "cascade" and casc["candidate_model"] == "static"
+    assert casc["candidate_rate"] == pytest.approx(10 / 40) and casc["candidate_rows"] == 10
+    assert casc["candidate_threshold"] == 0.8 and casc["semantic_rows_embedded"] == 10
+    assert "cascade: static-model candidates at centred cosine >= 0.8" in casc["semantic_path_why"]
+    full = semantic_path_metadata(dedupe(df, vecs, 0.9).attrs["semantic_dedup"], "none")
+    assert full["semantic_path"] == "full" and "candidate_rate" not in full
+    assert full["semantic_rows_embedded"] == 40 and "the default" in full["semantic_path_why"]
+    assert "under 2x" in full["semantic_path_why"]
+    empty = semantic_path_metadata(dedupe(df.assign(valid=False), vecs, 0.9).attrs["semantic_dedup"], "static")
+    assert empty == {"semantic_path": "full", "semantic_path_why": "no valid rows", "candidate_model": "static",
+                     "semantic_rows_embedded": 0}
 
 
 def _sample_replies() -> pd.DataFrame:
