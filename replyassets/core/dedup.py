@@ -87,7 +87,7 @@ import math
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -98,7 +98,7 @@ DEDUP_COLUMNS = ("kept", "duplicate_of", "similarity", "dup_kind")
 Method = Literal["auto", "exact", "lsh"]
 # one vector per row: an array (one row per row of the frame, or per valid row), or a function
 # that embeds a list of texts (called only for the rows the semantic step needs)
-Vectors = Union[np.ndarray, Callable[[list], np.ndarray]]
+Vectors = np.ndarray | Callable[[list], np.ndarray]
 
 
 # --------------------------------------------------------------------------- similarity

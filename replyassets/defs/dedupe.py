@@ -4,7 +4,12 @@ import dagster as dg
 import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from replyassets.core.dedup import dedup_summary, dedupe, method_choice_text, semantic_path_metadata
+from replyassets.core.dedup import (
+    dedup_summary,
+    dedupe,
+    method_choice_text,
+    semantic_path_metadata,
+)
 from replyassets.core.embedding_cache import DuckDBEmbeddingCache
 from replyassets.core.frame_hash import frame_hash
 from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
