@@ -100,6 +100,11 @@ def build_static_model(source: Path, out: Path, pca_dims: int = PCA_DIMS) -> dic
 def ensure_static_model(source: str | Path, models_dir: str | Path, label: str = "model",
                         pca_dims: int = PCA_DIMS) -> Path:
     """The folder of the static model distilled from ``source``; built (once, under a lock) if absent."""
+    return _ensure(source, models_dir, label, pca_dims)[0]
+
+
+def _ensure(source: str | Path, models_dir: str | Path, label: str, pca_dims: int) -> tuple[Path, bool]:
+    """(folder, built by this call)."""
     from filelock import FileLock
 
     source = Path(source)
@@ -109,11 +114,11 @@ def ensure_static_model(source: str | Path, models_dir: str | Path, label: str =
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)[:60].strip("-.") or "model"
     final = root / f"static-{safe}-{key[:12]}"
     if read_static_manifest(final) is not None:
-        return final
+        return final, False
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{final}.lock"):
         if read_static_manifest(final) is not None:  # another process built it while we waited
-            return final
+            return final, False
         if final.exists():
             shutil.rmtree(final, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=root))
@@ -130,7 +135,7 @@ def ensure_static_model(source: str | Path, models_dir: str | Path, label: str =
             os.rename(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return final, True
 
 
 class StaticEmbedder:
@@ -157,10 +162,8 @@ class StaticEmbedder:
         self._model = None
 
     def path(self) -> Path:
-        local = self._sentence._local_source()
-        t0 = time.perf_counter()
-        out = ensure_static_model(local, self.models_dir, label=self._sentence._label, pca_dims=self.pca_dims)
-        self.built_now = self.built_now or time.perf_counter() - t0 > 5.0
+        out, built = _ensure(self._sentence._local_source(), self.models_dir, self._sentence._label, self.pca_dims)
+        self.built_now = self.built_now or built
         return out
 
     def _load(self):

@@ -6,6 +6,8 @@ model's pairs at the threshold reach the walk)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -183,3 +185,33 @@ def test_cascade_matches_the_full_path_on_the_sample(tmp_path):
     assert differ / len(df) <= 0.005, (differ, len(df))
     assert recall >= 0.97, (recall, i.size)
     assert how["candidate_rate"] < 0.7, how  # the cascade skips a good share of the sentence model's work
+
+
+def test_static_model_is_built_once_content_addressed_and_rebuilt_when_incomplete(tmp_path, monkeypatch):
+    from replyassets.scorers import static_embeddings as se
+
+    builds: list[Path] = []
+
+    def fake_build(source, out, pca_dims=se.PCA_DIMS):
+        builds.append(out)
+        (out / "model.safetensors").write_bytes(b"w" * 64)
+        (out / "config.json").write_text("{}")
+        return {"distill_seconds": 0.0, "pca_dims": pca_dims, "dim": pca_dims, "vocabulary": 1}
+
+    monkeypatch.setattr(se, "build_static_model", fake_build)
+    src = tmp_path / "model"
+    src.mkdir()
+    (src / "weights.bin").write_bytes(b"a")
+    models = tmp_path / "models"
+    first = se.ensure_static_model(src, models, label="mini")
+    assert first.parent == models / "static" and first.name.startswith("static-mini-")
+    assert se.ensure_static_model(src, models, label="mini") == first and len(builds) == 1
+    manifest = se.read_static_manifest(first)
+    assert manifest["files"] == {"config.json": 2, "model.safetensors": 64} and manifest["pca_dims"] == se.PCA_DIMS
+    assert not [p for p in (models / "static").iterdir() if p.name.startswith(".")]  # no temporary folder left
+    (first / "model.safetensors").write_bytes(b"w")  # a truncated file: never loaded, rebuilt
+    assert se.ensure_static_model(src, models, label="mini") == first and len(builds) == 2
+    assert se.ensure_static_model(src, models, label="mini", pca_dims=64) != first  # another recipe, another folder
+    se._fingerprint.cache_clear()
+    (src / "weights.bin").write_bytes(b"b")  # another source model, another folder
+    assert se.ensure_static_model(src, models, label="mini") != first and len(builds) == 4
