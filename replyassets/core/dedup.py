@@ -784,6 +784,37 @@ def _gather(source, rows: np.ndarray | None, local: np.ndarray, texts: list, wha
     return vecs
 
 
+def _exact_pass(texts: np.ndarray, walk: np.ndarray, ids: np.ndarray, dup_of: np.ndarray, sim: np.ndarray,
+                kind: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Exact dedup in walk order: marks the duplicates (in ``dup_of``/``sim``/``kind``) and returns
+    the survivors (indices into ``walk``) and the (df position, df position of its exact owner) pairs."""
+    first: dict[str, int] = {}
+    survivors: list[int] = []
+    exact_pairs: list[tuple[int, int]] = []
+    for w, key in enumerate(exact_key(t) for t in texts[walk]):
+        owner = first.setdefault(key, w)
+        if owner == w:
+            survivors.append(w)
+        else:
+            p = walk[w]
+            dup_of[p], sim[p], kind[p] = ids[walk[owner]], 1.0, "exact"
+            exact_pairs.append((p, walk[owner]))
+    return np.asarray(survivors, dtype=np.int64), exact_pairs
+
+
+def _cascade_rows(surv: np.ndarray, static_of: Callable[[np.ndarray], np.ndarray],
+                  candidate_threshold: float) -> tuple[np.ndarray, dict]:
+    """The survivors that go through the sentence model and the walk, and how they were chosen."""
+    if surv.size > CASCADE_MAX_ROWS:
+        return surv, {"candidate_model": "none", "candidate_skipped": (
+            f"dedup.candidate_model: static, but {surv.size:,} exact survivors are over the cascade's "
+            f"{CASCADE_MAX_ROWS:,}: its all-pairs static screen would cost more than it saves")}
+    sem = surv[candidate_rows(static_of(surv), candidate_threshold)]
+    return sem, {"candidate_model": "static", "candidate_threshold": candidate_threshold,
+                 "candidate_inputs": int(surv.size), "candidate_rows": int(sem.size),
+                 "candidate_rate": float(sem.size / surv.size)}
+
+
 def dedupe(df: pd.DataFrame, embeddings: Vectors | None, threshold: float = 0.9,
            text_col: str = "reply_clean", *, method: Method = "auto",
            ann_threshold_rows: int = 50_000, lsh_recall: float = 0.995, seed: int = 0,
@@ -828,36 +859,16 @@ def dedupe(df: pd.DataFrame, embeddings: Vectors | None, threshold: float = 0.9,
     order_local = walk_order(sub) if valid_pos.size else np.empty(0, np.int64)
     walk = valid_pos[order_local]  # df positions in walk order
     all_texts = df[text_col].to_numpy(dtype=object)
-    keys = [exact_key(t) for t in all_texts[walk]]
-    first: dict[str, int] = {}
-    survivors: list[int] = []  # indices into walk
-    exact_pairs: list[tuple[int, int]] = []  # (df position, df position of its exact owner)
-    for w, key in enumerate(keys):
-        owner = first.setdefault(key, w)
-        if owner == w:
-            survivors.append(w)
-        else:
-            p = walk[w]
-            dup_of[p], sim[p], kind[p] = ids[walk[owner]], 1.0, "exact"
-            exact_pairs.append((p, walk[owner]))
-    surv = np.asarray(survivors, dtype=np.int64)
+    surv, exact_pairs = _exact_pass(all_texts, walk, ids, dup_of, sim, kind)
     kept[walk[surv]] = True
     if embeddings is not None and surv.size:
-        sem = surv
-        if candidates is not None and surv.size > CASCADE_MAX_ROWS:
-            semantic_info.update({"candidate_model": "none", "candidate_skipped": (
-                f"dedup.candidate_model: static, but {surv.size:,} exact survivors are over the cascade's "
-                f"{CASCADE_MAX_ROWS:,}: its all-pairs static screen would cost more than it saves")})
-        elif candidates is not None:
-            static = _gather(candidates, cand_rows, order_local[surv], [all_texts[p] for p in walk[surv]],
-                             "candidate vectors")
-            mask = candidate_rows(static, candidate_threshold)
-            sem = surv[mask]
-            semantic_info.update({"candidate_model": "static", "candidate_threshold": candidate_threshold,
-                                  "candidate_inputs": int(surv.size), "candidate_rows": int(sem.size),
-                                  "candidate_rate": float(sem.size / surv.size)})
+        if candidates is None:
+            sem, cand_info = surv, {"candidate_model": "none"}
         else:
-            semantic_info["candidate_model"] = "none"
+            sem, cand_info = _cascade_rows(surv, lambda idx: _gather(
+                candidates, cand_rows, order_local[idx], [all_texts[p] for p in walk[idx]], "candidate vectors"),
+                candidate_threshold)
+        semantic_info.update(cand_info)
         semantic_info["embedded_rows"] = int(sem.size)
         if sem.size:
             # only the rows the walk needs, gathered and normalized once (one copy: 1 GB per 700,000 rows)
