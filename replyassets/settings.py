@@ -122,6 +122,13 @@ class DedupSettings(_Model):
     # index (random-hyperplane LSH proposing candidates, verified exactly), whichever a cost
     # model on a sample of the rows predicts faster (core/dedup.py::choose_method).
     ann_threshold_rows: int = 50_000
+    # Semantic dedup cascade (core/dedup.py, docs/design.md "Semantic dedup cascade"): "static"
+    # screens the exact survivors with a static model distilled from embedding_model (model2vec,
+    # built once under the models dir) and embeds only the rows with a candidate neighbour at
+    # centred cosine >= candidate_threshold; "none" embeds every row with embedding_model.
+    candidate_model: Literal["none", "static"] = "none"
+    # Chosen by measured recall of the embedding model's pairs >= similarity_threshold.
+    candidate_threshold: float = Field(default=0.65, ge=-1.0, le=1.0)
 
 
 class CurationSettings(_Model):

@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -95,6 +96,9 @@ _BAND = 1e-4
 ORDER_COLUMNS = ("reply_likes", "reply_retweets", "reply_author_followers")
 DEDUP_COLUMNS = ("kept", "duplicate_of", "similarity", "dup_kind")
 Method = Literal["auto", "exact", "lsh"]
+# one vector per row: an array (one row per row of the frame, or per valid row), or a function
+# that embeds a list of texts (called only for the rows the semantic step needs)
+Vectors = np.ndarray | Callable[[list], np.ndarray]
 
 
 # --------------------------------------------------------------------------- similarity
@@ -656,6 +660,82 @@ def semantic_greedy(x: np.ndarray, threshold: float = 0.9, method: Method = "aut
     return res
 
 
+# --------------------------------------------------------------------------- cascade
+
+
+# Above this many exact survivors the cascade's all-pairs static screen (n^2 * d / 2
+# multiply-adds: ~3 s at 20,000 x 256, ~5 minutes at 200,000 on 2 cores) costs more than it can
+# save, and the candidate rate approaches 1 as rows are added: the full path runs instead.
+CASCADE_MAX_ROWS = 200_000
+
+
+def centred_rows(vectors: np.ndarray) -> np.ndarray:
+    """Unit rows after subtracting the rows' mean (float64 mean). Static (bag-of-token)
+    embeddings share a large common component: uncentred, nearly every pair of replies is
+    above any useful loose threshold and nearly every row would be a candidate."""
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.shape[0] == 0:
+        return v.reshape(0, v.shape[1] if v.ndim == 2 else 0)
+    return normalize_rows(v - v.astype(np.float64).mean(axis=0).astype(np.float32))
+
+
+def candidate_rows(static: np.ndarray, threshold: float, row_chunk: int = 2048,
+                   col_tile: int = 8192) -> np.ndarray:
+    """Boolean mask: rows with at least one *other* row at centred cosine ``>= threshold``.
+
+    ``static`` holds one cheap vector per row (a static embedding model's); they are
+    mean-centred and normalized (``centred_rows``), then every pair is screened by float32
+    matrix products, tile by tile (upper triangle only). Cost: n^2 * d / 2 multiply-adds,
+    a few seconds at 20,000 x 256 on 2 cores. A row with no candidate neighbour cannot be
+    a semantic duplicate *if* the static model never ranks a true pair below ``threshold``;
+    the loose threshold is chosen by measured recall (docs/design.md, "Semantic dedup cascade").
+    """
+    z = centred_rows(static)
+    n = z.shape[0]
+    out = np.zeros(n, dtype=bool)
+    for r0 in range(0, n, row_chunk):
+        a = z[r0:r0 + row_chunk]
+        for c0 in range(r0, n, col_tile):
+            p = a @ z[c0:c0 + col_tile].T
+            if c0 == r0:  # the block's own rows: only pairs j > i
+                k = min(a.shape[0], p.shape[1])
+                p[:, :k][np.tril_indices(a.shape[0], 0, k)] = -np.inf
+            hit = p >= threshold
+            out[r0:r0 + a.shape[0]] |= hit.any(axis=1)
+            out[c0:c0 + p.shape[1]] |= hit.any(axis=0)
+    return out
+
+
+def cascade_choice_text(info: dict) -> str:
+    """One line on which semantic path ran and why (the ``deduped_pairs`` metadata)."""
+    if "candidate_skipped" in info:
+        return f"full: every exact survivor embedded with the sentence model ({info['candidate_skipped']})"
+    if info.get("candidate_model", "none") == "none":
+        return ("full: every exact survivor embedded with the sentence model (dedup.candidate_model: none, "
+                "the default: the static-candidate cascade kept the keep set but measured under 2x faster, and "
+                "its candidate rate grows with the rows; docs/design.md, \"Semantic dedup cascade\")")
+    return (f"cascade: static-model candidates at centred cosine >= {info['candidate_threshold']} "
+            f"(dedup.candidate_model: {info['candidate_model']}); {info['candidate_rows']:,} of "
+            f"{info['candidate_inputs']:,} exact survivors ({info['candidate_rate']:.1%}) had a candidate and "
+            f"were embedded with the sentence model, the others kept without it")
+
+
+def semantic_path_metadata(info: dict, candidate_model: str) -> dict:
+    """The ``deduped_pairs`` metadata on the semantic path: which ran (``full`` | ``cascade``), why,
+    the candidate rate (cascade only) and the rows embedded with the sentence model. ``info``:
+    ``dedupe``'s ``attrs["semantic_dedup"]``; ``candidate_model``: the setting (reported when no
+    semantic step ran)."""
+    cascade = info.get("candidate_model", "none") != "none"
+    out = {"semantic_path": "cascade" if cascade else "full",
+           "semantic_path_why": cascade_choice_text(info) if "candidate_model" in info else "no valid rows",
+           "candidate_model": str(info.get("candidate_model", candidate_model))}
+    if cascade:
+        out.update({"candidate_rate": float(info["candidate_rate"]), "candidate_rows": int(info["candidate_rows"]),
+                    "candidate_threshold": float(info["candidate_threshold"])})
+    out["semantic_rows_embedded"] = int(info.get("embedded_rows", 0))
+    return out
+
+
 # --------------------------------------------------------------------------- DataFrame API
 
 
@@ -680,33 +760,94 @@ def walk_order(df: pd.DataFrame) -> np.ndarray:
     return frame.sort_values(["l", "r", "f", "id", "pos"], kind="mergesort")["pos"].to_numpy()
 
 
-def dedupe(df: pd.DataFrame, embeddings: np.ndarray | None, threshold: float = 0.9,
+def _array_rows(emb: np.ndarray, n: int, valid_pos: np.ndarray, what: str) -> np.ndarray:
+    """The row of ``emb`` for each valid row (in ``df`` order), after checking the shape and values."""
+    if emb.ndim != 2 or emb.shape[0] not in (n, valid_pos.size):
+        raise ValueError(f"{what} shape {emb.shape} does not match {n} rows ({valid_pos.size} valid)")
+    emb_rows = valid_pos if emb.shape[0] == n else np.arange(valid_pos.size)  # valid pairs' rows
+    for c in range(0, emb_rows.size, 65536):
+        if not np.isfinite(emb[emb_rows[c:c + 65536]]).all():
+            raise ValueError(f"{what} contain NaN or infinite values")
+    return emb_rows
+
+
+def _gather(source, rows: np.ndarray | None, local: np.ndarray, texts: list, what: str) -> np.ndarray:
+    """Vectors for the valid rows ``local`` (positions among the valid rows) whose texts are
+    ``texts``: rows of an array, or the embedding function called on the texts."""
+    if rows is not None:
+        return np.asarray(source)[rows[local]]
+    vecs = np.asarray(source(texts))
+    if vecs.ndim != 2 or vecs.shape[0] != len(texts):
+        raise ValueError(f"{what} function returned shape {vecs.shape} for {len(texts)} texts")
+    if not np.isfinite(vecs).all():
+        raise ValueError(f"{what} contain NaN or infinite values")
+    return vecs
+
+
+def _exact_pass(texts: np.ndarray, walk: np.ndarray, ids: np.ndarray, dup_of: np.ndarray, sim: np.ndarray,
+                kind: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Exact dedup in walk order: marks the duplicates (in ``dup_of``/``sim``/``kind``) and returns
+    the survivors (indices into ``walk``) and the (df position, df position of its exact owner) pairs."""
+    first: dict[str, int] = {}
+    survivors: list[int] = []
+    exact_pairs: list[tuple[int, int]] = []
+    for w, key in enumerate(exact_key(t) for t in texts[walk]):
+        owner = first.setdefault(key, w)
+        if owner == w:
+            survivors.append(w)
+        else:
+            p = walk[w]
+            dup_of[p], sim[p], kind[p] = ids[walk[owner]], 1.0, "exact"
+            exact_pairs.append((p, walk[owner]))
+    return np.asarray(survivors, dtype=np.int64), exact_pairs
+
+
+def _cascade_rows(surv: np.ndarray, static_of: Callable[[np.ndarray], np.ndarray],
+                  candidate_threshold: float) -> tuple[np.ndarray, dict]:
+    """The survivors that go through the sentence model and the walk, and how they were chosen."""
+    if surv.size > CASCADE_MAX_ROWS:
+        return surv, {"candidate_model": "none", "candidate_skipped": (
+            f"dedup.candidate_model: static, but {surv.size:,} exact survivors are over the cascade's "
+            f"{CASCADE_MAX_ROWS:,}: its all-pairs static screen would cost more than it saves")}
+    sem = surv[candidate_rows(static_of(surv), candidate_threshold)]
+    return sem, {"candidate_model": "static", "candidate_threshold": candidate_threshold,
+                 "candidate_inputs": int(surv.size), "candidate_rows": int(sem.size),
+                 "candidate_rate": float(sem.size / surv.size)}
+
+
+def dedupe(df: pd.DataFrame, embeddings: Vectors | None, threshold: float = 0.9,
            text_col: str = "reply_clean", *, method: Method = "auto",
            ann_threshold_rows: int = 50_000, lsh_recall: float = 0.995, seed: int = 0,
-           block_size: int = 4096) -> pd.DataFrame:
+           block_size: int = 4096, candidates: Vectors | None = None,
+           candidate_threshold: float | None = None) -> pd.DataFrame:
     """Every row of ``df`` (input order, same index) plus kept/duplicate_of/similarity/dup_kind.
 
-    ``embeddings`` has one row per row of ``df`` or one per *valid* row (in ``df`` order);
-    rows of invalid pairs are ignored. ``None`` skips the semantic step (exact dedup only).
+    ``embeddings`` has one row per row of ``df`` or one per *valid* row (in ``df`` order),
+    or is a function embedding a list of texts, called once with the texts of the rows the
+    semantic step needs; rows of invalid pairs are ignored. ``None`` skips the semantic step
+    (exact dedup only).
+
+    ``candidates`` (the cascade): cheap vectors of a static embedding model, in the same
+    forms. Only the exact survivors with a candidate neighbour (``candidate_rows`` at
+    ``candidate_threshold``) get sentence embeddings and enter the greedy walk; the others
+    are kept without one (they have no neighbour in the walk, so the walk over all rows
+    would keep them too, unless the static model missed a true pair).
     """
     missing = [c for c in (text_col, "reply_id") if c not in df.columns]
     if missing:
         raise ValueError(f"dedupe needs column(s) {missing}; got {list(df.columns)}")
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    if candidates is not None and (candidate_threshold is None or not -1.0 <= candidate_threshold <= 1.0):
+        raise ValueError(f"candidates need a candidate_threshold in [-1, 1], got {candidate_threshold}")
     n = len(df)
     valid = df["valid"].fillna(False).astype(bool).to_numpy() if "valid" in df else np.ones(n, bool)
     valid_pos = np.flatnonzero(valid)
-    x = None
-    if embeddings is not None:
-        emb = np.asarray(embeddings)
-        if emb.ndim != 2 or emb.shape[0] not in (n, valid_pos.size):
-            raise ValueError(f"embeddings shape {emb.shape} does not match {n} rows "
-                             f"({valid_pos.size} valid)")
-        emb_rows = valid_pos if emb.shape[0] == n else np.arange(valid_pos.size)  # valid pairs' rows
-        for c in range(0, emb_rows.size, 65536):
-            if not np.isfinite(emb[emb_rows[c:c + 65536]]).all():
-                raise ValueError("embeddings contain NaN or infinite values")
+    emb_rows = cand_rows = None
+    if embeddings is not None and not callable(embeddings):
+        emb_rows = _array_rows(np.asarray(embeddings), n, valid_pos, "embeddings")
+    if candidates is not None and not callable(candidates):
+        cand_rows = _array_rows(np.asarray(candidates), n, valid_pos, "candidate vectors")
     ids = df["reply_id"].astype("string").to_numpy(dtype=object)
     semantic_info: dict = {"method": "none"}
     kept = np.zeros(n, dtype=bool)
@@ -717,36 +858,35 @@ def dedupe(df: pd.DataFrame, embeddings: np.ndarray | None, threshold: float = 0
     sub = df.iloc[valid_pos]
     order_local = walk_order(sub) if valid_pos.size else np.empty(0, np.int64)
     walk = valid_pos[order_local]  # df positions in walk order
-    keys = [exact_key(t) for t in df[text_col].to_numpy(dtype=object)[walk]]
-    first: dict[str, int] = {}
-    survivors: list[int] = []  # indices into walk
-    exact_pairs: list[tuple[int, int]] = []  # (df position, df position of its exact owner)
-    for w, key in enumerate(keys):
-        owner = first.setdefault(key, w)
-        if owner == w:
-            survivors.append(w)
-        else:
-            p = walk[w]
-            dup_of[p], sim[p], kind[p] = ids[walk[owner]], 1.0, "exact"
-            exact_pairs.append((p, walk[owner]))
-    surv = np.asarray(survivors, dtype=np.int64)
+    all_texts = df[text_col].to_numpy(dtype=object)
+    surv, exact_pairs = _exact_pass(all_texts, walk, ids, dup_of, sim, kind)
     kept[walk[surv]] = True
     if embeddings is not None and surv.size:
-        # only the exact survivors, gathered and normalized once (one copy: 1 GB per 700,000 rows)
-        x = normalize_rows(emb[emb_rows[order_local[surv]]])
-        res = semantic_greedy(x, threshold, method=method, ann_threshold_rows=ann_threshold_rows,
-                              lsh_recall=lsh_recall, seed=seed, block_size=block_size)
-        semantic_info = {"method": res.method, **res.info}
-        pos = walk[surv]
-        drop = np.flatnonzero(~res.kept)
-        kept[pos[drop]] = False
-        dup_of[pos[drop]] = ids[pos[res.dup_of[drop]]]
-        sim[pos[drop]] = res.similarity[drop]
-        kind[pos[drop]] = "semantic"
-        # an exact duplicate of a row that semantic dedup dropped points at the final survivor
-        for p, o in exact_pairs:
-            if not kept[o]:
-                dup_of[p], sim[p] = dup_of[o], sim[o]
+        if candidates is None:
+            sem, cand_info = surv, {"candidate_model": "none"}
+        else:
+            sem, cand_info = _cascade_rows(surv, lambda idx: _gather(
+                candidates, cand_rows, order_local[idx], [all_texts[p] for p in walk[idx]], "candidate vectors"),
+                candidate_threshold)
+        semantic_info.update(cand_info)
+        semantic_info["embedded_rows"] = int(sem.size)
+        if sem.size:
+            # only the rows the walk needs, gathered and normalized once (one copy: 1 GB per 700,000 rows)
+            x = normalize_rows(_gather(embeddings, emb_rows, order_local[sem], [all_texts[p] for p in walk[sem]],
+                                       "embeddings"))
+            res = semantic_greedy(x, threshold, method=method, ann_threshold_rows=ann_threshold_rows,
+                                  lsh_recall=lsh_recall, seed=seed, block_size=block_size)
+            semantic_info.update({"method": res.method, **res.info})
+            pos = walk[sem]
+            drop = np.flatnonzero(~res.kept)
+            kept[pos[drop]] = False
+            dup_of[pos[drop]] = ids[pos[res.dup_of[drop]]]
+            sim[pos[drop]] = res.similarity[drop]
+            kind[pos[drop]] = "semantic"
+            # an exact duplicate of a row that semantic dedup dropped points at the final survivor
+            for p, o in exact_pairs:
+                if not kept[o]:
+                    dup_of[p], sim[p] = dup_of[o], sim[o]
     out = df.copy()
     out["kept"] = kept
     out["duplicate_of"] = pd.array(dup_of, dtype="string")

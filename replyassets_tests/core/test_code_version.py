@@ -61,7 +61,7 @@ def test_finding_a_module_imports_nothing(fakepkg):
 def test_loading_the_definitions_imports_no_heavy_library():
     """Every Dagster run and step process loads the definitions: the ML libraries load on use."""
     heavy = ("torch", "transformers", "peft", "trl", "anthropic", "scipy", "sklearn", "openvino",
-             "sentence_transformers", "bitsandbytes")
+             "sentence_transformers", "bitsandbytes", "model2vec", "skeletoken")
     code = ("import sys, replyassets.definitions; "
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
