@@ -76,6 +76,7 @@ def champion_round(project):
     assert board.success
     result = dg.materialize(all_assets_and_checks(), selection=["champion"], instance=project.instance,
                             resources=resources, raise_on_error=False)
+    assert result.success  # a refusal is an outcome: the run is green either way
     gate = [e for e in result.get_asset_check_evaluations() if e.check_name == "promotion_gate"]
     assert len(gate) == 1
     md = {k: v.value for k, v in project.instance.get_latest_materialization_event(dg.AssetKey("champion"))
@@ -100,7 +101,7 @@ def test_champion_is_promoted_through_the_gate_and_survives_a_failed_challenger(
     record_report(p, "default", figures("default", strong, judged(60, 0.8, 7.0, 5.0, seed=2)))
     gate, md = champion_round(p)
     assert gate.passed, gate.description
-    assert md["champion"] == "default" and md["decision"].startswith("PROMOTED default")
+    assert md["champion"] == "default" and md["decision"].startswith("promoted default: ")
     assert list(history(p)["experiment"]) == ["default"]
     cards = list((p.data / "champions").glob("default-*/MODEL_CARD.md"))
     assert len(cards) == 1 and "Holm" in cards[0].read_text()
@@ -113,6 +114,7 @@ def test_champion_is_promoted_through_the_gate_and_survives_a_failed_challenger(
     assert not gate.passed
     assert "r8" in gate.description and "champion" in gate.description
     assert md["champion"] == "default" and md["candidate"] == "r8"
+    assert md["decision"].startswith("stays with default: r8 ") and "does not beat the champion default" in md["decision"]
     assert list(history(p)["experiment"]) == ["default"]  # the champion stays, history unchanged
 
     # Round 3: a challenger never compared with the champion is refused too.
@@ -136,7 +138,7 @@ def test_the_default_twin_leading_the_board_is_refused_and_the_default_promoted(
                                                retrieval, vs_default=judged(60, 0.5, adapter=6.0, base=6.0, seed=3)))
     gate, md = champion_round(p)
     assert gate.passed, gate.description
-    assert md["champion"] == "default" and md["decision"].startswith("PROMOTED default")
+    assert md["champion"] == "default" and md["decision"].startswith("promoted default: ")
     refused = [r.data for r in md["candidates"].records if r.data["outcome"] == "refused"]
     assert [r["experiment"] for r in refused] == ["default-seed43"]
     assert "does not beat the default recipe default" in refused[0]["reason"]
@@ -167,7 +169,7 @@ def checks_of(project, run_id: str) -> dict:
 
 @pytest.mark.slow
 def test_a_refusal_is_an_outcome_and_only_a_proven_champion_ships(dagster_project):
-    """As ``make demo`` runs them (the code location's asset job, read back by the demo's own code):
+    """Runs as ``make demo`` reads them back (the demo's own ``run_outcome`` / ``outcome_lines``):
     the gate refusing every candidate is a green run that materializes the decision with every
     candidate's reason, and nothing ships; a promoted adapter ships beside its model card; an
     adapter changed since it was judged is stopped by the blocking ``proven_champion`` check and
@@ -177,7 +179,6 @@ def test_a_refusal_is_an_outcome_and_only_a_proven_champion_ships(dagster_projec
     from replyassets import demo
 
     p = dagster_project
-    runner = demo.AssetRunner(p.instance)
     p.instance.add_dynamic_partitions("experiment", ["default", "r8"])
     retrieval = judged(60, 0.8, 7.0, 5.0, seed=2)
     weak = judged(60, 0.5, adapter=5.0, base=5.0, seed=1)
@@ -185,10 +186,13 @@ def test_a_refusal_is_an_outcome_and_only_a_proven_champion_ships(dagster_projec
     record_report(p, "r8", figures("r8", weak, retrieval, vs_default=weak))
 
     def round_(*keys: str) -> demo.RunOutcome:
-        board = runner.run([dg.AssetKey("leaderboard")])
-        assert board.is_success
-        run = runner.run([dg.AssetKey(k) for k in keys])
-        return demo.run_outcome(p.instance, run, ", ".join(keys))
+        # dg.materialize with this project's resources (demo.AssetRunner would load the
+        # definitions module's resources, bound to the settings of the first test that loaded it)
+        runs = [dg.materialize(all_assets_and_checks(), selection=list(sel), instance=p.instance,
+                               resources=p.resources(), raise_on_error=False, tags=demo.TAGS)
+                for sel in (["leaderboard"], keys)]
+        assert runs[0].success
+        return demo.run_outcome(p.instance, p.instance.get_run_by_id(runs[1].run_id), ", ".join(keys))
 
     # 1. The gate refuses both: the run is green, champion materialized the refusal, nothing ships.
     refused = round_("champion", "champion_export")
