@@ -22,7 +22,7 @@ NO_CANDIDATE = "no evaluated experiment other than the champion"
 
 def _why(reason: str) -> str:
     """The gate's sentence after its outcome ("stays with default: r8 does not beat ..." -> "r8 does not beat ...")."""
-    head, sep, tail = reason.partition(": ")
+    _, sep, tail = reason.partition(": ")
     return tail if sep else reason
 
 
