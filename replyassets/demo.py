@@ -498,20 +498,24 @@ def result_lines(instance, s) -> list[str]:
     board = md(latest_materialization(instance, "leaderboard"))
     champ = md(latest_materialization(instance, "champion"))
     shipped = md(latest_materialization(instance, "champion_export"))
-    return [*lines, *closing_lines(board.get("markdown"), champ.get("decision"), shipped.get("shipped"))]
+    candidates = [r.data for r in champ["candidates"].records] if "candidates" in champ else []
+    return [*lines, *closing_lines(board.get("markdown"), champ.get("headline") or champ.get("decision"),
+                                   shipped.get("shipped"), candidates)]
 
 
 def closing_lines(leaderboard_markdown: str | None, champion_decision: str | None,
-                  shipped: str | None = None) -> list[str]:
+                  shipped: str | None = None, candidates: list[dict] | None = None) -> list[str]:
     """The end of the demo's output: the leaderboard (its markdown table), then the champion
-    decision as an outcome ("promoted X: ..." or "stays with Y / the base model: ..."), what
-    ``champion_export`` shipped, then the closing rule."""
+    decision as an outcome ("promoted X" or "stays with Y / the base model"), each candidate's
+    outcome and reason (``{"experiment", "outcome", "reason"}``, the champion's ``candidates``),
+    what ``champion_export`` shipped, then the closing rule."""
     lines: list[str] = []
     if leaderboard_markdown:
         lines += ["", "Leaderboard (win rate against the base model, the test tweet as unit):",
                   *leaderboard_markdown.splitlines()]
     if champion_decision:
-        lines += ["", f"Champion: {champion_decision}"]
+        lines += ["", f"Champion: {champion_decision}",
+                  *(f"  {c['experiment']} {c['outcome']}: {c['reason']}" for c in candidates or [])]
     if shipped:
         lines += [f"Shipped : {shipped}"]
     return [*lines, "=" * 72]

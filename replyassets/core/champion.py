@@ -39,7 +39,8 @@ def decision_outcome(decisions: Sequence[Mapping[str, Any]], champion_before: st
     Returns ``{"promoted": name or None, "champion": who serves after it (None: the base model),
     "refused": bool (a candidate was judged and none promoted), "headline", "decision" (one line,
     decision first), "markdown" (decision first, then every candidate's outcome and reason,
-    under ``MARKDOWN_LIMIT`` characters), "candidates": [{"experiment", "outcome", "reason"}]}``.
+    under ``MARKDOWN_LIMIT`` characters), "candidates": [{"experiment", "outcome", "reason"}]}``
+    (``reason``: the gate's sentence without its outcome, e.g. "r8 does not beat ...").
     """
     promoted = next((str(d["candidate"]) for d in decisions if d["promote"]), None)
     champion = promoted or champion_before
@@ -53,7 +54,7 @@ def decision_outcome(decisions: Sequence[Mapping[str, Any]], champion_before: st
     candidates = [{"experiment": str(d["candidate"]),
                    "outcome": "promoted" if d["candidate"] == promoted else
                    ("passes, ranked lower" if d["promote"] else "refused"),
-                   "reason": str(d["reason"])} for d in decisions]
+                   "reason": _why(str(d["reason"]))} for d in decisions]
     return {"promoted": promoted, "champion": champion, "refused": bool(decisions) and not promoted,
             "headline": head, "decision": f"{head}: {why}", "candidates": candidates,
             "markdown": decision_markdown(head, why, candidates)}
@@ -67,7 +68,7 @@ def decision_markdown(head: str, why: str, candidates: Sequence[Mapping[str, str
         lines.append(f"_{why}_")
     room = max(60, (limit - 80 - len(lines[0])) // max(1, len(candidates)) - 12)
     for c in candidates:
-        reason = _why(c["reason"])
+        reason = c["reason"]
         reason = reason if len(reason) <= room else reason[: room - 1] + "…"
         lines.append(f"- `{c['experiment']}` {c['outcome']}: {reason}")
     text = "\n".join(lines)

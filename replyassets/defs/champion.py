@@ -167,6 +167,7 @@ def champion(context: dg.AssetExecutionContext, leaderboard: pd.DataFrame):
         history,
         metadata=tidy_metadata({
             "decision": outcome["decision"],
+            "headline": outcome["headline"],
             "decision_md": dg.MetadataValue.md(outcome["markdown"]),
             "champion": standing["experiment"] if standing else "none",
             "champion_adapter": str(standing["adapter_path"]) if standing else "",

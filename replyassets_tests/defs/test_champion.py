@@ -212,8 +212,14 @@ def test_a_refusal_is_an_outcome_and_only_a_proven_champion_ships(dagster_projec
     assert gate.description == md["decision"]
     assert checks["proven_champion"].passed and checks["proven_champion"].blocking
     assert latest_md(p, "champion_export")["shipped"] == "nothing to ship: the base model serves"
-    assert demo.closing_lines(None, md["decision"], "nothing to ship: the base model serves") == [
-        "", f"Champion: {md['decision']}", "Shipped : nothing to ship: the base model serves", "=" * 72]
+    # the demo's closing lines: the decision as an outcome, each candidate's reason, what shipped
+    from replyassets.settings import get_settings
+
+    closing = demo.result_lines(p.instance, get_settings())
+    at = closing.index("Champion: stays with the base model")
+    assert closing[at + 1].startswith("  default refused: default does not beat the base model"), closing
+    assert closing[at + 2].startswith("  r8 refused: r8 does not beat the base model"), closing
+    assert closing[at + 3:] == ["Shipped : nothing to ship: the base model serves", "=" * 72], closing
     assert not (p.data / "champions").exists()
 
     # 2. default now beats everything: promoted, and its adapter ships beside its model card.
