@@ -314,16 +314,8 @@ class RunOutcome:
         return self.partition is not None and bool(self.rows) and all(n == 0 for _, n in self.rows)
 
     @property
-    def gate_refused(self) -> bool:
-        """The run failed only because the champion's blocking promotion_gate check did: the
-        gate refused the candidate and the champion stays as it was (a result, not an error)."""
-        return (not self.success and {c.check for c in self.failed_checks} == {"promotion_gate"}
-                and {k for k, _ in self.step_failures} <= {"champion"})
-
-    @property
     def ok(self) -> bool:
-        return (self.success or self.gate_refused) and not self.produced_nothing and not (
-            self.error_checks and not self.gate_refused)
+        return self.success and not self.produced_nothing and not self.error_checks
 
 
 def run_outcome(instance, run, label: str) -> RunOutcome:
@@ -368,9 +360,7 @@ def outcome_lines(outcome: RunOutcome, took: float, why: str) -> list[str]:
     failed ERROR check with its asset, partition and message."""
     head = f"{outcome.label} ({took:.1f}s, run {outcome.run_id[:8]}) — {why}"
     errors = outcome.error_checks
-    if outcome.gate_refused:
-        first = f"  ok   {head}; the promotion gate refused"
-    elif not outcome.success:
+    if not outcome.success:
         first = f"  FAILED {head}"
     elif not outcome.ok:
         notes = [f"{len(errors)} failed ERROR check(s)"] if errors else []
@@ -380,7 +370,7 @@ def outcome_lines(outcome: RunOutcome, took: float, why: str) -> list[str]:
     else:
         first = f"  ok   {head}"
     lines = [first]
-    if not outcome.success and not outcome.gate_refused:
+    if not outcome.success:
         lines += [f"       {step}: {message}" for step, message in outcome.step_failures]
     return [*lines, *(f"       {c.line()}" for c in errors)]
 
@@ -388,11 +378,9 @@ def outcome_lines(outcome: RunOutcome, took: float, why: str) -> list[str]:
 def summary_counts(outcomes: list[RunOutcome]) -> str:
     """``"26 runs; 2 failed ERROR checks; 1 partition produced nothing"`` (the summary's counts)."""
     checks = [c for o in outcomes for c in o.error_checks]
-    gate = sum(c.check == "promotion_gate" for o in outcomes if o.gate_refused for c in o.error_checks)
     empty = sum(o.produced_nothing for o in outcomes)
     parts = [f"{len(outcomes)} run{'s' * (len(outcomes) != 1)}",
-             f"{len(checks)} failed ERROR check{'s' * (len(checks) != 1)}"
-             + (f" ({gate} of them the promotion gate refusing a candidate)" if gate else ""),
+             f"{len(checks)} failed ERROR check{'s' * (len(checks) != 1)}",
              f"{empty} partition{'s' * (empty != 1)} produced nothing"]
     return "; ".join(parts)
 
@@ -400,8 +388,9 @@ def summary_counts(outcomes: list[RunOutcome]) -> str:
 def materialize_stale(instance, say=_say, max_runs: int = 200) -> tuple[bool, list[RunOutcome]]:
     """Materialize what Dagster says is missing or stale until nothing is.
 
-    Returns ``(ok, outcomes)``: ``ok`` is False when a run failed (other than the promotion
-    gate refusing) or something stayed stale; ``outcomes`` lists every run launched.
+    Returns ``(ok, outcomes)``: ``ok`` is False when a run failed or something stayed stale
+    (the champion gate refusing a candidate is an outcome: its run succeeds); ``outcomes``
+    lists every run launched.
     """
     from replyassets.definitions import defs
 
@@ -427,7 +416,7 @@ def materialize_stale(instance, say=_say, max_runs: int = 200) -> tuple[bool, li
             outcomes.append(outcome)
             for line in outcome_lines(outcome, time.monotonic() - start, why):
                 say(line)
-            if not (outcome.success or outcome.gate_refused):
+            if not outcome.success:
                 return False, outcomes
 
 
@@ -508,18 +497,27 @@ def result_lines(instance, s) -> list[str]:
                      f"test tweets (0.5 = chance; flag: {rm.get('judge_flag')})")
     board = md(latest_materialization(instance, "leaderboard"))
     champ = md(latest_materialization(instance, "champion"))
-    return [*lines, *closing_lines(board.get("markdown"), champ.get("decision"))]
+    shipped = md(latest_materialization(instance, "champion_export"))
+    candidates = [r.data for r in champ["candidates"].records] if "candidates" in champ else []
+    return [*lines, *closing_lines(board.get("markdown"), champ.get("headline") or champ.get("decision"),
+                                   shipped.get("shipped"), candidates)]
 
 
-def closing_lines(leaderboard_markdown: str | None, champion_decision: str | None) -> list[str]:
+def closing_lines(leaderboard_markdown: str | None, champion_decision: str | None,
+                  shipped: str | None = None, candidates: list[dict] | None = None) -> list[str]:
     """The end of the demo's output: the leaderboard (its markdown table), then the champion
-    decision, then the closing rule."""
+    decision as an outcome ("promoted X" or "stays with Y / the base model"), each candidate's
+    outcome and reason (``{"experiment", "outcome", "reason"}``, the champion's ``candidates``),
+    what ``champion_export`` shipped, then the closing rule."""
     lines: list[str] = []
     if leaderboard_markdown:
         lines += ["", "Leaderboard (win rate against the base model, the test tweet as unit):",
                   *leaderboard_markdown.splitlines()]
     if champion_decision:
-        lines += ["", f"Champion: {champion_decision}"]
+        lines += ["", f"Champion: {champion_decision}",
+                  *(f"  {c['experiment']} {c['outcome']}: {c['reason']}" for c in candidates or [])]
+    if shipped:
+        lines += [f"Shipped : {shipped}"]
     return [*lines, "=" * 72]
 
 

@@ -1,17 +1,26 @@
-"""``champion``: the adapter to ship, behind the blocking ``promotion_gate`` check.
+"""``champion``: the decision, always materialized; ``champion_export``: what ships, behind proof.
 
-It moves only when the gate (``core/stats.promotion_gate``) passes for the first candidate in
-gate order (``core/leaderboard.gate_decisions``, the leaderboard's row order) that it promotes:
-every required success criterion against the base model with the Holm-adjusted p, a win over the
-retrieval baseline, a win over the default recipe for any other experiment (so its A/A twin is
-never promoted for noise), and a win over the current champion, each with a win-rate interval
-above 0.5. A failed gate leaves the champion in place; the reason is the check's description.
+``champion`` records the gate's decision every time it runs, as an outcome: "promoted X" or
+"stays with Y" / "stays with the base model", with the reason for every candidate
+(``core/champion.decision_outcome``). It moves only when the gate (``core/stats.promotion_gate``)
+passes for the first candidate in gate order (``core/leaderboard.gate_decisions``, the
+leaderboard's row order) that it promotes: every required success criterion against the base
+model with the Holm-adjusted p, a win over the retrieval baseline, a win over the default recipe
+for any other experiment (so its A/A twin is never promoted for noise), and a win over the
+current champion, each with a win-rate interval above 0.5. A refusal is an outcome, not a
+failure: the ``promotion_gate`` check is non-blocking with WARN severity (yellow, the run green).
+
+What blocks is shipping an unproven adapter: the blocking ``proven_champion`` check
+(``core/champion.ship_problems``: promoted by the gate, and the adapter folder is the one judged,
+by its content hash) stands between ``champion`` and ``champion_export``, which copies the
+champion's adapter (and, with ``merge: true``, the merged model) beside its model card under
+``data/champions/``; when the base model serves it materializes "nothing to ship".
 The page also shows the gate measured by simulation (``core/calibration.py``): its
 false-promotion rate for an A/A twin and its power, at the measured number of test tweets and
-tie rate. The history of champions is the DuckDB table ``main.champion``; a promotion writes a
-model card (and, with ``merge: true``, the merged model) under ``data/champions/``.
+tie rate. The history of champions is the DuckDB table ``main.champion``.
 """
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +28,7 @@ import dagster as dg
 import pandas as pd
 
 from replyassets.core import db
+from replyassets.core.champion import decision_outcome, ship_problems
 from replyassets.core.leaderboard import gate_decisions
 from replyassets.defs.common import (
     DUCKDB_POOL,
@@ -37,9 +47,9 @@ HISTORY_COLUMNS = ["promoted_at", "experiment", "adapter_path", "adapter_sha256"
                    "win_rate", "p_holm", "reason", "run_id"]
 
 
-class ChampionConfig(dg.Config):
+class ExportConfig(dg.Config):
     merge: bool = False
-    """Also merge a newly promoted adapter into its base model (saved beside its model card)."""
+    """Also merge the champion's adapter into its base model (saved beside its model card)."""
 
 
 def _history(storage: db.Storage | Path | None = None) -> pd.DataFrame:
@@ -52,34 +62,60 @@ def _history(storage: db.Storage | Path | None = None) -> pd.DataFrame:
         return con.execute("SELECT * FROM main.champion ORDER BY promoted_at").df()
 
 
+def _sha256(folder: Path) -> str:
+    from replyassets.training.checkpoints import dir_sha256
+
+    return dir_sha256(folder)
+
+
+def _standing(history: pd.DataFrame) -> dict | None:
+    """The champion's history row (the last promotion), None when the base model serves."""
+    return {k: (None if pd.isna(v) else v) for k, v in history.iloc[-1].items()} if len(history) else None
+
+
+def card_dir(data_dir: Path, row: dict) -> Path:
+    """``data/champions/<experiment>-<run>``: the promotion's model card, and what ships beside it."""
+    return data_dir / "champions" / f"{row['experiment']}-{str(row['run_id'])[:8]}"
+
+
 @dg.asset(
     description=(
-        "The adapter to ship. An experiment becomes champion only through the blocking "
-        "`promotion_gate` check: every required success criterion against the base model (Holm-adjusted p), "
-        "a win over the retrieval baseline, a win over the default recipe (for any other experiment: "
-        "its A/A twin is never promoted for noise) and a win over the current champion, each with a win-rate "
-        "interval above 0.5. A failed gate leaves the champion in place, with the reason. The "
-        "history of champions is the DuckDB table `main.champion`; a promotion writes a model card "
-        "(and, with `merge: true`, the merged model) under `data/champions/`. Its metadata also shows the "
-        "gate measured by simulation (`core/calibration.py`): how often it promotes an A/A twin (with a 95 % "
-        "upper bound) and its power for d = `evaluation.min_cohens_d` and for the best experiment's d, at the "
-        "measured number of test tweets and tie rate."
+        "The champion decision, materialized on every run as an outcome: \"promoted X\" or \"stays with Y\" "
+        "(or the base model), with the reason for every candidate (`decision`, `decision_md`, `candidates`). "
+        "An experiment is promoted only when the gate passes: every required success criterion against the "
+        "base model (Holm-adjusted p), a win over the retrieval baseline, a win over the default recipe (for "
+        "any other experiment: its A/A twin is never promoted for noise) and a win over the current champion, "
+        "each with a win-rate interval above 0.5. A refusal is an outcome: the `promotion_gate` check warns "
+        "(non-blocking) and the run stays green. The blocking `proven_champion` check stops an unproven "
+        "adapter before `champion_export`. The history of champions is the DuckDB table `main.champion`; a "
+        "promotion writes a model card under `data/champions/`. Its metadata also shows the gate measured by "
+        "simulation (`core/calibration.py`): how often it promotes an A/A twin (with a 95 % upper bound) and "
+        "its power for d = `evaluation.min_cohens_d` and for the best experiment's d, at the measured number "
+        "of test tweets and tie rate."
     ),
     code_version=derived_code_version("replyassets.defs.champion", settings_paths=("evaluation",)),
     owners=OWNERS,
     kinds={"duckdb"},
     group_name="evaluate",
     pool=DUCKDB_POOL,
-    check_specs=[dg.AssetCheckSpec(
-        "promotion_gate", asset="champion", blocking=True,
-        description=("the candidate beats the base model (every required criterion, Holm-adjusted), the retrieval baseline, "
-                     "the default recipe and the champion"),
-    )],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "promotion_gate", asset="champion", blocking=False,
+            description=("the decision: a candidate beats the base model (every required criterion, Holm-adjusted), "
+                         "the retrieval baseline, the default recipe and the champion; a refusal warns, it is "
+                         "an outcome"),
+        ),
+        dg.AssetCheckSpec(
+            "proven_champion", asset="champion", blocking=True,
+            description=("the champion that would ship is an adapter the gate promoted, unchanged since it was "
+                         "judged (its content hash); the base model serving passes (nothing to ship)"),
+        ),
+    ],
 )
-def champion(context: dg.AssetExecutionContext, config: ChampionConfig, leaderboard: pd.DataFrame):
-    """Long because it is the champion's whole transaction: the gate decision (core/leaderboard),
-    the model card and merge of a promotion, the history row, the gate's calibration and the
-    blocking check."""
+def champion(context: dg.AssetExecutionContext, leaderboard: pd.DataFrame):
+    """Long because it is the champion's whole transaction: the gate decision (core/leaderboard,
+    core/champion), the model card of a promotion, the history row, the gate's calibration and
+    both checks."""
     from replyassets.core.calibration import (
         calibration_figures,
         calibration_markdown,
@@ -98,69 +134,107 @@ def champion(context: dg.AssetExecutionContext, config: ChampionConfig, leaderbo
     # which passes every check itself, from being promoted.
     decisions = [d for d in gate_decisions(reports, current_name, evaluation_settings_for(s.evaluation))
                  if d["candidate"] in board.index]  # a report newer than the leaderboard waits for it
-    promoted = [d for d in decisions if d["promote"]]
-    decision = promoted[0] if promoted else (decisions[0] if decisions else None)
-    candidate = decision["candidate"] if decision else None
+    outcome = decision_outcome(decisions, current_name)
+    decision = next((d for d in decisions if d["promote"]), decisions[0] if decisions else None)
     # The gate measured at this evaluation's size: the best evaluated experiment in gate order.
     best = next((str(n) for n in leaderboard["experiment"] if str(n) in reports), None)
     calibration = champion_calibration(reports, best, int(board.loc[best, "comparisons"]) if best in board.index else 1,
                                        s.evaluation)
-    if decision is None:
-        decision = {"promote": False, "candidate": None, "champion": current_name, "checks": [],
-                    "reason": "no evaluated experiment other than the champion"}
-    else:
-        rep = reports[candidate]
-        row = board.loc[candidate]
-        if decision["promote"]:
-            card_dir = s.data_dir / "champions" / f"{candidate}-{context.run.run_id[:8]}"
-            card_dir.mkdir(parents=True, exist_ok=True)
-            (card_dir / "MODEL_CARD.md").write_text(model_card(candidate, rep, row, decision, calibration),
-                                                    encoding="utf-8")
-            if config.merge:
-                from replyassets.training.merge import merge_adapter
-
-                base = latest_materialization(context.instance, "base_model")
-                merge_adapter(str(rep["adapter_path"]), card_dir / "merged",
-                              base_model=str(base.metadata["model_path"].value))
-            new_row = pd.DataFrame([{
-                "promoted_at": datetime.now(UTC).replace(tzinfo=None),
-                "experiment": candidate, "adapter_path": str(rep["adapter_path"]),
-                "adapter_sha256": str(rep.get("adapter_sha256") or ""),
-                "curated_set_hash": str(rep.get("curated_set_hash") or ""),
-                "win_rate": _f(row["win_rate"]), "p_holm": _f(row["p_holm"]),
-                "reason": decision["reason"], "run_id": context.run.run_id,
-            }])
-            history = new_row if history.empty else pd.concat([history, new_row], ignore_index=True)
+    if outcome["promoted"]:
+        candidate = outcome["promoted"]
+        rep, row = reports[candidate], board.loc[candidate]
+        new_row = {
+            "promoted_at": datetime.now(UTC).replace(tzinfo=None),
+            "experiment": candidate, "adapter_path": str(rep["adapter_path"]),
+            "adapter_sha256": str(rep.get("adapter_sha256") or ""),
+            "curated_set_hash": str(rep.get("curated_set_hash") or ""),
+            "win_rate": _f(row["win_rate"]), "p_holm": _f(row["p_holm"]),
+            "reason": decision["reason"], "run_id": context.run.run_id,
+        }
+        folder = card_dir(s.data_dir, new_row)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "MODEL_CARD.md").write_text(model_card(candidate, rep, row, decision, calibration), encoding="utf-8")
+        new_row = pd.DataFrame([new_row])
+        history = new_row if history.empty else pd.concat([history, new_row], ignore_index=True)
     history = history.reindex(columns=HISTORY_COLUMNS)
     history["promoted_at"] = pd.to_datetime(history["promoted_at"])
     for col in ("win_rate", "p_holm"):
         history[col] = pd.to_numeric(history[col], errors="coerce").astype("float64")
-    now = str(history.iloc[-1]["experiment"]) if len(history) else None
-    adapter = str(history.iloc[-1]["adapter_path"]) if len(history) else None
-    line = f"PROMOTED {candidate}: {decision['reason']}" if decision["promote"] else decision["reason"]
-    context.log.info(line)
+    standing = _standing(history)
+    problems = ship_problems(standing, _sha256)
+    context.log.info(f"champion {outcome['decision']}")
     yield dg.Output(
         history,
         metadata=tidy_metadata({
-            "decision": line,
-            "champion": now or "none",
-            "champion_adapter": adapter or "",
-            "candidate": candidate or "none",
-            "gate": records_table(decision.get("checks") or [], ["check", "passed", "detail"]),
-            "refused": records_table([{"experiment": d["candidate"], "reason": d["reason"]}
-                                      for d in decisions if not d["promote"]], ["experiment", "reason"]),
+            "decision": outcome["decision"],
+            "headline": outcome["headline"],
+            "decision_md": dg.MetadataValue.md(outcome["markdown"]),
+            "champion": standing["experiment"] if standing else "none",
+            "champion_adapter": str(standing["adapter_path"]) if standing else "",
+            "promoted": outcome["promoted"] or "none",
+            "candidate": decision["candidate"] if decision else "none",
+            "candidates": records_table(outcome["candidates"], ["experiment", "outcome", "reason"]),
+            "gate": records_table((decision or {}).get("checks") or [], ["check", "passed", "detail"]),
             "history": records_table(history.astype({"promoted_at": str}).to_dict("records"), HISTORY_COLUMNS),
             "gate_calibration": dg.MetadataValue.md(calibration_markdown(calibration)),
             **calibration_figures(calibration),
         }),
     )
     yield dg.AssetCheckResult(
-        check_name="promotion_gate",
-        passed=bool(decision["promote"]),
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=line,
-        metadata={"candidate": candidate or "none", "champion": now or "none"},
+        check_name="promotion_gate", passed=not outcome["refused"], severity=dg.AssetCheckSeverity.WARN,
+        description=outcome["decision"],
+        metadata={"promoted": outcome["promoted"] or "none", "champion": outcome["champion"] or "base model"},
     )
+    yield dg.AssetCheckResult(
+        check_name="proven_champion", passed=not problems, severity=dg.AssetCheckSeverity.ERROR,
+        description=("; ".join(problems) if problems else
+                     f"{standing['experiment']} is a proven adapter" if standing else
+                     "the base model serves: nothing to ship"),
+        metadata={"champion": standing["experiment"] if standing else "none"},
+    )
+
+
+@dg.asset(
+    description=(
+        "What ships: the champion's adapter copied beside its model card under "
+        "`data/champions/<experiment>-<run>/` (and, with `merge: true`, the merged model). It runs behind "
+        "the blocking `proven_champion` check on `champion` and asks the same question itself "
+        "(`core/champion.ship_problems`), so an unproven adapter never ships; when the base model serves "
+        "it materializes \"nothing to ship\"."
+    ),
+    code_version=derived_code_version("replyassets.defs.champion"),
+    owners=OWNERS,
+    group_name="evaluate",
+    pool=DUCKDB_POOL,  # it reads the champion table
+)
+def champion_export(context: dg.AssetExecutionContext, config: ExportConfig,
+                    champion: pd.DataFrame) -> dg.MaterializeResult:
+    standing = _standing(champion)
+    if problems := ship_problems(standing, _sha256):
+        raise dg.Failure(description=f"not shipped: {'; '.join(problems)}")
+    if standing is None:
+        return dg.MaterializeResult(metadata={"shipped": "nothing to ship: the base model serves",
+                                              "champion": "none"})
+    s = settings()
+    folder = card_dir(s.data_dir, standing)
+    folder.mkdir(parents=True, exist_ok=True)
+    adapter = folder / "adapter"
+    if not adapter.is_dir() or _sha256(adapter) != standing["adapter_sha256"]:
+        shutil.rmtree(adapter, ignore_errors=True)
+        shutil.copytree(standing["adapter_path"], adapter)
+    merged = None
+    if config.merge:
+        from replyassets.training.merge import merge_adapter
+
+        base = latest_materialization(context.instance, "base_model")
+        merged = merge_adapter(str(adapter), folder / "merged", base_model=str(base.metadata["model_path"].value))
+    return dg.MaterializeResult(metadata=tidy_metadata({
+        "shipped": f"{standing['experiment']} (adapter sha256 {str(standing['adapter_sha256'])[:12]})",
+        "champion": standing["experiment"],
+        "path": dg.MetadataValue.path(str(folder)),
+        "adapter_sha256": str(standing["adapter_sha256"]),
+        "merged": dg.MetadataValue.path(str(merged)) if merged else "no (merge: false)",
+    }), data_version=dg.DataVersion(str(standing["adapter_sha256"]) + ("+merged" if merged else "")))
 
 
 def model_card(name: str, report: dict, row: pd.Series, decision: dict, calibration: dict | None = None) -> str:

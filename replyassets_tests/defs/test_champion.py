@@ -1,9 +1,12 @@
-"""The champion moves only through its gate, and survives a failed challenger (real Dagster
-instance and DuckDB file; the evaluations are hand-made figures recorded as eval_report events)."""
+"""The champion moves only through its gate, and survives a failed challenger; a refusal is an
+outcome (a green run that materializes the decision), and only a proven adapter ships (real
+Dagster instance and DuckDB file; the evaluations are hand-made figures recorded as eval_report
+events, each with a real adapter folder and its content hash)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,9 +47,20 @@ def figures(name: str, vs_base, vs_retrieval, vs_champion=None, champion: str | 
             "comparisons": 1}
 
 
+def adapter_folder(project, name: str) -> tuple[str, str]:
+    """A (tiny) adapter folder for ``name`` and its content hash, as training records it."""
+    from replyassets.training.checkpoints import dir_sha256
+
+    folder = project.data / "adapters" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "adapter_config.json").write_text(json.dumps({"r": 8, "name": name}))
+    return str(folder), dir_sha256(folder)
+
+
 def record_report(project, name: str, doc: dict) -> None:
     import dagster as dg
 
+    doc["adapter_path"], doc["adapter_sha256"] = adapter_folder(project, name)
     path = project.data / f"{name}-comparisons.json"
     path.write_text(json.dumps(doc, default=str))
     project.instance.report_runless_asset_event(dg.AssetMaterialization(
@@ -62,6 +76,7 @@ def champion_round(project):
     assert board.success
     result = dg.materialize(all_assets_and_checks(), selection=["champion"], instance=project.instance,
                             resources=resources, raise_on_error=False)
+    assert result.success  # a refusal is an outcome: the run is green either way
     gate = [e for e in result.get_asset_check_evaluations() if e.check_name == "promotion_gate"]
     assert len(gate) == 1
     md = {k: v.value for k, v in project.instance.get_latest_materialization_event(dg.AssetKey("champion"))
@@ -86,7 +101,7 @@ def test_champion_is_promoted_through_the_gate_and_survives_a_failed_challenger(
     record_report(p, "default", figures("default", strong, judged(60, 0.8, 7.0, 5.0, seed=2)))
     gate, md = champion_round(p)
     assert gate.passed, gate.description
-    assert md["champion"] == "default" and md["decision"].startswith("PROMOTED default")
+    assert md["champion"] == "default" and md["decision"].startswith("promoted default: ")
     assert list(history(p)["experiment"]) == ["default"]
     cards = list((p.data / "champions").glob("default-*/MODEL_CARD.md"))
     assert len(cards) == 1 and "Holm" in cards[0].read_text()
@@ -99,6 +114,7 @@ def test_champion_is_promoted_through_the_gate_and_survives_a_failed_challenger(
     assert not gate.passed
     assert "r8" in gate.description and "champion" in gate.description
     assert md["champion"] == "default" and md["candidate"] == "r8"
+    assert md["decision"].startswith("stays with default: r8 ") and "does not beat the champion default" in md["decision"]
     assert list(history(p)["experiment"]) == ["default"]  # the champion stays, history unchanged
 
     # Round 3: a challenger never compared with the champion is refused too.
@@ -122,8 +138,8 @@ def test_the_default_twin_leading_the_board_is_refused_and_the_default_promoted(
                                                retrieval, vs_default=judged(60, 0.5, adapter=6.0, base=6.0, seed=3)))
     gate, md = champion_round(p)
     assert gate.passed, gate.description
-    assert md["champion"] == "default" and md["decision"].startswith("PROMOTED default")
-    refused = [r.data for r in md["refused"].records]
+    assert md["champion"] == "default" and md["decision"].startswith("promoted default: ")
+    refused = [r.data for r in md["candidates"].records if r.data["outcome"] == "refused"]
     assert [r["experiment"] for r in refused] == ["default-seed43"]
     assert "does not beat the default recipe default" in refused[0]["reason"]
     assert list(history(p)["experiment"]) == ["default"]
@@ -135,3 +151,99 @@ def test_the_default_twin_leading_the_board_is_refused_and_the_default_promoted(
     assert md["false_promotion_upper95"] <= 0.07 and 0 < md["gate_power_best_d"] <= 1
     board = p.instance.get_latest_materialization_event(dg.AssetKey("leaderboard")).asset_materialization.metadata
     assert board["markdown"].value.splitlines()[2].startswith("| default | promote |")  # gate order
+
+
+def latest_md(project, key: str) -> dict:
+    import dagster as dg
+
+    event = project.instance.get_latest_materialization_event(dg.AssetKey(key))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()} if event else {}
+
+
+def checks_of(project, run_id: str) -> dict:
+    import dagster as dg
+
+    return {r.asset_check_evaluation.check_name: r.asset_check_evaluation
+            for r in project.instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)}
+
+
+@pytest.mark.slow
+def test_a_refusal_is_an_outcome_and_only_a_proven_champion_ships(dagster_project):
+    """Runs as ``make demo`` reads them back (the demo's own ``run_outcome`` / ``outcome_lines``):
+    the gate refusing every candidate is a green run that materializes the decision with every
+    candidate's reason, and nothing ships; a promoted adapter ships beside its model card; an
+    adapter changed since it was judged is stopped by the blocking ``proven_champion`` check and
+    by ``champion_export`` itself."""
+    import dagster as dg
+
+    from replyassets import demo
+
+    p = dagster_project
+    p.instance.add_dynamic_partitions("experiment", ["default", "r8"])
+    retrieval = judged(60, 0.8, 7.0, 5.0, seed=2)
+    weak = judged(60, 0.5, adapter=5.0, base=5.0, seed=1)
+    record_report(p, "default", figures("default", weak, retrieval))
+    record_report(p, "r8", figures("r8", weak, retrieval, vs_default=weak))
+
+    def round_(*keys: str) -> demo.RunOutcome:
+        # dg.materialize with this project's resources (demo.AssetRunner would load the
+        # definitions module's resources, bound to the settings of the first test that loaded it)
+        runs = [dg.materialize(all_assets_and_checks(), selection=list(sel), instance=p.instance,
+                               resources=p.resources(), raise_on_error=False, tags=demo.TAGS)
+                for sel in (["leaderboard"], keys)]
+        assert runs[0].success
+        return demo.run_outcome(p.instance, p.instance.get_run_by_id(runs[1].run_id), ", ".join(keys))
+
+    # 1. The gate refuses both: the run is green, champion materialized the refusal, nothing ships.
+    refused = round_("champion", "champion_export")
+    assert refused.success and refused.ok and refused.error_checks == [], refused
+    assert demo.outcome_lines(refused, 1.0, "missing")[0].startswith("  ok   champion, champion_export"), refused
+    assert demo.summary_counts([refused]) == "1 run; 0 failed ERROR checks; 0 partitions produced nothing"
+    md = latest_md(p, "champion")
+    assert md["decision"].startswith("stays with the base model: "), md["decision"]
+    assert "default does not beat the base model" in md["decision"] and "r8 does not beat" in md["decision"]
+    assert md["decision_md"].startswith("**Champion stays with the base model.**") and len(md["decision_md"]) < 1_000
+    assert [(r.data["experiment"], r.data["outcome"]) for r in md["candidates"].records] == [
+        ("default", "refused"), ("r8", "refused")]
+    assert md["champion"] == "none" and md["promoted"] == "none"
+    checks = checks_of(p, refused.run_id)
+    gate = checks["promotion_gate"]
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN and not gate.blocking
+    assert gate.description == md["decision"]
+    assert checks["proven_champion"].passed and checks["proven_champion"].blocking
+    assert latest_md(p, "champion_export")["shipped"] == "nothing to ship: the base model serves"
+    # the demo's closing lines: the decision as an outcome, each candidate's reason, what shipped
+    from replyassets.settings import get_settings
+
+    closing = demo.result_lines(p.instance, get_settings())
+    at = closing.index("Champion: stays with the base model")
+    assert closing[at + 1].startswith("  default refused: default does not beat the base model"), closing
+    assert closing[at + 2].startswith("  r8 refused: r8 does not beat the base model"), closing
+    assert closing[at + 3:] == ["Shipped : nothing to ship: the base model serves", "=" * 72], closing
+    assert not (p.data / "champions").exists()
+
+    # 2. default now beats everything: promoted, and its adapter ships beside its model card.
+    record_report(p, "default", figures("default", judged(60, 0.85, adapter=7.5, base=4.0, seed=3), retrieval))
+    promoted = round_("champion", "champion_export")
+    assert promoted.success and promoted.ok, promoted
+    md = latest_md(p, "champion")
+    assert md["decision"].startswith("promoted default: it beats the base model"), md["decision"]
+    assert md["champion"] == "default" and checks_of(p, promoted.run_id)["promotion_gate"].passed
+    shipped = latest_md(p, "champion_export")
+    assert shipped["champion"] == "default" and shipped["shipped"].startswith("default (adapter sha256 ")
+    folder = Path(shipped["path"])
+    assert (folder / "MODEL_CARD.md").is_file() and (folder / "adapter" / "adapter_config.json").is_file()
+
+    # 3. The champion's adapter changes after it was judged: it is no longer proven. The blocking
+    #    check fails the run (something broke) and champion_export does not run; asked alone, the
+    #    export refuses too.
+    exports = len(p.instance.fetch_materializations(dg.AssetKey("champion_export"), limit=100).records)
+    Path(md["champion_adapter"], "adapter_config.json").write_text('{"r": 64}')
+    broken = round_("champion", "champion_export")
+    assert not broken.success
+    assert [(c.check, c.blocking, c.error) for c in broken.error_checks] == [("proven_champion", True, True)]
+    assert "changed since default was judged" in broken.error_checks[0].message
+    assert demo.outcome_lines(broken, 1.0, "stale")[0].startswith("  FAILED champion, champion_export")
+    assert len(p.instance.fetch_materializations(dg.AssetKey("champion_export"), limit=100).records) == exports
+    alone = round_("champion_export")
+    assert not alone.success and "not shipped: the adapter" in dict(alone.step_failures)["champion_export"]

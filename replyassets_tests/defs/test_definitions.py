@@ -50,7 +50,8 @@ def _probe() -> dict:
 def test_definitions_come_from_the_defs_folder_without_deprecated_api():
     found = _probe()
     assert {"raw_tweets", "raw_tweet_rejections", "validated_pairs", "deduped_pairs", "curated_set",
-            "base_model", "lora_adapter", "eval_report", "leaderboard", "champion"} <= set(found["assets"])
+            "base_model", "lora_adapter", "eval_report", "leaderboard", "champion",
+            "champion_export"} <= set(found["assets"])
     assert found["external"] == ["experiment_specs", "query_inputs", "review_decisions"]
     assert {"observe_sources", "query_partitions_sensor", "experiment_partitions_sensor",
             "replyassets_automation"} <= set(found["sensors"])

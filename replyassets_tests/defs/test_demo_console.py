@@ -45,11 +45,17 @@ def gated() -> dg.MaterializeResult:
     )
 
 
-@dg.asset(check_specs=[dg.AssetCheckSpec("promotion_gate", asset="champion", blocking=True)])
+@dg.asset(check_specs=[dg.AssetCheckSpec("promotion_gate", asset="champion"),
+                        dg.AssetCheckSpec("proven_champion", asset="champion", blocking=True)])
 def champion() -> dg.MaterializeResult:
+    """As replyassets/defs/champion.py: a refusal warns (non-blocking), it is an outcome."""
     return dg.MaterializeResult(
+        metadata={"decision": "stays with the base model: r8 does not beat the base model"},
         check_results=[dg.AssetCheckResult(check_name="promotion_gate", passed=False,
-                                           description="r8 does not beat the base model")],
+                                           severity=dg.AssetCheckSeverity.WARN,
+                                           description="stays with the base model: r8 does not beat the base model"),
+                       dg.AssetCheckResult(check_name="proven_champion", passed=True,
+                                           description="the base model serves: nothing to ship")],
     )
 
 
@@ -80,21 +86,25 @@ def test_failed_error_checks_and_empty_partitions_are_printed_and_counted():
 
     # A failed blocking ERROR check fails the run: FAILED, with the check.
     lines = demo.outcome_lines(blocked, 1.0, "missing")
-    assert not blocked.success and not blocked.gate_refused
+    assert not blocked.success and not blocked.ok
     assert lines[0].startswith("  FAILED gated "), lines
     assert "       CHECK FAILED gated schema_ok (blocking, ERROR): column x is missing" in lines, lines
     assert lines[1] == ("       gated: dagster._core.errors.DagsterAssetCheckFailedError: 1 blocking asset check "
                         "failed with ERROR severity: gated: schema_ok"), lines
 
-    # The promotion gate refusing is the champion's result: "ok", the check still printed.
-    lines = demo.outcome_lines(refused, 1.0, "missing")
-    assert refused.gate_refused and lines[0].endswith("the promotion gate refused"), lines
-    assert lines[1] == "       CHECK FAILED champion promotion_gate (blocking, ERROR): r8 does not beat the base model"
+    # The promotion gate refusing is the champion's outcome, not a failure: a green run, "ok",
+    # no CHECK FAILED line, and not counted; the decision is in the closing lines.
+    assert refused.success and refused.ok and refused.error_checks == []
+    assert demo.outcome_lines(refused, 1.0, "missing") == [
+        f"  ok   champion (1.0s, run {refused.run_id[:8]}) — missing"]
+    assert demo.closing_lines("| a |\n|---|", "stays with the base model: r8 does not beat the base model",
+                              "nothing to ship: the base model serves")[-4:] == [
+        "", "Champion: stays with the base model: r8 does not beat the base model",
+        "Shipped : nothing to ship: the base model serves", "=" * 72]
 
     assert demo.summary_counts([empty, full]) == "2 runs; 1 failed ERROR check; 1 partition produced nothing"
     assert demo.summary_counts([empty, full, blocked, refused]) == (
-        "4 runs; 3 failed ERROR checks (1 of them the promotion gate refusing a candidate); "
-        "1 partition produced nothing")
+        "4 runs; 2 failed ERROR checks; 1 partition produced nothing")
 
 
 QUIET_PROGRAM = """
