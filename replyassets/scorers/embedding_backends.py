@@ -187,14 +187,18 @@ def read_manifest(folder: Path, fingerprint: str, backend: str, precision: str) 
         return None
     if m.get("backend") != backend or (backend != "openvino" and m.get("precision") != precision):
         return None
-    files = m.get("files")
+    return m if files_intact(folder, m.get("files")) else None
+
+
+def files_intact(folder: Path, files: object) -> bool:
+    """Whether a manifest's ``files`` ({name: size}, non-empty) are all in ``folder`` at their size."""
     if not isinstance(files, dict) or not files:
-        return None
+        return False
     for name, size in files.items():
         p = folder / name
         if "/" in name or not p.is_file() or p.stat().st_size != size:
-            return None
-    return m
+            return False
+    return True
 
 
 def _discard(path: Path) -> None:

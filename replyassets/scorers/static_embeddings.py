@@ -70,14 +70,9 @@ def read_static_manifest(folder: Path) -> dict | None:
         m = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    files = m.get("files") if isinstance(m, dict) else None
-    if m.get("format") != STATIC_FORMAT or not isinstance(files, dict) or not files:
+    if not isinstance(m, dict) or m.get("format") != STATIC_FORMAT:
         return None
-    for name, size in files.items():
-        p = folder / name
-        if "/" in name or not p.is_file() or p.stat().st_size != size:
-            return None
-    return m
+    return m if eb.files_intact(folder, m.get("files")) else None
 
 
 def build_static_model(source: Path, out: Path, pca_dims: int = PCA_DIMS) -> dict:
