@@ -19,15 +19,25 @@ The closure leaves out ``replyassets.settings`` (the values that matter enter th
 named settings paths) and the Dagster wiring modules under ``replyassets.defs`` other than
 the ones named (shared helpers and resource definitions), so editing one asset's wiring
 does not mark every other asset stale.
+
+Parsing and normalizing the closure (about 80 modules) is most of the time it takes to load the
+definitions, and every process that loads them (a run worker, each step, the code server, the
+daemon) did it again. The normalized tree and the import list of a file are therefore kept in a
+content-addressed cache (``REPLYASSETS_CACHE_DIR``, default ``$XDG_CACHE_HOME/replyassets`` or
+``~/.cache/replyassets``): an entry is keyed by the file's bytes, this module's own source and
+the Python version, so it can never be stale; a cache that cannot be written is just not used.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import json
 import os
+import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
@@ -64,6 +74,68 @@ def _module_file(name: str) -> str | None:
     return None
 
 
+CACHE_ENV = "REPLYASSETS_CACHE_DIR"
+
+
+def cache_dir() -> str:
+    """Where the parsed-module cache lives (a per-user cache folder, never the checkout)."""
+    base = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "replyassets")
+    return os.path.join(base, "code-versions")
+
+
+@cache
+def _algorithm_key() -> bytes:
+    """This module's own source and the Python version (the syntax-tree dump format): part of
+    every cache key, so a change to the normalization below never reads an old entry."""
+    with open(__file__, "rb") as fh:
+        own = fh.read()
+    return hashlib.sha256(own + repr(sys.version_info[:2]).encode()).digest()
+
+
+def _analyse(source: bytes, path: str, package: str) -> tuple[str, list[str], list[list[str]]]:
+    """(normalized dump, modules imported with ``import``, ``from M import a, b`` as [M, a, b])."""
+    tree = ast.parse(source, filename=path)
+    direct: list[str] = []
+    froms: list[list[str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            direct += [a.name for a in node.names if a.name.split(".")[0] == package]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] == package:
+                froms.append([node.module, *(alias.name for alias in node.names)])
+    _strip_docstrings(tree)
+    return ast.dump(tree, annotate_fields=False, include_attributes=False), direct, froms
+
+
+def _cached_analysis(source: bytes, path: str, package: str) -> tuple[str, list[str], list[list[str]]]:
+    key = hashlib.sha256(_algorithm_key() + package.encode() + b"\0" + source).hexdigest()
+    folder = cache_dir()
+    entry = os.path.join(folder, key[:2], key + ".json")
+    try:
+        with open(entry, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return data["dump"], data["direct"], data["froms"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    dump, direct, froms = _analyse(source, path, package)
+    tmp = None
+    try:  # written whole or not at all: a reader never sees half an entry
+        os.makedirs(os.path.dirname(entry), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(entry), suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"dump": dump, "direct": direct, "froms": froms}, fh)
+        os.replace(tmp, entry)
+        tmp = None
+    except OSError:
+        pass
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+    return dump, direct, froms
+
+
 @cache
 def _parsed(name: str) -> tuple[str, tuple[str, ...]]:
     """(normalized syntax-tree dump, modules of the same top-level package imported) of one module."""
@@ -71,22 +143,17 @@ def _parsed(name: str) -> tuple[str, tuple[str, ...]]:
     path = _module_file(name)
     if path is None:
         raise ValueError(f"code_version: {name!r} is not a module of this installation")
-    with open(path, encoding="utf-8") as fh:
-        tree = ast.parse(fh.read(), filename=path)
-    imports: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imports += [a.name for a in node.names if a.name.split(".")[0] == package]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.split(".")[0] != package:
-                continue
-            imports.append(node.module)
-            for alias in node.names:  # `from replyassets.core import stats` imports a module
-                candidate = f"{node.module}.{alias.name}"
-                if _module_file(candidate) is not None:
-                    imports.append(candidate)
-    _strip_docstrings(tree)
-    return ast.dump(tree, annotate_fields=False, include_attributes=False), tuple(sorted(set(imports)))
+    with open(path, "rb") as fh:
+        source = fh.read()
+    dump, direct, froms = _cached_analysis(source, path, package)
+    imports = list(direct)
+    for module, *names in froms:
+        imports.append(module)
+        for alias in names:  # `from replyassets.core import stats` imports a module
+            candidate = f"{module}.{alias}"
+            if _module_file(candidate) is not None:
+                imports.append(candidate)
+    return dump, tuple(sorted(set(imports)))
 
 
 def _strip_docstrings(tree: ast.AST) -> None:

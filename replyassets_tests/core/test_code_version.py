@@ -110,3 +110,57 @@ def test_every_asset_declares_a_derived_code_version():
     assert versions["preference_pairs"] == versions["preference_kto"]  # one multi-asset
     twins = ("raw_tweet_rejections", "preference_kto")
     assert len({v for k, v in versions.items() if k not in twins}) == len(versions) - len(twins)
+
+
+def test_the_parse_cache_is_content_addressed_and_never_stale(fakepkg, tmp_path, monkeypatch):
+    """Every process that loads the definitions reads each module's normalized tree from the
+    cache instead of parsing it again; an edit is a new key (never an old answer), a corrupt
+    entry is parsed again and rewritten, and an unwritable cache folder only costs the parse."""
+    monkeypatch.setenv(cv.CACHE_ENV, str(tmp_path / "cache"))
+    cv._parsed.cache_clear()
+    first = cv.code_version(["cvpkg.logic"])
+    entries = sorted((tmp_path / "cache").rglob("*.json"))
+    assert len(entries) == 2, entries  # cvpkg.logic and cvpkg.helper
+    assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+    cv._parsed.cache_clear()
+    assert cv.code_version(["cvpkg.logic"]) == first  # read back from the entries
+
+    fakepkg("helper.py", "def twice(x):\n    return 3 * x\n")  # a new content is a new key
+    changed = cv.code_version(["cvpkg.logic"])
+    assert changed != first
+    assert len(sorted((tmp_path / "cache").rglob("*.json"))) == 3
+
+    for entry in (tmp_path / "cache").rglob("*.json"):
+        entry.write_text("{not json")
+    cv._parsed.cache_clear()
+    assert cv.code_version(["cvpkg.logic"]) == changed
+    rewritten = [e for e in (tmp_path / "cache").rglob("*.json") if e.read_text().startswith('{"dump"')]
+    assert len(rewritten) == 2  # the two entries read again (the old helper's is not asked for)
+
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(cv.CACHE_ENV, str(blocked))
+    cv._parsed.cache_clear()
+    assert cv.code_version(["cvpkg.logic"]) == changed
+
+
+def test_a_cached_version_equals_a_parsed_one_for_every_asset_module(tmp_path, monkeypatch):
+    """The cache changes no version: every module of the package, through an empty cache and then
+    through the entries it wrote, gives the same versions as parsing without any cache."""
+    import replyassets.definitions  # noqa: F401  (loads every module the assets name)
+
+    modules = sorted(m for m in sys.modules if m.startswith("replyassets.") and cv._module_file(m))
+    monkeypatch.setenv(cv.CACHE_ENV, str(tmp_path / "cache"))
+    cv._parsed.cache_clear()
+    filled = {m: cv.code_version([m]) for m in modules}
+    cv._parsed.cache_clear()
+    read = {m: cv.code_version([m]) for m in modules}
+    blocked = tmp_path / "blocked"  # a file where the folder should be: nothing cached, all parsed
+    blocked.write_text("")
+    monkeypatch.setenv(cv.CACHE_ENV, str(blocked))
+    cv._parsed.cache_clear()
+    parsed = {m: cv.code_version([m]) for m in modules}
+    cv._parsed.cache_clear()
+    assert filled == read == parsed
+    assert len(modules) > 40
