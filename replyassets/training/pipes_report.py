@@ -8,7 +8,7 @@ from typing import Any
 
 from replyassets.training.config import ConfigError, TrainConfig
 from replyassets.training.curves import PREFERENCE_KEYS
-from replyassets.training.stages import run_training
+from replyassets.training.stages import run_training, skip_unused_bitsandbytes
 
 # What the ``stages`` metadata of an sft+dpo run keeps of each stage's result.
 STAGE_SUMMARY_KEYS = (
@@ -143,7 +143,7 @@ def gap_check_metadata(result: dict[str, Any], cfg: TrainConfig) -> dict[str, An
     }
 
 
-def run_with_pipes(config_path: str | None) -> int:
+def run_with_pipes(config_path: str | None, skip_bitsandbytes: bool = False) -> int:
     """Train under Dagster Pipes (config from ``config_path`` or the ``training_config`` extra),
     logging through ``pipes.log`` and reporting the gap check and the materialization."""
     from dagster_pipes import open_dagster_pipes
@@ -156,6 +156,8 @@ def run_with_pipes(config_path: str | None) -> int:
             if data is None:
                 raise ConfigError("no --config and no `training_config` Pipes extra")
             cfg = TrainConfig.from_dict(data)
+        if skip_bitsandbytes:
+            skip_unused_bitsandbytes(cfg.quantization)
         result = run_training(cfg, log=pipes.log.info)
         pipes.report_asset_check(
             check_name=cfg.check_name,

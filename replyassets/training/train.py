@@ -28,20 +28,25 @@ import traceback
 from replyassets.training.config import ConfigError, TrainConfig
 from replyassets.training.data import DataError
 from replyassets.training.pipes_report import is_pipes_process, run_with_pipes
-from replyassets.training.stages import run_training
+from replyassets.training.stages import run_training, skip_unused_bitsandbytes
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, program: bool = False) -> int:
+    """``program``: this process is the training program itself (``python -m``), not a caller
+    that imports it: only then are libraries the config does not use kept out (bitsandbytes)."""
     parser = argparse.ArgumentParser(prog="python -m replyassets.training.train", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="training config JSON (optional under Pipes: extra `training_config`)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         if is_pipes_process():
-            return run_with_pipes(args.config)
+            return run_with_pipes(args.config, skip_bitsandbytes=program)
         if not args.config:
             parser.error("--config is required outside Dagster Pipes")
-        run_training(TrainConfig.from_file(args.config), log=lambda m: print(m, flush=True))
+        cfg = TrainConfig.from_file(args.config)
+        if program:
+            skip_unused_bitsandbytes(cfg.quantization)
+        run_training(cfg, log=lambda m: print(m, flush=True))
         return 0
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -52,4 +57,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(program=True))

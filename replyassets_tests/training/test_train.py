@@ -185,3 +185,22 @@ def test_settings_dump_is_a_valid_training_config(tmp_path):
     assert cfg.learning_rate == 2e-4 and cfg.lora.r == 16 and cfg.lora.alpha == 16 and cfg.lora.dropout == 0.1
     assert cfg.quantization == training.quantization and cfg.eval_steps == 50 and cfg.save_total_limit == 3
     assert len(cfg.lora.target_modules) == 7 and cfg.adapter_dir == str(tmp_path / "adapter")
+
+
+def test_the_training_program_keeps_bitsandbytes_out_unless_it_quantizes():
+    """peft and transformers import bitsandbytes whenever it is installed (seconds of CPU in every
+    training process); the program keeps it out when nothing is 4-bit, and nf4 still gets it."""
+    code = (
+        "import sys\n"
+        "from replyassets.training.stages import skip_unused_bitsandbytes as skip\n"
+        "assert skip(sys.argv[1]) == (sys.argv[1] != 'nf4')\n"
+        "import peft\n"
+        "from transformers.utils import is_bitsandbytes_available\n"
+        "print('loaded' if sys.modules.get('bitsandbytes') is not None else 'kept out', is_bitsandbytes_available())\n"
+    )
+    out = {q: subprocess.run([sys.executable, "-c", code, q], capture_output=True, text=True, timeout=600, check=True)
+           .stdout.split() for q in ("none", "nf4")}
+    assert out["none"] == ["kept", "out", "False"]
+    assert out["nf4"] == ["loaded", "True"]
+    source = (Path(__file__).resolve().parents[2] / "replyassets" / "training" / "train.py").read_text()
+    assert "sys.exit(main(program=True))" in source  # the program (not an importer) is what skips it
