@@ -101,9 +101,9 @@ def _analyse(source: bytes, path: str, package: str) -> tuple[str, list[str], li
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             direct += [a.name for a in node.names if a.name.split(".")[0] == package]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.split(".")[0] == package:
-                froms.append([node.module, *(alias.name for alias in node.names)])
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                and node.module.split(".")[0] == package:
+            froms.append([node.module, *(alias.name for alias in node.names)])
     _strip_docstrings(tree)
     return ast.dump(tree, annotate_fields=False, include_attributes=False), direct, froms
 
