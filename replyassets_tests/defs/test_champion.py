@@ -74,8 +74,14 @@ def eval_rows(doc: dict, adapter_path: str, adapter_sha: str) -> pd.DataFrame:
 
 
 def record_report(project, name: str, doc: dict) -> None:
-    """``name``'s adapter (folder, hash, through the artifact IO manager) and its eval_report rows
-    (its partition of the table replaced), as lora_adapter and eval_report store them."""
+    """``name``'s adapter and its eval_report rows made from ``figures``."""
+    store_evaluation(project, name, lambda path, sha: eval_rows(doc, path, sha), doc["curated_set_hash"])
+
+
+def store_evaluation(project, name: str, make_rows, curated: str = CURATED) -> None:
+    """``name``'s adapter (a real folder and its hash, stored through the artifact IO manager's
+    layout) and its eval_report rows (``make_rows(adapter path, sha256)``; its partition of the
+    table replaced), as lora_adapter and eval_report store them."""
     import duckdb
 
     from replyassets.core.artifact import Artifact
@@ -84,9 +90,9 @@ def record_report(project, name: str, doc: dict) -> None:
     artifact = project.data / "artifacts" / "lora_adapter" / f"{name}.json"
     artifact.parent.mkdir(parents=True, exist_ok=True)
     artifact.write_text(Artifact(path=path, sha256=sha, kind="lora_adapter",
-                                 attrs={"curated_set_hash": doc["curated_set_hash"], "method": "sft",
+                                 attrs={"curated_set_hash": curated, "method": "sft",
                                         "recipe": "the profile's settings"}).to_json())
-    rows = eval_rows(doc, path, sha)
+    rows = make_rows(path, sha)
     con = duckdb.connect(str(project.database))
     try:
         con.register("rows", rows)
