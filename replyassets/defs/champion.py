@@ -15,6 +15,13 @@ What blocks is shipping an unproven adapter: the blocking ``proven_champion`` ch
 by its content hash) stands between ``champion`` and ``champion_export``, which copies the
 champion's adapter (and, with ``merge: true``, the merged model) beside its model card under
 ``data/champions/``; when the base model serves it materializes "nothing to ship".
+``champion`` is the deciding asset: it takes every experiment's ``eval_report`` table (the
+generations judged against the base model and the retrieval baseline, per test tweet and seed)
+and every ``lora_adapter`` as inputs, and makes the comparisons between experiments there
+(``core/decision.py``): each challenger's stored generations against the default recipe's and the
+current champion's, with the same judge, tweets and seeds, both orders; the Holm family is every
+experiment evaluated on the curated set. The current champion is its own history (below), never
+read from another asset; ``leaderboard`` sits downstream of it.
 The page also shows the gate measured by simulation (``core/calibration.py``): its
 false-promotion rate for an A/A twin and its power, at the measured number of test tweets and
 tie rate. The history of champions is the DuckDB table ``main.champion``.
@@ -28,20 +35,15 @@ import dagster as dg
 import pandas as pd
 
 from replyassets.core import db
+from replyassets.core.artifact import Artifact
 from replyassets.core.champion import decision_outcome, ship_problems
-from replyassets.core.leaderboard import gate_decisions
-from replyassets.defs.common import (
-    DUCKDB_POOL,
-    OWNERS,
-    derived_code_version,
-    fmt_num,
-    latest_materialization,
-    records_table,
-    settings,
-    tidy_metadata,
-)
-from replyassets.defs.evaluate import _latest_reports, current_champion
+from replyassets.core.leaderboard import gate_decisions, leaderboard_rows
+from replyassets.core.numbers import fmt_num
+from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
 from replyassets.defs.experiments import evaluation_settings_for
+from replyassets.defs.metadata import records_table, tidy_metadata
+from replyassets.defs.resources import JudgeResource
+from replyassets.defs.settings_access import settings, storage
 
 HISTORY_COLUMNS = ["promoted_at", "experiment", "adapter_path", "adapter_sha256", "curated_set_hash",
                    "win_rate", "p_holm", "reason", "run_id"]
@@ -68,9 +70,43 @@ def _sha256(folder: Path) -> str:
     return dir_sha256(folder)
 
 
-def _standing(history: pd.DataFrame) -> dict | None:
+def standing_of(history: pd.DataFrame) -> dict | None:
     """The champion's history row (the last promotion), None when the base model serves."""
     return {k: (None if pd.isna(v) else v) for k, v in history.iloc[-1].items()} if len(history) else None
+
+
+def decision_reports(eval_report: pd.DataFrame, lora_adapter: dict[str, Artifact], champion: str | None,
+                     judge: JudgeResource, log=None) -> dict[str, dict]:
+    """Every experiment's report as the gate reads it, from the ``eval_report`` table (the rows
+    of adapters trained again since they were judged are left out), with each challenger judged
+    against the default recipe and the champion from the stored generations (core/decision.py)."""
+    from replyassets.core.decision import add_cross_comparisons, reports_from_table
+    from replyassets.core.judging import DuckDBVerdictCache, JudgingFailed, judge_pairs
+    from replyassets.judges.base import JudgeError
+
+    settings_for = evaluation_settings_for(settings().evaluation)
+    reports, skipped = reports_from_table(eval_report, settings_for,
+                                          {name: a.sha256 for name, a in lora_adapter.items()})
+    for name, why in skipped.items():
+        if log is not None:
+            log.info(f"{name} left out: {why}")
+    j = judge.build()
+    cache = DuckDBVerdictCache(storage())
+
+    def judge_fn(items: list[dict], ev) -> pd.DataFrame:
+        try:
+            return judge_pairs(j, items, cache=cache, concurrency=ev.judge_concurrency,
+                               max_error_fraction=ev.max_judge_error_fraction)
+        except (JudgingFailed, JudgeError) as exc:
+            raise dg.Failure(description=f"judging experiments against each other failed: {exc}") from exc
+
+    add_cross_comparisons(reports, eval_report, champion, judge_fn, settings_for)
+    return reports
+
+
+def adapter_facts(lora_adapter: dict[str, Artifact]) -> dict[str, dict]:
+    """What the leaderboard shows of each adapter (recipe, losses by objective, cost)."""
+    return {name: {**a.attrs, "adapter_path": a.path, "adapter_sha256": a.sha256} for name, a in lora_adapter.items()}
 
 
 def card_dir(data_dir: Path, row: dict) -> Path:
@@ -93,7 +129,8 @@ def card_dir(data_dir: Path, row: dict) -> Path:
         "its power for d = `evaluation.min_cohens_d` and for the best experiment's d, at the measured number "
         "of test tweets and tie rate."
     ),
-    code_version=derived_code_version("replyassets.defs.champion", settings_paths=("evaluation",)),
+    code_version=derived_code_version("replyassets.defs.champion", "replyassets.core.decision",
+                                      settings_paths=("evaluation",)),
     owners=OWNERS,
     kinds={"duckdb"},
     group_name="evaluate",
@@ -112,10 +149,11 @@ def card_dir(data_dir: Path, row: dict) -> Path:
         ),
     ],
 )
-def champion(context: dg.AssetExecutionContext, leaderboard: pd.DataFrame):
-    """Long because it is the champion's whole transaction: the gate decision (core/leaderboard,
-    core/champion), the model card of a promotion, the history row, the gate's calibration and
-    both checks."""
+def champion(context: dg.AssetExecutionContext, eval_report: pd.DataFrame, lora_adapter: dict[str, Artifact],
+             judge: JudgeResource):
+    """Long because it is the champion's whole transaction: the comparisons between experiments
+    (core/decision), the gate decision (core/leaderboard, core/champion), the model card of a
+    promotion, the history row, the gate's calibration and both checks."""
     from replyassets.core.calibration import (
         calibration_figures,
         calibration_markdown,
@@ -123,17 +161,18 @@ def champion(context: dg.AssetExecutionContext, leaderboard: pd.DataFrame):
     )
 
     s = settings()
-    current = current_champion(context.instance)
-    current_name = current["experiment"] if current else None
-    reports = _latest_reports(context.instance)
     history = _history(db.storage_from_settings(s))
+    current = standing_of(history)  # its own history: the champion before this decision
+    current_name = str(current["experiment"]) if current else None
+    reports = decision_reports(eval_report, lora_adapter, current_name, judge, context.log)
+    settings_for = evaluation_settings_for(s.evaluation)
+    leaderboard = leaderboard_rows(reports, adapter_facts(lora_adapter), current_name, settings_for)
     board = leaderboard.set_index("experiment")
 
     # Gate order (core/leaderboard.gate_decisions, the leaderboard's row order); a refused leader
     # (e.g. the default's A/A twin, which never beats the default) does not keep the next one,
     # which passes every check itself, from being promoted.
-    decisions = [d for d in gate_decisions(reports, current_name, evaluation_settings_for(s.evaluation))
-                 if d["candidate"] in board.index]  # a report newer than the leaderboard waits for it
+    decisions = gate_decisions(reports, current_name, settings_for)
     outcome = decision_outcome(decisions, current_name)
     decision = next((d for d in decisions if d["promote"]), decisions[0] if decisions else None)
     # The gate measured at this evaluation's size: the best evaluated experiment in gate order.
@@ -160,7 +199,7 @@ def champion(context: dg.AssetExecutionContext, leaderboard: pd.DataFrame):
     history["promoted_at"] = pd.to_datetime(history["promoted_at"])
     for col in ("win_rate", "p_holm"):
         history[col] = pd.to_numeric(history[col], errors="coerce").astype("float64")
-    standing = _standing(history)
+    standing = standing_of(history)
     problems = ship_problems(standing, _sha256)
     context.log.info(f"champion {outcome['decision']}")
     yield dg.Output(
@@ -209,7 +248,7 @@ def champion(context: dg.AssetExecutionContext, leaderboard: pd.DataFrame):
 )
 def champion_export(context: dg.AssetExecutionContext, config: ExportConfig,
                     champion: pd.DataFrame) -> dg.MaterializeResult:
-    standing = _standing(champion)
+    standing = standing_of(champion)
     if problems := ship_problems(standing, _sha256):
         raise dg.Failure(description=f"not shipped: {'; '.join(problems)}")
     if standing is None:
@@ -226,8 +265,8 @@ def champion_export(context: dg.AssetExecutionContext, config: ExportConfig,
     if config.merge:
         from replyassets.training.merge import merge_adapter
 
-        base = latest_materialization(context.instance, "base_model")
-        merged = merge_adapter(str(adapter), folder / "merged", base_model=str(base.metadata["model_path"].value))
+        # into the base model it was trained on (its adapter_config.json names it)
+        merged = merge_adapter(str(adapter), folder / "merged")
     return dg.MaterializeResult(metadata=tidy_metadata({
         "shipped": f"{standing['experiment']} (adapter sha256 {str(standing['adapter_sha256'])[:12]})",
         "champion": standing["experiment"],

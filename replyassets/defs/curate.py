@@ -154,31 +154,21 @@ def _read(path) -> str:
 # ----------------------------------------------------------------------------- the guard
 
 
-def blocking_check_status(
-    instance: dg.DagsterInstance, asset: str = "curated_set", specs: list[dg.AssetCheckSpec] | None = None
-) -> tuple[bool, list[str]]:
-    """Whether the latest ``asset`` (``curated_set``) passed every blocking check *of that materialization*.
+def blocking_problems(curated: pd.DataFrame, embedder: EmbedderResource) -> list[str]:
+    """The blocking checks of ``curated_set`` that this set fails, by the checks' own code.
 
-    Used by ``lora_adapter`` so that any later run, backfill, schedule or automation refuses to
-    train on a set whose blocking checks failed, are missing, or ran on an older version.
+    ``lora_adapter`` runs them on the set it receives as its input, so that any later run,
+    backfill, schedule or automation refuses to train on a set that fails them: the guard asks
+    the value itself, never the instance's record of an earlier check run.
     """
-    problems: list[str] = []
-    specs = CURATED_CHECK_SPECS if specs is None else specs
-    records = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records
-    if not records:
-        return False, [f"{asset} has never been materialized"]
-    latest_storage_id = records[0].storage_id
-    keys = [dg.AssetCheckKey(dg.AssetKey(asset), spec.name) for spec in specs if spec.blocking]
-    executions = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
-    for key in keys:
-        rec = executions.get(key)
-        evaluation = rec.evaluation if rec is not None else None
-        if evaluation is None:
-            problems.append(f"{key.name}: no result for the latest {asset}")
-            continue
-        target = evaluation.target_materialization_data
-        if target is not None and target.storage_id != latest_storage_id:
-            problems.append(f"{key.name}: last ran on an older {asset}")
-        elif not evaluation.passed:
-            problems.append(f"{key.name}: FAILED ({evaluation.description or 'see the check'})")
-    return not problems, problems
+    embed = CachedEmbedder(embedder.build(), DuckDBEmbeddingCache(storage()))
+    outcomes = run_curated_checks(curated, settings(), embed=embed.encode)
+    return [f"{name}: FAILED ({outcome.description})" for name, outcome in outcomes.items()
+            if CURATED_CHECKS[name].blocking and not outcome.passed]
+
+
+def curated_export(curated: pd.DataFrame) -> dict:
+    """The training files of ``curated`` (``core/curate.export_curated_set``): a folder named by
+    every byte it holds, so exporting the same set again returns the folder ``curated_set``
+    recorded, written once."""
+    return export_curated_set(curated, settings().data_dir / "curated", settings().curation)

@@ -1,6 +1,9 @@
-"""``eval_report`` (one partition per experiment): the adapter against the base model, the
-retrieval baseline, the default recipe and the champion on the test tweets, judged pairwise in
-both orders, with the statistics (the tweet as unit) and a report a person reads."""
+"""``eval_report`` (one partition per experiment): the adapter against the base model and the
+retrieval baseline on the test tweets, judged pairwise in both orders, with the statistics (the
+tweet as unit) and a report a person reads. Its table holds what was generated and judged, per
+test tweet and decoding seed (experiment, tweet, seed, the adapter's text, the adapter's hash):
+comparisons between experiments (against the default recipe, against the champion) and the Holm
+family are made downstream from it, in ``champion`` (``defs/champion.py``)."""
 
 import json
 import re
@@ -19,7 +22,6 @@ from replyassets.defs.common import (
     derived_code_version,
     fmt_num,
     frame_hash,
-    latest_materialization,
     mapping_table,
     ordered,
     records_table,
@@ -28,9 +30,9 @@ from replyassets.defs.common import (
     tidy_metadata,
     storage,
 )
-from replyassets.defs.experiments import evaluation_settings_for, experiment
+from replyassets.core.artifact import Artifact
+from replyassets.defs.experiments import experiment
 from replyassets.defs.resources import EmbedderResource, JudgeResource
-from replyassets.experiments import DEFAULT_EXPERIMENT
 
 EVAL_CODE_VERSION = derived_code_version(
     "replyassets.defs.evaluate",
@@ -47,28 +49,20 @@ EVAL_CODE_VERSION = derived_code_version(
 )
 
 
-def _meta(instance: dg.DagsterInstance, key: str, partition: str | None = None, required: bool = True) -> dict:
-    mat = latest_materialization(instance, key, partition)
-    if mat is None:
-        if not required:
-            return {}
-        raise dg.Failure(f"{key}{f' [{partition}]' if partition else ''} has not been materialized yet")
-    return {k: v.value for k, v in mat.metadata.items()}
-
-
 @dg.asset(
     description=(
-        "One experiment's adapter against the base model, a retrieval baseline (the reply of the "
-        "most similar training tweet) and the current champion, on every collected tweet the "
+        "One experiment's adapter against the base model and a retrieval baseline (the reply of the "
+        "most similar training tweet), on every collected tweet the "
         "split function puts in the test split (one generation per tweet and decoding seed, "
         "thinking disabled), judged pairwise in both orders (a split verdict is a tie) and scored "
         "alone. The tweet is the unit: win rates with a cluster bootstrap interval by tweet, "
         "Wilcoxon and Mann-Whitney on per-tweet scores, Cohen's d, the power for d = 0.3, "
-        "Holm-adjusted p over the experiments compared with the base model, and the verdict "
-        "against the success criteria. The judge itself is checked against real likes (test "
+        "and the verdict against the success criteria (unadjusted: `champion` adjusts p over every "
+        "experiment evaluated on the curated set). Its table stores every generation judged, per test "
+        "tweet and decoding seed, with the adapter's hash: `champion` compares experiments from it. "
+        "The judge itself is checked against real likes (test "
         "tweets of preference_pairs) and flagged when it agrees no better than chance. Writes report.md/.html under `data/reports/{run id}/`."
     ),
-    deps=["lora_adapter", "base_model"],  # curated_set, deduped_pairs, preference_pairs: inputs
     partitions_def=EXPERIMENT_PARTITIONS,
     code_version=EVAL_CODE_VERSION,
     owners=OWNERS,
@@ -83,6 +77,8 @@ def _meta(instance: dg.DagsterInstance, key: str, partition: str | None = None, 
 )
 def eval_report(
     context: dg.AssetExecutionContext,
+    lora_adapter: Artifact,
+    base_model: Artifact,
     curated_set: pd.DataFrame,
     deduped_pairs: pd.DataFrame,
     preference_pairs: pd.DataFrame,
@@ -94,7 +90,7 @@ def eval_report(
     from replyassets.core.human_eval import export_sheet, judge_human_agreement, load_ratings
     from replyassets.core.judging import DuckDBVerdictCache, JudgingFailed, judge_pairs
     from replyassets.core.report import HUMAN_AGREEMENT_KEY, JUDGE_LIKES_KEY, judge_likes_flag, write_report
-    from replyassets.core.stats import compute_stats, forgetting_check, holm_bonferroni, sanity_stats, verdict
+    from replyassets.core.stats import compute_stats, forgetting_check, sanity_stats, verdict
     from replyassets.judges.base import JudgeError
 
     s = settings()
@@ -104,12 +100,10 @@ def eval_report(
         import torch
 
         torch.set_num_threads(s.training.cpu_threads)
-    adapter_md = _meta(context.instance, "lora_adapter", name)
-    base_md = _meta(context.instance, "base_model")
-    base_path = str(base_md["model_path"])
-    adapter_path = str(adapter_md["adapter_path"])
-    check_same_curated_set(adapter_md, curated_set)
-    curated_hash = str(adapter_md.get("curated_set_hash"))
+    base_path, adapter_path = base_model.path, lora_adapter.path
+    adapter_sha = lora_adapter.sha256
+    check_same_curated_set(lora_adapter.attrs, curated_set)
+    curated_hash = str(lora_adapter.attrs.get("curated_set_hash"))
 
     tweets = evaluation_tweets(deduped_pairs, curated_set, s.curation, ev.max_test_tweets)
     if tweets.empty:
@@ -118,9 +112,8 @@ def eval_report(
     prompts = tweets["prompt"].tolist()
     context.log.info(f"{name}: {len(tweets)} test tweets x {len(seeds)} decoding seed(s)")
 
-    # Opponents: the base model, the retrieval baseline, the default recipe (for the A/A
-    # twin and every other recipe) and the champion, when they are other experiments trained
-    # on this same curated set.
+    # Opponents: the base model and the retrieval baseline. Other experiments (the default
+    # recipe, the champion) are compared downstream, in champion, from the stored generations.
     generations: dict[str, dict[int, list[str]]] = {"adapter": {}, "base": {}}
     for seed in seeds:
         dec = ev.model_copy(update={"generation_seed": seed})
@@ -128,23 +121,6 @@ def eval_report(
     retrieval = retrieval_replies(tweets, curated_set, embedder)
     opponents: dict[str, dict[int, list[str]]] = {"base": generations["base"], "retrieval": {sd: retrieval for sd in seeds}}
     opponent_names = {"base": "base model", "retrieval": "retrieval baseline"}
-    champion = current_champion(context.instance)
-    others = {}
-    if name != DEFAULT_EXPERIMENT:
-        others["default"] = DEFAULT_EXPERIMENT
-    if champion and champion["experiment"] != name:
-        others["champion"] = champion["experiment"]
-    for role, other in others.items():
-        other_md = _meta(context.instance, "lora_adapter", other, required=False)
-        if not other_md or str(other_md.get("curated_set_hash")) != curated_hash:
-            context.log.info(f"no {role} comparison: {other} has no adapter trained on curated set {curated_hash[:12]}")
-            continue
-        opponents[role] = {
-            sd: generate_replies(base_path, str(other_md["adapter_path"]), prompts,
-                                 ev.model_copy(update={"generation_seed": sd}))
-            for sd in seeds
-        }
-        opponent_names[role] = f"{role} ({other})"
 
     j = judge.build()
     cache = DuckDBVerdictCache(storage())
@@ -170,15 +146,10 @@ def eval_report(
     stats_by = {role: compute_stats(df, ev, unit_col="tweet_id") for role, df in judged_by.items()}
     stats = stats_by["base"]
 
-    # Several recipes against one base model: Holm-Bonferroni over every experiment evaluated
-    # on this curated set (the latest report of each), this one included.
-    raw_p = {name: _p(stats, ev)}
-    for other, other_md in _latest_reports(context.instance, exclude=name).items():
-        if other_md.get("curated_set_hash") == curated_hash:
-            raw_p[other] = other_md.get("p_raw")
-    adjusted = holm_bonferroni(raw_p)
-    comparisons = sum(v is not None for v in raw_p.values())
-    decision = verdict(stats, ev, adjusted_p=adjusted.get(name), comparisons=max(comparisons, 1))
+    # Unadjusted here: the Holm family (every experiment evaluated on this curated set) is
+    # defined downstream, in champion, which sees them all.
+    p_raw = _p(stats, ev)
+    decision = verdict(stats, ev)
     judge_flag = judge_likes_flag(likes)
     decision["judge_flags"] = [judge_flag] if judge_flag else []
 
@@ -210,7 +181,7 @@ def eval_report(
         "profile": s.profile,
         "base_model": base_path,
         "adapter_path": adapter_path,
-        "adapter_sha256": adapter_md.get("adapter_sha256"),
+        "adapter_sha256": adapter_sha,
         "curated_set_hash": curated_hash,
         "judge_name": j.name,
         "judge_model": j.model_id,
@@ -218,8 +189,6 @@ def eval_report(
         "decoding": {**decoding, "seeds": seeds},
         "verdict": decision,
         "test_tweets": len(tweets),
-        "comparisons_vs_base": comparisons,
-        "holm_experiments": sorted(k for k, v in raw_p.items() if v is not None),
         JUDGE_LIKES_KEY: likes,
     }
     report_dir = s.data_dir / "reports" / context.run.run_id
@@ -229,30 +198,20 @@ def eval_report(
     agreement = judge_human_agreement(judged_by["base"], ratings) if len(ratings) else None
     if agreement:
         meta[HUMAN_AGREEMENT_KEY] = agreement
-    meta["sections"] = report_sections(context.instance, name, comparison_rows, {
-        "experiment": name, "curated_set_hash": curated_hash, "stats": stats_by, "verdict": decision,
-        "p_raw": raw_p[name], "opponents": {r: others.get(r) for r in stats_by},
-        "judge": {"name": j.name, "model": j.model_id}, JUDGE_LIKES_KEY: likes,
-    })
+    meta["sections"] = report_sections(comparison_rows)
     paths = write_report(report_dir, stats, judged_by["base"], sanity, meta)
-    # Exact figures of every comparison, for the leaderboard and the champion gate.
+    # Exact figures of every comparison (the report's; champion recomputes its own from the table).
     summary_path = Path(report_dir) / "comparisons.json"
     summary_path.write_text(json.dumps(
         {"experiment": name, "curated_set_hash": curated_hash, "adapter_path": adapter_path,
-         "adapter_sha256": adapter_md.get("adapter_sha256"), "opponents": {r: others.get(r) for r in stats_by},
-         "stats": stats_by, "verdict": decision, "p_raw": raw_p[name], "p_adjusted": adjusted.get(name),
-         "comparisons": comparisons, "judge": {"name": j.name, "model": j.model_id,
-                                               "offline": bool(getattr(j, "offline", False))},
+         "adapter_sha256": adapter_sha, "stats": stats_by, "verdict": decision, "p_raw": p_raw,
+         "judge": {"name": j.name, "model": j.model_id, "offline": bool(getattr(j, "offline", False))},
          JUDGE_LIKES_KEY: likes}, indent=1, sort_keys=True, default=str))
 
-    judged_all = pd.concat(list(judged_by.values()), ignore_index=True).assign(
-        experiment=name,
-        run_id=context.run.run_id,
-        base_model=base_path,
-        adapter_path=adapter_path,
-        adapter_sha256=str(adapter_md.get("adapter_sha256")),
-        decoding=json.dumps(decoding, sort_keys=True, default=str),
-    )
+    judged_all = generation_table(judged_by, likes, experiment=name, run_id=context.run.run_id,
+                                  base_path=base_path, adapter_path=adapter_path, adapter_sha256=adapter_sha,
+                                  curated_set_hash=curated_hash,
+                                  decoding=json.dumps(decoding, sort_keys=True, default=str))
     items_base = judged_by["base"].to_dict("records")
     metadata = eval_metadata(
         stats=stats, decision=decision, sanity=sanity, meta=meta, paths=paths, sheet=sheet,
@@ -265,9 +224,7 @@ def eval_report(
         "n_tweets": int(stats.get("n_tweets") or 0),
         "power_d03": stats.get("power_d03"),
         "tweets_needed_d03": stats.get("tweets_needed_d03"),
-        "p_raw": raw_p[name],
-        "p_holm": adjusted.get(name),
-        "comparisons_vs_base": comparisons,
+        "p_raw": p_raw,
         "judge_flag": judge_flag or "none",
         "judge_likes_agreement": likes["agreement"],
         "judge_likes_ci_low": likes["ci_low"],
@@ -332,27 +289,37 @@ def judge_against_likes(j, cache, preference_pairs: pd.DataFrame, ev) -> dict:
     return likes_agreement(judged, resamples=ev.bootstrap_resamples, seed=ev.generation_seed)
 
 
-def report_sections(instance: dg.DagsterInstance, name: str, comparison_rows: list[dict], this: dict) -> list[dict]:
-    """The report's comparison table (every opponent) and the leaderboard as it stands with this
-    evaluation (every experiment's latest report, this one included)."""
-    from replyassets.core.leaderboard import leaderboard_rows
-
+def report_sections(comparison_rows: list[dict]) -> list[dict]:
+    """The report's comparison table: this adapter against every opponent."""
     cols = ["opponent", "tweets", "win rate", "interval low", "interval high", "wilcoxon p"]
-    reports = {**_latest_reports(instance, exclude=name), name: this}
-    champion = current_champion(instance)
-    board = leaderboard_rows(reports, {}, champion["experiment"] if champion else None,
-                             evaluation_settings_for(settings().evaluation))
-    board_cols = ["experiment", "gate", "verdict", "win_rate", "win_rate_ci_low", "win_rate_ci_high",
-                  "win_rate_vs_retrieval", "p_holm", "n_tweets", "judge", "judge_likes_agreement", "champion"]
     return [
         {"title": "Comparisons (the test tweet is the unit)", "columns": cols,
          "rows": [[r[c] for c in cols] for r in comparison_rows],
-         "note": "Win rate of this adapter against each opponent; ties count half; 0.5 = no difference."},
-        {"title": "Leaderboard at the time of this evaluation", "columns": board_cols,
-         "rows": board[board_cols].astype(object).where(board[board_cols].notna(), None).values.tolist(),
-         "note": (f"{len(board)} experiment(s); p-values Holm-adjusted over the experiments evaluated on the same "
-                  "curated set so far (the leaderboard asset holds the adjustment over all of them).")},
+         "note": ("Win rate of this adapter against each opponent; ties count half; 0.5 = no difference. "
+                  "The comparisons with other experiments (the default recipe, the champion) and the "
+                  "Holm-adjusted p are on the champion and leaderboard pages.")},
     ]
+
+
+def generation_table(judged_by: Mapping[str, pd.DataFrame], likes: Mapping[str, Any], *,
+                     experiment: str, run_id: str, base_path: str, adapter_path: str, adapter_sha256: str,
+                     curated_set_hash: str, decoding: str) -> pd.DataFrame:
+    """``eval_report``'s table: every judged item (comparison, test tweet, decoding seed) with the
+    adapter's generated text (``adapter_reply``), the opponent's (``base_reply``), the tweet's
+    reference reply, the judge's verdicts, and what identifies the evaluation (experiment, adapter
+    hash, curated set, judge and its agreement with likes): what ``champion`` needs to compare
+    experiments with the same judge, seeds and tweets."""
+    out = pd.concat(list(judged_by.values()), ignore_index=True)
+    return out.assign(
+        experiment=experiment, run_id=run_id, base_model=base_path, adapter_path=adapter_path,
+        adapter_sha256=str(adapter_sha256), curated_set_hash=curated_set_hash, decoding=decoding,
+        judge_likes_agreement=_float(likes.get("agreement")), judge_likes_ci_low=_float(likes.get("ci_low")),
+        judge_likes_ci_high=_float(likes.get("ci_high")), judge_likes_pairs=int(likes.get("pairs") or 0),
+    )
+
+
+def _float(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and v == v else None
 
 
 def _p(stats: dict, ev) -> float | None:
@@ -380,33 +347,7 @@ def retrieval_replies(tweets: pd.DataFrame, curated_set: pd.DataFrame, embedder)
     return list(replies)
 
 
-def current_champion(instance: dg.DagsterInstance) -> dict | None:
-    """The experiment the latest ``champion`` materialization names, with its adapter, or None."""
-    mat = latest_materialization(instance, "champion")
-    if mat is None:
-        return None
-    md = {k: v.value for k, v in mat.metadata.items()}
-    name = md.get("champion")
-    return {"experiment": str(name), "adapter_path": md.get("champion_adapter")} if name and name != "none" else None
-
-
-def _latest_reports(instance: dg.DagsterInstance, exclude: str | None = None) -> dict[str, dict]:
-    """The latest eval_report of every experiment partition: its comparisons.json content."""
-    out = {}
-    for part in instance.get_dynamic_partitions(EXPERIMENT_PARTITIONS.name):
-        if part == exclude:
-            continue
-        mat = latest_materialization(instance, "eval_report", part)
-        if mat is None or "comparisons_json" not in mat.metadata:
-            continue
-        try:
-            out[part] = json.loads(Path(str(mat.metadata["comparisons_json"].value)).read_text())
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def check_same_curated_set(adapter_md: dict, curated_set: pd.DataFrame) -> None:
+def check_same_curated_set(adapter_md: Mapping[str, Any], curated_set: pd.DataFrame) -> None:
     """Refuse to evaluate an adapter on a curated set it was not trained on.
 
     After a re-curation the test split can hold tweets the adapter trained on, which would

@@ -1,7 +1,9 @@
 """``leaderboard``: one row per experiment, like compared with like.
 
-It reads every experiment's latest ``eval_report`` (its exact figures in ``comparisons.json``)
-and ``lora_adapter``; its rows, columns and order are ``core/leaderboard.py``'s: losses by
+It sits downstream of ``champion`` (the decision), with the same inputs: every experiment's
+``eval_report`` table and ``lora_adapter``, and the champion's history (who is champion now); it
+builds the same reports (``defs/champion.decision_reports``: the comparisons between experiments
+from the stored generations, the verdicts cached) and shows them; its rows, columns and order are ``core/leaderboard.py``'s: losses by
 objective (``sft_*``, ``dpo_eval_loss``, ``kto_eval_loss``, never one ``eval_loss`` mixing
 scales), each row's judge and that judge's agreement with likes, p-values Holm-adjusted over the
 experiments evaluated on the same curated set, and the rows in **gate order**
@@ -19,17 +21,13 @@ from replyassets.core.leaderboard import (  # noqa: F401 - LEADERBOARD_COLUMNS, 
     leaderboard_markdown,
     leaderboard_rows,
 )
-from replyassets.defs.common import (
-    DUCKDB_POOL,
-    OWNERS,
-    derived_code_version,
-    latest_materialization,
-    records_table,
-    settings,
-    tidy_metadata,
-)
-from replyassets.defs.evaluate import _latest_reports, current_champion
+from replyassets.core.artifact import Artifact
+from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
+from replyassets.defs.champion import adapter_facts, decision_reports, standing_of
 from replyassets.defs.experiments import evaluation_settings_for
+from replyassets.defs.metadata import records_table, tidy_metadata
+from replyassets.defs.resources import JudgeResource
+from replyassets.defs.settings_access import settings
 
 LEADERBOARD_CODE_VERSION = derived_code_version("replyassets.defs.leaderboard", settings_paths=("evaluation",))
 # What the leaderboard page's table shows, in order.
@@ -37,15 +35,6 @@ SHOWN_COLUMNS = ["experiment", "gate", "verdict", "win_rate", "win_rate_ci_low",
                  "win_rate_vs_retrieval", "lc_win_rate", "p_holm", "n_tweets", "judge", "judge_likes_agreement",
                  "method", "sft_eval_loss", "sft_eval_perplexity", "dpo_eval_loss", "kto_eval_loss", "cost_usd",
                  "champion", "gate_reason", "recipe"]
-
-
-def _adapters(instance: dg.DagsterInstance) -> dict[str, dict]:
-    out = {}
-    for part in instance.get_dynamic_partitions("experiment"):
-        mat = latest_materialization(instance, "lora_adapter", part)
-        if mat is not None:
-            out[part] = {k: v.value for k, v in mat.metadata.items()}
-    return out
 
 
 @dg.asset(
@@ -58,19 +47,20 @@ def _adapters(instance: dg.DagsterInstance) -> dict[str, dict]:
         "and its agreement with likes, the losses by objective (SFT cross-entropy and perplexity, "
         "DPO / KTO eval loss: separate columns), recipe, cost, tokens/s and the champion mark."
     ),
-    deps=["eval_report", "lora_adapter"],
     code_version=LEADERBOARD_CODE_VERSION,
     owners=OWNERS,
     kinds={"duckdb"},
     group_name="evaluate",
     pool=DUCKDB_POOL,
 )
-def leaderboard(context: dg.AssetExecutionContext) -> dg.Output:
+def leaderboard(context: dg.AssetExecutionContext, champion: pd.DataFrame, eval_report: pd.DataFrame,
+                lora_adapter: dict[str, Artifact], judge: JudgeResource) -> dg.Output:
     from replyassets.core.plots import image_md, win_rates_png
 
-    champion = current_champion(context.instance)
-    df = leaderboard_rows(_latest_reports(context.instance), _adapters(context.instance),
-                          champion["experiment"] if champion else None, evaluation_settings_for(settings().evaluation))
+    current = standing_of(champion)
+    name = str(current["experiment"]) if current else None
+    reports = decision_reports(eval_report, lora_adapter, name, judge, context.log)
+    df = leaderboard_rows(reports, adapter_facts(lora_adapter), name, evaluation_settings_for(settings().evaluation))
     plot = win_rates_png([
         {"experiment": r.experiment, "win_rate": _f(r.win_rate), "ci_low": _f(r.win_rate_ci_low),
          "ci_high": _f(r.win_rate_ci_high), "champion": bool(r.champion)}
@@ -80,7 +70,7 @@ def leaderboard(context: dg.AssetExecutionContext) -> dg.Output:
         df,
         metadata=tidy_metadata({
             "experiments": len(df),
-            "champion": champion["experiment"] if champion else "none",
+            "champion": name or "none",
             "leaderboard": records_table(df[SHOWN_COLUMNS].to_dict("records"), SHOWN_COLUMNS),
             "win_rates": dg.MetadataValue.md(image_md(plot, "win rate vs the base model, per experiment")),
             "markdown": dg.MetadataValue.md(leaderboard_markdown(df)),

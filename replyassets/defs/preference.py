@@ -90,9 +90,7 @@ def preference_assets(context: dg.AssetExecutionContext, deduped_pairs: pd.DataF
     decisions = ReviewStore(storage()).decisions()
     res = build_preferences(deduped_pairs, s.preference, split_of, s.curation, decisions)
     pairs, kto = res.pairs, res.kto
-    pairs_hash = frame_hash(pairs, ["pair_id", "split", "prompt", "chosen", "rejected"])
-    kto_hash = frame_hash(kto, ["reply_id", "split", "prompt", "completion", "label"])
-    files = export_preference_files(pairs, kto, s.data_dir / "preference" / f"{pairs_hash[:8]}{kto_hash[:8]}")
+    pairs_hash, kto_hash, files = export_preferences(pairs, kto)
     per_split = {sp: int((pairs["split"] == sp).sum()) for sp in ("train", "eval", "test")}
     kto_split = {
         f"{sp} {'desirable' if lab else 'undesirable'}": int(((kto["split"] == sp) & (kto["label"] == lab)).sum())
@@ -146,6 +144,25 @@ def preference_assets(context: dg.AssetExecutionContext, deduped_pairs: pd.DataF
         }),
     )
     yield from preference_check_results(pairs, cur, s.preference.min_train_pairs)
+
+
+def export_preferences(pairs: pd.DataFrame, kto: pd.DataFrame) -> tuple[str, str, dict]:
+    """``(pairs hash, kto hash, files)``: the training program's files of these frames, in a folder
+    named by their hashes (same frames, same folder and bytes: ``lora_adapter`` exports the
+    frames it receives as inputs again and gets the files this asset recorded)."""
+    pairs_hash = frame_hash(pairs, ["pair_id", "split", "prompt", "chosen", "rejected"])
+    kto_hash = frame_hash(kto, ["reply_id", "split", "prompt", "completion", "label"])
+    files = export_preference_files(pairs, kto, settings().data_dir / "preference" / f"{pairs_hash[:8]}{kto_hash[:8]}")
+    return pairs_hash, kto_hash, files
+
+
+def preference_blocking_problems(pairs: pd.DataFrame, curated: pd.DataFrame, min_train_pairs: int) -> list[str]:
+    """The blocking checks of ``preference_pairs`` that these frames fail (the checks' own code)."""
+    cur = curated.astype({"tweet_id": str}) if len(curated) else curated
+    blocking = {spec.name for spec in PREFERENCE_CHECK_SPECS if spec.blocking}
+    return [f"{r.check_name}: FAILED ({r.description})"
+            for r in preference_check_results(pairs, cur, min_train_pairs)
+            if r.check_name in blocking and not r.passed]
 
 
 def preference_check_results(pairs: pd.DataFrame, curated: pd.DataFrame, min_train_pairs: int):

@@ -175,8 +175,11 @@ def _io_manager(s: Settings):
 def resources_for_profile(profile: str | None = None) -> dict[str, Any]:
     s = get_settings(profile)
     from replyassets.defs.launchers import training_launcher_for
+    from replyassets.defs.artifacts import ARTIFACT_IO_MANAGER, ArtifactIOManager
+
     common = {
         "io_manager": _io_manager(s),
+        ARTIFACT_IO_MANAGER: ArtifactIOManager(base_dir=str(s.data_dir / "artifacts")),
         "language": LanguageResource(),
         "embedder": EmbedderResource(model=_packaged_or(s.dedup.embedding_model), batch_size=s.dedup.batch_size,
                                      backend=s.dedup.embedding_backend, precision=s.dedup.embedding_precision),

@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any, Optional
 
 import dagster as dg
+import pandas as pd
 from filelock import FileLock
 
+from replyassets.core.artifact import Artifact, json_safe
 from replyassets.defs.asset_attrs import OWNERS, derived_code_version
 from replyassets.defs.metadata import json_md, mapping_table, ordered, records_table, tidy_metadata
 from replyassets.defs.partitions import EXPERIMENT_PARTITIONS
 from replyassets.defs.settings_access import settings
-from replyassets.defs.curate import blocking_check_status
+from replyassets.defs.artifacts import ARTIFACT_IO_MANAGER
+from replyassets.defs.curate import blocking_problems, curated_export
+from replyassets.defs.resources import EmbedderResource
 from replyassets.defs.launchers import TrainingLauncher, train_eval_gap_check_spec, training_span
 
 # base_model pretrains on the sample's tweets, collected with the collection settings (sample_texts).
@@ -28,18 +32,12 @@ TRAIN_CODE_VERSION = derived_code_version(
     "replyassets.defs.experiments",
     "replyassets.training.train",
     "replyassets.training.merge",
-    settings_paths=("training",),
+    # the guard re-runs curated_set's and preference_pairs' blocking checks on its inputs
+    settings_paths=("training", "curation", "preference.min_train_pairs"),
 )
 LOCAL_TINY = "local-tiny"
 # Training methods that learn from preference_pairs (and need its blocking checks passed).
 PREFERENCE_METHODS = ("dpo", "kto", "sft+dpo")
-
-
-def _latest_metadata(instance: dg.DagsterInstance, key: str) -> dict:
-    event = instance.get_latest_materialization_event(dg.AssetKey(key))
-    if event is None or event.asset_materialization is None:
-        raise dg.Failure(f"{key} has not been materialized yet; materialize it first")
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
 def sample_texts() -> list[str]:
@@ -73,13 +71,16 @@ def sample_texts() -> list[str]:
     owners=OWNERS,
     kinds={"pytorch"},
     group_name="train",
+    io_manager_key=ARTIFACT_IO_MANAGER,
 )
-def base_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def base_model(context: dg.AssetExecutionContext) -> dg.Output[Artifact]:
     s = settings()
     if s.training.base_model != LOCAL_TINY:
-        return dg.MaterializeResult(
+        digest = hashlib.sha256(s.training.base_model.encode()).hexdigest()
+        return dg.Output(
+            Artifact(path=s.training.base_model, sha256=digest, kind="hub"),
             metadata={"model_path": s.training.base_model, "kind": "hub"},
-            data_version=dg.DataVersion(hashlib.sha256(s.training.base_model.encode()).hexdigest()),
+            data_version=dg.DataVersion(digest),
         )
     from replyassets.core.generation import load_general_texts
     from replyassets.training.tiny_model import (
@@ -114,7 +115,8 @@ def base_model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         f"pretraining steps, final LM loss {pretraining.get('final_loss')}, {seconds:.1f} s"
     )
     digest = tiny_model_hash(out)
-    return dg.MaterializeResult(
+    return dg.Output(
+        Artifact(path=str(out), sha256=digest, kind=LOCAL_TINY),
         metadata={
             "model_path": dg.MetadataValue.path(str(out)),
             "kind": LOCAL_TINY,
@@ -157,14 +159,15 @@ def unused_output_dir(base: Path) -> Path:
     return candidate
 
 
-def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig, experiment: str = "default") -> dict:
+def training_config(curated: Mapping[str, Any], base: Artifact, overrides: LoraAdapterConfig,
+                    experiment: str = "default", preference: Mapping[str, Any] | None = None) -> dict:
     """The training program's config for one experiment: the profile's training settings with
-    the experiment's overrides (config/experiments.yaml), then the run's config overrides."""
+    the experiment's overrides (config/experiments.yaml), then the run's config overrides.
+    ``curated``: the curated set's export (``defs/curate.curated_export``); ``base``: the base
+    model; ``preference``: the preference files and their hash (preference methods only)."""
     from replyassets.defs.experiments import experiment as find_experiment
 
     s = settings()
-    curated = _latest_metadata(instance, "curated_set")
-    base = _latest_metadata(instance, "base_model")
     cfg = find_experiment(experiment).training_settings(s.training).model_dump(mode="json")
     for key in ("launcher", "local_max_concurrent", "hourly_cost_usd"):
         cfg.pop(key, None)
@@ -174,22 +177,25 @@ def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig, 
             cfg[key] = value
     cfg["lora"] = {**cfg["lora"], "target_modules": list(cfg["lora"]["target_modules"])}
     cfg.update(
-        base_model=str(base["model_path"]),
-        train_file=str(curated["train_file"]),
-        eval_file=str(curated["eval_file"]),
+        base_model=base.path,
+        train_file=str(curated["files"]["train.jsonl"]["path"]),
+        eval_file=str(curated["files"]["eval.jsonl"]["path"]),
         curated_set_hash=str(curated["content_hash"]),
     )
     method = str(cfg.get("method", "sft"))
     if method in PREFERENCE_METHODS:
         # Preference methods train on preference_pairs' exported files (train/eval splits of
         # the same tweet assignment as curated_set); the pairs' hash keys the folder too.
-        pref = _latest_metadata(instance, "preference_pairs")
+        if preference is None:
+            raise dg.Failure(f"{experiment} trains with {method}: it needs preference_pairs' files")
+        files = preference["files"]
         if method == "kto":
-            cfg.update(kto_train_file=str(pref["kto_train_file"]), kto_eval_file=str(pref["kto_eval_file"]))
+            cfg.update(kto_train_file=str(files["kto_train.jsonl"]["path"]),
+                       kto_eval_file=str(files["kto_eval.jsonl"]["path"]))
         else:
-            cfg.update(preference_train_file=str(pref["preference_train_file"]),
-                       preference_eval_file=str(pref["preference_eval_file"]))
-        cfg["preference_pairs_hash"] = str(pref["content_hash"])
+            cfg.update(preference_train_file=str(files["preference_train.jsonl"]["path"]),
+                       preference_eval_file=str(files["preference_eval.jsonl"]["path"]))
+        cfg["preference_pairs_hash"] = str(preference["content_hash"])
     # Same data, base model and config -> same folder, so a rerun after a crash resumes there;
     # a folder whose training completed (COMPLETE marker) is never written again: a retrain
     # of the same recipe gets the next free folder (-2, -3, ...).
@@ -213,36 +219,47 @@ def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig, 
         "check of the latest curated_set (and, for preference methods, preference_pairs) passed."
     ),
     # preference_pairs/preference_kto feed only the experiments whose method is dpo, kto or
-    # sft+dpo; a dependency is per asset, not per partition, so every experiment lists them.
-    deps=["curated_set", "base_model", "experiment_specs", "preference_pairs", "preference_kto"],
+    # sft+dpo; a dependency is per asset, not per partition, so every experiment takes them.
+    deps=["experiment_specs"],
     partitions_def=EXPERIMENT_PARTITIONS,
     code_version=TRAIN_CODE_VERSION,
     owners=OWNERS,
     kinds={"pytorch"},
     group_name="train",
+    io_manager_key=ARTIFACT_IO_MANAGER,
     check_specs=[train_eval_gap_check_spec("lora_adapter")],
 )
-def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, launcher: TrainingLauncher):
-    ok, problems = blocking_check_status(context.instance)
-    if not ok:
+def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, launcher: TrainingLauncher,
+                 embedder: EmbedderResource, curated_set: pd.DataFrame, base_model: Artifact,
+                 preference_pairs: pd.DataFrame, preference_kto: pd.DataFrame):
+    # The guard asks the set it trains on: the curated set's blocking checks, run again on it.
+    if problems := blocking_problems(curated_set, embedder):
         raise dg.Failure(
             description="Refusing to train: the latest curated_set did not pass its blocking checks.",
             metadata={"blocking_check_problems": json_md(problems)},
         )
     name = context.partition_key
-    # the DuckLake snapshot of the curated set trained on (null on the DuckDB file backend)
-    snapshot = _latest_metadata(context.instance, "curated_set").get("lake_snapshot_id")
-    cfg = training_config(context.instance, config, name)
-    if cfg.get("method", "sft") in PREFERENCE_METHODS:
-        from replyassets.defs.preference import PREFERENCE_CHECK_SPECS
+    from replyassets.core import db
+    from replyassets.defs.experiments import experiment as find_experiment
+    from replyassets.defs.settings_access import storage
 
-        ok, problems = blocking_check_status(context.instance, "preference_pairs", PREFERENCE_CHECK_SPECS)
-        if not ok:
+    # the DuckLake snapshot the curated set was read at (null on the DuckDB file backend)
+    snapshot = db.current_snapshot(storage())
+    method = str(find_experiment(name).training_settings(settings().training).method)
+    preference = None
+    if method in PREFERENCE_METHODS:
+        from replyassets.defs.preference import export_preferences, preference_blocking_problems
+
+        if problems := preference_blocking_problems(preference_pairs, curated_set,
+                                                    settings().preference.min_train_pairs):
             raise dg.Failure(
-                description=(f"Refusing to train {name} ({cfg['method']}): the latest preference_pairs did not "
+                description=(f"Refusing to train {name} ({method}): the latest preference_pairs did not "
                              "pass its blocking checks."),
                 metadata={"blocking_check_problems": json_md(problems)},
             )
+        pairs_hash, _, files = export_preferences(preference_pairs, preference_kto)
+        preference = {"content_hash": pairs_hash, "files": files}
+    cfg = training_config(curated_export(curated_set), base_model, config, name, preference)
     Path(cfg["output_dir"]).mkdir(parents=True, exist_ok=True)
     context.log.info(f"experiment {name}: training config: {json.dumps(cfg, sort_keys=True)}")
     launched = time.time()
@@ -258,15 +275,28 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         extra["merged_model_path"] = dg.MetadataValue.path(str(merged))
     # From here on the folder belongs to this materialization: nothing writes into it again.
     (Path(cfg["output_dir"]) / COMPLETE_MARKER).write_text(context.run.run_id + "\n")
-    return dg.MaterializeResult(
-        metadata=adapter_metadata(
-            {**(result.metadata or {}), **extra,
-             "launcher": config.launcher or launcher.kind, "curated_set_snapshot": snapshot,
-             **experiment_metadata(name, started, ended)}
-        ),
-        check_results=[_tidy_check(c) for c in (result.check_results or [])],
+    metadata = adapter_metadata(
+        {**(result.metadata or {}), **extra,
+         "launcher": config.launcher or launcher.kind, "curated_set_snapshot": snapshot,
+         **experiment_metadata(name, started, ended)}
+    )
+    yield dg.Output(
+        adapter_artifact(metadata, base_model),
+        metadata=metadata,
         data_version=result.data_version,
     )
+    for check in result.check_results or []:
+        yield _tidy_check(check)
+
+
+def adapter_artifact(metadata: Mapping[str, Any], base: Artifact) -> Artifact:
+    """The adapter as its consumers receive it: folder, content hash, and the figures the
+    decision and the leaderboard read (recipe, losses by objective, cost, the curated set)."""
+    values = {k: _value(v) for k, v in metadata.items()
+              if k not in ("loss", "loss_curve", "loss_curve_table", "sample_generations_table", "training_config")}
+    return Artifact(path=str(values.get("adapter_path") or ""), sha256=str(values.get("adapter_sha256") or ""),
+                    kind="lora_adapter",
+                    attrs={**json_safe(values), "base_model": base.path, "base_model_sha256": base.sha256})
 
 
 def experiment_metadata(name: str, started: float, ended: float) -> dict:

@@ -89,7 +89,19 @@ def test_failed_blocking_check_stops_training_now_and_later(dagster_project):
     assert "curated_set" in started and "lora_adapter" not in started
     assert dagster_project.instance.get_latest_materialization_event(dg.AssetKey("lora_adapter")) is None
 
-    # A later run of lora_adapter alone (as a backfill, schedule or click would launch) is refused too.
+    # A later run of lora_adapter alone (as a backfill, schedule or click would launch) is refused too,
+    # its other inputs present (a base model and preference tables: the guard comes first).
+    from replyassets.core.artifact import Artifact
+
+    (dagster_project.data / "artifacts" / "base_model").mkdir(parents=True)
+    (dagster_project.data / "artifacts" / "base_model" / "__unpartitioned__.json").write_text(
+        Artifact(path=str(dagster_project.data / "models" / "none"), sha256="0" * 64, kind="local-tiny").to_json())
+    con = duckdb.connect(str(dagster_project.database))
+    try:
+        for table in ("preference_pairs", "preference_kto"):
+            con.execute(f"CREATE TABLE main.{table} (tweet_id VARCHAR, split VARCHAR)")
+    finally:
+        con.close()
     later = dg.materialize(
         all_assets_and_checks(),
         selection=["lora_adapter"],
@@ -104,8 +116,23 @@ def test_failed_blocking_check_stops_training_now_and_later(dagster_project):
     assert dagster_project.instance.get_latest_materialization_event(dg.AssetKey("lora_adapter")) is None
 
 
-def test_guard_reports_missing_curated_set(dagster_project):
-    from replyassets.defs.curate import blocking_check_status
+def test_guard_runs_the_blocking_checks_on_the_set_it_is_given(dagster_project):
+    """lora_adapter's guard asks the curated set it receives as its input (the checks' own code),
+    never the instance's record of an earlier check run: a set too small and with too few authors
+    is refused by name; the checks' verdicts are the ones curated_set records."""
+    from replyassets.core.curate import candidates_from_deduped, curate
+    from replyassets.core.review import ReviewStore
+    from replyassets.defs.curate import blocking_problems
+    from replyassets.defs.resources import EmbedderResource
+    from replyassets.defs.settings_access import settings, storage
 
-    ok, problems = blocking_check_status(dagster_project.instance)
-    assert not ok and "never been materialized" in problems[0]
+    s = settings()
+    curated = curate(candidates_from_deduped(deduped_frame(n_rows=12, n_tweets=4, n_authors=6)),
+                     ReviewStore(storage()).decisions(), s.curation, s.collection)
+    resources = dagster_project.resources()
+    embedder = resources["embedder"]
+    assert isinstance(embedder, EmbedderResource)
+    problems = blocking_problems(curated, embedder)
+    names = {p.split(":")[0] for p in problems}
+    assert {"size", "unique_authors"} <= names, problems
+    assert all(": FAILED (" in p for p in problems)

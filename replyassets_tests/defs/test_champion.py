@@ -1,7 +1,11 @@
 """The champion moves only through its gate, and survives a failed challenger; a refusal is an
 outcome (a green run that materializes the decision), and only a proven adapter ships (real
-Dagster instance and DuckDB file; the evaluations are hand-made figures recorded as eval_report
-events, each with a real adapter folder and its content hash)."""
+Dagster instance and DuckDB file). The evaluations are hand-made: ``eval_report`` rows (judged
+items against the base model and the retrieval baseline, each with the adapter's generated text)
+written to its table, and each ``lora_adapter`` a real folder with its content hash, stored by
+the artifact IO manager. ``champion`` judges experiments against each other itself, from the
+stored texts, with the offline judge: a challenger whose texts are the opponent's own ties with
+it (an A/A comparison)."""
 
 from __future__ import annotations
 
@@ -29,22 +33,16 @@ def judged(n_tweets: int, win_share: float, adapter: float, base: float, seed: i
     })
 
 
-def figures(name: str, vs_base, vs_retrieval, vs_champion=None, champion: str | None = None, vs_default=None) -> dict:
-    from replyassets.core.stats import compute_stats, verdict
-    from replyassets.settings import EvaluationSettings
+CURATED = "c" * 64
 
-    ev = EvaluationSettings(bootstrap_resamples=500)
-    stats = {"base": compute_stats(vs_base, ev), "retrieval": compute_stats(vs_retrieval, ev)}
-    if vs_champion is not None:
-        stats["champion"] = compute_stats(vs_champion, ev)
-    if vs_default is not None:
-        stats["default"] = compute_stats(vs_default, ev)
-    return {"experiment": name, "curated_set_hash": "c" * 64, "adapter_path": f"/adapters/{name}",
-            "adapter_sha256": "a" * 64,
-            "opponents": {"base": None, "retrieval": None, "champion": champion,
-                          **({"default": "default"} if vs_default is not None else {})},
-            "stats": stats, "verdict": verdict(stats["base"], ev), "p_raw": stats["base"]["wilcoxon_p"],
-            "comparisons": 1}
+
+def figures(name: str, vs_base: pd.DataFrame, vs_retrieval: pd.DataFrame, texts: str | None = None,
+            curated: str = CURATED) -> dict:
+    """One experiment's evaluation: its judged items against the base model and the retrieval
+    baseline, and its generated texts (``texts``: a name; two experiments with the same name
+    wrote the same replies)."""
+    return {"experiment": name, "base": vs_base, "retrieval": vs_retrieval, "texts": texts or name,
+            "curated_set_hash": curated}
 
 
 def adapter_folder(project, name: str) -> tuple[str, str]:
@@ -57,26 +55,66 @@ def adapter_folder(project, name: str) -> tuple[str, str]:
     return str(folder), dir_sha256(folder)
 
 
-def record_report(project, name: str, doc: dict) -> None:
-    import dagster as dg
+def eval_rows(doc: dict, adapter_path: str, adapter_sha: str) -> pd.DataFrame:
+    frames = []
+    for role in ("base", "retrieval"):
+        df = doc[role].copy()
+        n = len(df)
+        frames.append(df.assign(
+            item_id=[f"{role}:{t}:0" for t in df["tweet_id"]], comparison=role, decoding_seed=0,
+            tweet=[f"Tweet {t} about agents and tooling" for t in df["tweet_id"]],
+            adapter_reply=[f"{doc['texts']} reply to {t}: agents need better tools" for t in df["tweet_id"]],
+            base_reply=[f"{role} reply to {t}" for t in df["tweet_id"]], reference=None,
+            experiment=doc["experiment"], adapter_path=adapter_path, adapter_sha256=adapter_sha,
+            curated_set_hash=doc["curated_set_hash"], judge_name="offline", judge_model="offline",
+            judge_likes_agreement=0.7, judge_likes_ci_low=0.6, judge_likes_ci_high=0.8, judge_likes_pairs=n,
+            valid=True,
+        ))
+    return pd.concat(frames, ignore_index=True)
 
-    doc["adapter_path"], doc["adapter_sha256"] = adapter_folder(project, name)
-    path = project.data / f"{name}-comparisons.json"
-    path.write_text(json.dumps(doc, default=str))
-    project.instance.report_runless_asset_event(dg.AssetMaterialization(
-        "eval_report", partition=name, metadata={"comparisons_json": dg.MetadataValue.path(str(path))}))
+
+def record_report(project, name: str, doc: dict) -> None:
+    """``name``'s adapter and its eval_report rows made from ``figures``."""
+    store_evaluation(project, name, lambda path, sha: eval_rows(doc, path, sha), doc["curated_set_hash"])
+
+
+def store_evaluation(project, name: str, make_rows, curated: str = CURATED) -> None:
+    """``name``'s adapter (a real folder and its hash, stored through the artifact IO manager's
+    layout) and its eval_report rows (``make_rows(adapter path, sha256)``; its partition of the
+    table replaced), as lora_adapter and eval_report store them."""
+    import duckdb
+
+    from replyassets.core.artifact import Artifact
+
+    path, sha = adapter_folder(project, name)
+    artifact = project.data / "artifacts" / "lora_adapter" / f"{name}.json"
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    artifact.write_text(Artifact(path=path, sha256=sha, kind="lora_adapter",
+                                 attrs={"curated_set_hash": curated, "method": "sft",
+                                        "recipe": "the profile's settings"}).to_json())
+    rows = make_rows(path, sha)
+    con = duckdb.connect(str(project.database))
+    try:
+        con.register("rows", rows)
+        if con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'eval_report'").fetchone()[0]:
+            con.execute("DELETE FROM main.eval_report WHERE experiment = ?", [name])
+            con.execute("INSERT INTO main.eval_report BY NAME SELECT * FROM rows")
+        else:
+            con.execute("CREATE TABLE main.eval_report AS SELECT * FROM rows")
+    finally:
+        con.close()
 
 
 def champion_round(project):
     import dagster as dg
 
     resources = project.resources()
-    board = dg.materialize(all_assets_and_checks(), selection=["leaderboard"], instance=project.instance,
-                           resources=resources, raise_on_error=False)
-    assert board.success
     result = dg.materialize(all_assets_and_checks(), selection=["champion"], instance=project.instance,
                             resources=resources, raise_on_error=False)
     assert result.success  # a refusal is an outcome: the run is green either way
+    board = dg.materialize(all_assets_and_checks(), selection=["leaderboard"], instance=project.instance,
+                           resources=resources, raise_on_error=False)
+    assert board.success  # the leaderboard sits downstream of the decision
     gate = [e for e in result.get_asset_check_evaluations() if e.check_name == "promotion_gate"]
     assert len(gate) == 1
     md = {k: v.value for k, v in project.instance.get_latest_materialization_event(dg.AssetKey("champion"))
@@ -106,10 +144,10 @@ def test_champion_is_promoted_through_the_gate_and_survives_a_failed_challenger(
     cards = list((p.data / "champions").glob("default-*/MODEL_CARD.md"))
     assert len(cards) == 1 and "Holm" in cards[0].read_text()
 
-    # Round 2: r8 also beats the base model, but against the champion its interval holds 0.5.
-    tie_with_champion = judged(60, 0.5, adapter=6.0, base=6.0, seed=3)
+    # Round 2: r8 also beats the base model, but against the champion its interval holds 0.5:
+    # it wrote the champion's replies (champion judges them against each other: ties).
     record_report(p, "r8", figures("r8", judged(60, 0.9, 7.8, 4.0, seed=4), judged(60, 0.85, 7.0, 5.0, seed=5),
-                                   vs_champion=tie_with_champion, champion="default"))
+                                   texts="default"))
     gate, md = champion_round(p)
     assert not gate.passed
     assert "r8" in gate.description and "champion" in gate.description
@@ -117,8 +155,10 @@ def test_champion_is_promoted_through_the_gate_and_survives_a_failed_challenger(
     assert md["decision"].startswith("stays with default: r8 ") and "does not beat the champion default" in md["decision"]
     assert list(history(p)["experiment"]) == ["default"]  # the champion stays, history unchanged
 
-    # Round 3: a challenger never compared with the champion is refused too.
-    record_report(p, "r8", figures("r8", judged(60, 0.95, 8.5, 4.0, seed=6), judged(60, 0.9, 7.0, 5.0, seed=7)))
+    # Round 3: a challenger that cannot be compared with the champion (evaluated on another
+    # curated set) is refused too.
+    record_report(p, "r8", figures("r8", judged(60, 0.95, 8.5, 4.0, seed=6), judged(60, 0.9, 7.0, 5.0, seed=7),
+                                   curated="d" * 64))
     gate, md = champion_round(p)
     assert not gate.passed and md["champion"] == "default"
     assert list(history(p)["experiment"]) == ["default"]
@@ -135,7 +175,7 @@ def test_the_default_twin_leading_the_board_is_refused_and_the_default_promoted(
     # The twin (the same recipe, another seed) has the better interval against the base model,
     # but against the default its interval holds 0.5: noise, not a better recipe.
     record_report(p, "default-seed43", figures("default-seed43", judged(60, 0.95, adapter=8.5, base=4.0, seed=4),
-                                               retrieval, vs_default=judged(60, 0.5, adapter=6.0, base=6.0, seed=3)))
+                                               retrieval, texts="default"))
     gate, md = champion_round(p)
     assert gate.passed, gate.description
     assert md["champion"] == "default" and md["decision"].startswith("promoted default: ")
@@ -149,8 +189,10 @@ def test_the_default_twin_leading_the_board_is_refused_and_the_default_promoted(
     assert len(calibration) < 1_000 and "60 test tweets" in calibration and "A/A twin" in calibration
     assert "power at d = 0.3" in calibration and "(default)" in calibration
     assert md["false_promotion_upper95"] <= 0.07 and 0 < md["gate_power_best_d"] <= 1
+    # the leaderboard, downstream of the decision: the champion first, then the refused twin
     board = p.instance.get_latest_materialization_event(dg.AssetKey("leaderboard")).asset_materialization.metadata
-    assert board["markdown"].value.splitlines()[2].startswith("| default | promote |")  # gate order
+    lines = board["markdown"].value.splitlines()
+    assert lines[2].startswith("| default | champion |") and lines[3].startswith("| default-seed43 | refused |")
 
 
 def latest_md(project, key: str) -> dict:
@@ -183,16 +225,16 @@ def test_a_refusal_is_an_outcome_and_only_a_proven_champion_ships(dagster_projec
     retrieval = judged(60, 0.8, 7.0, 5.0, seed=2)
     weak = judged(60, 0.5, adapter=5.0, base=5.0, seed=1)
     record_report(p, "default", figures("default", weak, retrieval))
-    record_report(p, "r8", figures("r8", weak, retrieval, vs_default=weak))
+    record_report(p, "r8", figures("r8", weak, retrieval, texts="default"))
 
     def round_(*keys: str) -> demo.RunOutcome:
         # dg.materialize with this project's resources (demo.AssetRunner would load the
         # definitions module's resources, bound to the settings of the first test that loaded it)
         runs = [dg.materialize(all_assets_and_checks(), selection=list(sel), instance=p.instance,
                                resources=p.resources(), raise_on_error=False, tags=demo.TAGS)
-                for sel in (["leaderboard"], keys)]
-        assert runs[0].success
-        return demo.run_outcome(p.instance, p.instance.get_run_by_id(runs[1].run_id), ", ".join(keys))
+                for sel in (keys, ["leaderboard"])]
+        assert runs[1].success  # downstream of the decision, whatever it was
+        return demo.run_outcome(p.instance, p.instance.get_run_by_id(runs[0].run_id), ", ".join(keys))
 
     # 1. The gate refuses both: the run is green, champion materialized the refusal, nothing ships.
     refused = round_("champion", "champion_export")

@@ -194,10 +194,16 @@ def test_whole_graph_on_the_sample(two_query_project):
     assert report["judge_likes_ci_low"] <= report["judge_likes_agreement"] <= report["judge_likes_ci_high"]
     assert "## The judge against real likes" in report_text
     assert ("JUDGE FLAG" in report_text) == (not report["judge_better_than_chance"])
-    # The report holds every comparison and the leaderboard as it stood at this evaluation.
+    # The report holds its comparisons (base model, retrieval baseline); comparisons between
+    # experiments are champion's, made from the table, which stores every generation judged per
+    # test tweet and decoding seed with the adapter's hash (the report no longer reads other
+    # experiments' reports or the champion from the instance).
     assert "## Comparisons (the test tweet is the unit)" in report_text and "retrieval baseline" in report_text
-    board = report_text.split("## Leaderboard at the time of this evaluation", 1)[1].split("## ", 1)[0]
-    assert "| default |" in board
+    assert "champion and leaderboard pages" in report_text
+    gens = _count(p.database, "SELECT experiment, tweet_id, decoding_seed, adapter_reply, adapter_sha256 "
+                              "FROM main.eval_report WHERE comparison = 'base'")
+    assert len(gens) == report["n_tweets"] and {g[0] for g in gens} == {"default"}
+    assert {g[4] for g in gens} == {lora["adapter_sha256"]} and all(isinstance(g[3], str) for g in gens)
 
     # -- human raters: fill the blinded sheet, import it through the CLI, agreement is reported
     import subprocess
