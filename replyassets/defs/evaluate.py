@@ -29,6 +29,8 @@ from replyassets.defs.common import (
     storage,
 )
 from replyassets.defs.experiments import evaluation_settings_for, experiment
+from replyassets.defs.judge_panel import JUDGES_KEY, build_panel, judges_against_likes, panel_sections, panel_summary
+from replyassets.defs.judge_panel import prepare as prepare_judges
 from replyassets.defs.resources import EmbedderResource, JudgeResource
 from replyassets.experiments import DEFAULT_EXPERIMENT
 
@@ -39,7 +41,9 @@ EVAL_CODE_VERSION = derived_code_version(
     "replyassets.judges.factory",
     "replyassets.judges.offline",
     "replyassets.judges.anthropic_judge",
-    settings_paths=("evaluation", "curation.split_train", "curation.split_eval", "curation.split_test",
+    "replyassets.judges.reward_model",
+    "replyassets.defs.judge_panel",
+    settings_paths=("evaluation", "reward_model.min_agreement_low", "curation.split_train", "curation.split_eval", "curation.split_test",
                     "curation.seed", "curation.prompt_template", "dedup.embedding_model",
                     "dedup.embedding_backend", "dedup.embedding_precision", "training.cpu_threads",
                     # the offline judge's length penalty (judges/factory.py)
@@ -65,10 +69,12 @@ def _meta(instance: dg.DagsterInstance, key: str, partition: str | None = None, 
         "alone. The tweet is the unit: win rates with a cluster bootstrap interval by tweet, "
         "Wilcoxon and Mann-Whitney on per-tweet scores, Cohen's d, the power for d = 0.3, "
         "Holm-adjusted p over the experiments compared with the base model, and the verdict "
-        "against the success criteria. The judge itself is checked against real likes (test "
-        "tweets of preference_pairs) and flagged when it agrees no better than chance. Writes report.md/.html under `data/reports/{run id}/`."
+        "against the success criteria. Every judge of `evaluation.judges` is checked against real likes (test "
+        "tweets of preference_pairs) and against the others; the first that qualifies decides (the "
+        "reward_model input only when its held-out interval is above chance), and the report says "
+        "which and why, with the reward model's training-set hash. Writes report.md/.html under `data/reports/{run id}/`."
     ),
-    deps=["lora_adapter", "base_model"],  # curated_set, deduped_pairs, preference_pairs: inputs
+    deps=["lora_adapter", "base_model"],  # curated_set, deduped_pairs, preference_pairs, reward_model: inputs
     partitions_def=EXPERIMENT_PARTITIONS,
     code_version=EVAL_CODE_VERSION,
     owners=OWNERS,
@@ -86,6 +92,7 @@ def eval_report(
     curated_set: pd.DataFrame,
     deduped_pairs: pd.DataFrame,
     preference_pairs: pd.DataFrame,
+    reward_model: pd.DataFrame,
     judge: JudgeResource,
     embedder: EmbedderResource,
 ):
@@ -146,7 +153,11 @@ def eval_report(
         }
         opponent_names[role] = f"{role} ({other})"
 
-    j = judge.build()
+    panel = build_panel(judge, reward_model, embedder, ev, s.reward_model.min_agreement_low, tweets["tweet_id"])
+    j = panel["judges"][panel["primary"]]
+    context.log.info(f"judge: {panel['primary']} ({panel['reason']})")
+    prepare_judges({"decides": j}, [*tweets["tweet"], *(r for g in [*generations.values(), *opponents.values()]
+                                                       for v in g.values() for r in v)])
     cache = DuckDBVerdictCache(storage())
     judged_by: dict[str, pd.DataFrame] = {}
     for role, replies in opponents.items():
@@ -163,7 +174,9 @@ def eval_report(
             raise dg.Failure(description=f"judging against the {opponent_names[role]} failed: {exc}") from exc
         parts = judged["item_id"].str.split(":", expand=True)
         judged_by[role] = judged.assign(comparison=role, tweet_id=parts[1], decoding_seed=parts[2].astype(int))
-    likes = judge_against_likes(j, cache, preference_pairs, ev)
+    likes_by = judges_against_likes(panel["judges"], cache, preference_pairs, ev)
+    likes = likes_by["by_judge"][panel["primary"]]
+    judges_record = panel_summary(panel, likes_by)
     context.log.info(
         f"judge vs likes: agreement {likes['agreement']} [{likes['ci_low']}, {likes['ci_high']}] on {likes['pairs']} test tweets"
     )
@@ -221,6 +234,7 @@ def eval_report(
         "comparisons_vs_base": comparisons,
         "holm_experiments": sorted(k for k, v in raw_p.items() if v is not None),
         JUDGE_LIKES_KEY: likes,
+        JUDGES_KEY: judges_record,
     }
     report_dir = s.data_dir / "reports" / context.run.run_id
     sheet = export_sheet(judged_by["base"], report_dir, seed=ev.generation_seed)
@@ -233,7 +247,7 @@ def eval_report(
         "experiment": name, "curated_set_hash": curated_hash, "stats": stats_by, "verdict": decision,
         "p_raw": raw_p[name], "opponents": {r: others.get(r) for r in stats_by},
         "judge": {"name": j.name, "model": j.model_id}, JUDGE_LIKES_KEY: likes,
-    })
+    }) + panel_sections(panel, likes_by)
     paths = write_report(report_dir, stats, judged_by["base"], sanity, meta)
     # Exact figures of every comparison, for the leaderboard and the champion gate.
     summary_path = Path(report_dir) / "comparisons.json"
@@ -243,7 +257,7 @@ def eval_report(
          "stats": stats_by, "verdict": decision, "p_raw": raw_p[name], "p_adjusted": adjusted.get(name),
          "comparisons": comparisons, "judge": {"name": j.name, "model": j.model_id,
                                                "offline": bool(getattr(j, "offline", False))},
-         JUDGE_LIKES_KEY: likes}, indent=1, sort_keys=True, default=str))
+         JUDGE_LIKES_KEY: likes, JUDGES_KEY: judges_record}, indent=1, sort_keys=True, default=str))
 
     judged_all = pd.concat(list(judged_by.values()), ignore_index=True).assign(
         experiment=name,
@@ -274,6 +288,14 @@ def eval_report(
         "judge_likes_ci_high": likes["ci_high"],
         "judge_likes_tweets": int(likes["pairs"]),
         "judge_better_than_chance": bool(likes["better_than_chance"]),
+        "judge_decides": panel["primary"],
+        "judge_selection": panel["reason"],
+        "judges_likes": records_table(
+            [{"judge": n, "agreement": v.get("agreement"), "interval low": v.get("ci_low"),
+              "interval high": v.get("ci_high"), "test tweets": v.get("pairs")} for n, v in likes_by["by_judge"].items()],
+            ["judge", "agreement", "interval low", "interval high", "test tweets"]),
+        "reward_model_training_set_hash": panel["reward_model"]["training_set_hash"],
+        "reward_model_sha256": panel["reward_model"]["sha256"],
         **{k: v for k, v in list(metadata.items())[3:]},
         "experiment": name,
         "curated_set_hash": curated_hash,
@@ -310,26 +332,6 @@ def eval_report(
         ),
         metadata=tidy_metadata({"ratio": _num(forgetting.get("ratio")), "threshold": ev.forgetting_warn_ratio}),
     )
-
-
-def judge_against_likes(j, cache, preference_pairs: pd.DataFrame, ev) -> dict:
-    """The judge on real replies with a clear like gap (one test-split pair per tweet), both
-    orders, no reference, no scores: its agreement with what readers liked, with an interval.
-    The same for every experiment (the verdict cache makes the repeats free)."""
-    from replyassets.core.judging import JudgingFailed, judge_pairs
-    from replyassets.core.preference import likes_agreement, likes_agreement_items
-    from replyassets.judges.base import JudgeError
-
-    items = likes_agreement_items(preference_pairs, split="test")
-    if items.empty:
-        return likes_agreement(pd.DataFrame({"outcome": [], "position_flip": []}))
-    try:
-        judged = judge_pairs(j, items[["item_id", "tweet", "base_reply", "adapter_reply"]].to_dict("records"),
-                             cache=cache, concurrency=ev.judge_concurrency,
-                             max_error_fraction=ev.max_judge_error_fraction, scores=False)
-    except (JudgingFailed, JudgeError) as exc:
-        raise dg.Failure(description=f"judging real replies against their likes failed: {exc}") from exc
-    return likes_agreement(judged, resamples=ev.bootstrap_resamples, seed=ev.generation_seed)
 
 
 def report_sections(instance: dg.DagsterInstance, name: str, comparison_rows: list[dict], this: dict) -> list[dict]:
