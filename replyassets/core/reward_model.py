@@ -25,8 +25,10 @@ agreement is the mean over tweets of their pairs' mean, with a tweet-clustered p
 bootstrap interval (``core.stats.cluster_bootstrap_ci``).
 
 A model never judges a tweet it was trained on: it keeps the ids and the text hashes of its
-training tweets, training refuses a test split that shares a tweet with the train split, and
-:meth:`RewardModel.refuse_trained` raises :class:`TrainedTweetError` for any of them.
+training tweets, training refuses a test split that shares a tweet id with the train split and
+leaves out the training pairs whose tweet has the text of a held-out tweet (a repost under
+another id), and :meth:`RewardModel.refuse_trained` raises :class:`TrainedTweetError` for any of
+them.
 """
 
 from __future__ import annotations
@@ -204,11 +206,15 @@ def _pair_features(encode: Encode, pairs: pd.DataFrame, feature_set: str) -> tup
 
 
 def fit(pairs: pd.DataFrame, encode: Encode, *, embedding_model: str, feature_set: str = "embedding+surface",
-        regularization: float = 1.0, tie_margin: float = 0.0, held_out: pd.DataFrame | None = None) -> RewardModel:
+        regularization: float = 1.0, tie_margin: float = 0.0, held_out: pd.DataFrame | None = None,
+        held_out_tweets: Iterable[str] = ()) -> RewardModel:
     """Fit the Bradley-Terry model on ``pairs`` (the train split of ``preference_pairs``).
 
-    ``held_out``: the pairs it will be validated on; a tweet in both raises
+    ``held_out``: the pairs it will be validated on; a tweet id in both raises
     :class:`RewardModelError` (the model must never be checked on, or judge, what it learned from).
+    ``held_out_tweets``: texts of the tweets it may judge (the test split); a training pair whose
+    tweet has the same text as one of them or of ``held_out`` (another id, the same words: a
+    repost) is left out of training and counted in ``extra["left_out_shared_text"]``.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -225,6 +231,15 @@ def fit(pairs: pd.DataFrame, encode: Encode, *, embedding_model: str, feature_se
         if shared:
             raise RewardModelError(f"{len(shared)} tweet(s) are in both the training and the held-out pairs "
                                    f"(e.g. {sorted(shared)[:3]}): splits must hold whole tweets")
+    judged = {tweet_key(t) for t in held_out_tweets}
+    if held_out is not None and len(held_out):
+        judged |= {tweet_key(t) for t in held_out["tweet"].astype(str)}
+    shared = pairs["tweet"].astype(str).map(tweet_key).isin(judged)
+    pairs = pairs[~shared]
+    if len(pairs) < 2:
+        raise RewardModelError(f"reward model: {len(pairs)} training pair(s) once {int(shared.sum())} whose tweet "
+                               "text is also a held-out tweet's are left out; at least 2 are needed")
+    train_ids = set(pairs["tweet_id"].astype(str))
     fc, fr = _pair_features(encode, pairs, feature_set)
     spread = np.vstack([fc, fr]).std(axis=0)
     scale = np.where(spread > 1e-9, spread, 1.0)
@@ -242,6 +257,7 @@ def fit(pairs: pd.DataFrame, encode: Encode, *, embedding_model: str, feature_se
         training_tweet_ids=tuple(sorted(train_ids)),
         training_tweet_keys=tuple(sorted({tweet_key(t) for t in pairs["tweet"].astype(str)})),
         reward_mean=float(train_rewards.mean()), reward_std=float(train_rewards.std()) or 1.0,
+        extra={"left_out_shared_text": int(shared.sum())},
     )
 
 

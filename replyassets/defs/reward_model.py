@@ -18,7 +18,8 @@ from replyassets.schemas import RewardModelArtifact
 
 REWARD_MODEL_CODE_VERSION = derived_code_version(
     "replyassets.defs.reward_model", "replyassets.core.reward_model",
-    settings_paths=("reward_model", "dedup.embedding_model", "dedup.embedding_backend", "dedup.embedding_precision"),
+    settings_paths=("reward_model", "curation.split_train", "curation.split_eval", "curation.split_test",
+                    "curation.seed", "dedup.embedding_model", "dedup.embedding_backend", "dedup.embedding_precision"),
 )
 
 
@@ -48,7 +49,9 @@ def embedding_encoder(embedder: EmbedderResource):
     group_name="preference",
     pool=DUCKDB_POOL,
 )
-def reward_model(context: dg.AssetExecutionContext, preference_pairs: pd.DataFrame, embedder: EmbedderResource):
+def reward_model(context: dg.AssetExecutionContext, preference_pairs: pd.DataFrame, deduped_pairs: pd.DataFrame,
+                 curated_set: pd.DataFrame, embedder: EmbedderResource):
+    from replyassets.core.eval_prompts import evaluation_tweets
     from replyassets.core.reward_model import RewardModelError, fit, validate
 
     s = settings()
@@ -56,16 +59,21 @@ def reward_model(context: dg.AssetExecutionContext, preference_pairs: pd.DataFra
     pairs = preference_pairs.astype({"tweet_id": str, "split": str})
     train, test = pairs[pairs["split"] == "train"], pairs[pairs["split"] == "test"]
     encoder = embedding_encoder(embedder)
+    # every test-split tweet an evaluation may ask it about (a repost of one under another id
+    # is left out of training)
+    judged = evaluation_tweets(deduped_pairs, curated_set, s.curation, len(deduped_pairs) + 1)["tweet"]
     try:
         model = fit(train, encoder.encode, embedding_model=encoder.model_id, feature_set=rm.features,
-                    regularization=rm.regularization, tie_margin=rm.tie_margin, held_out=test)
+                    regularization=rm.regularization, tie_margin=rm.tie_margin, held_out=test,
+                    held_out_tweets=judged)
     except RewardModelError as exc:
         raise dg.Failure(description=f"reward_model: {exc}") from exc
     # The model never judges what it learned from: the held-out tweets are not training tweets.
     assert not set(model.training_tweet_ids) & set(test["tweet_id"]), "test tweets in the reward model's training set"
     held_out = validate(model, test, encoder.encode, resamples=rm.bootstrap_resamples, seed=rm.seed)
     context.log.info(
-        f"reward model: {len(train)} train pairs over {train['tweet_id'].nunique()} tweets; held-out agreement with "
+        f"reward model: {model.training_pairs} train pairs over {len(model.training_tweet_ids)} tweets "
+        f"({model.extra.get('left_out_shared_text', 0)} left out: their tweet's text is a test tweet's); held-out agreement with "
         f"likes {held_out['agreement']} [{held_out['ci_low']}, {held_out['ci_high']}] on {held_out['tweets']} "
         f"test tweets / {held_out['pairs']} pairs"
     )
@@ -84,8 +92,9 @@ def reward_model(context: dg.AssetExecutionContext, preference_pairs: pd.DataFra
             "better_than_chance": bool(low is not None and low > 0.5),
             "judges_locally": bool(low is not None and low > rm.min_agreement_low),
             "heldout": mapping_table({k: v for k, v in held_out.items()}, key="held-out (test split)"),
-            "train_pairs": int(len(train)),
-            "train_tweets": int(train["tweet_id"].nunique()),
+            "train_pairs": model.training_pairs,
+            "train_tweets": len(model.training_tweet_ids),
+            "train_pairs_left_out_shared_text": int(model.extra.get("left_out_shared_text", 0)),
             "training_set_hash": model.training_set_hash,
             "model_sha256": model.sha256,
             "features": rm.features,

@@ -83,6 +83,13 @@ def test_it_refuses_the_tweets_it_trained_on():
     with pytest.raises(JudgeError, match="held-out tweets only"):
         judge.compare("  " + train["tweet"].iloc[0].upper() + " ", "thanks a lot", "no")
     assert judge.compare(test["tweet"].iloc[0], "thanks code ship", "code ship plan").winner == "A"
+    # a training tweet reposted under another id among the held-out tweets: its pairs are left
+    # out of training, so the model may judge that text
+    repost = train["tweet"].iloc[0]
+    reposted = fit(train, encode, embedding_model="bow", held_out_tweets=["  " + repost.upper()])
+    assert reposted.extra["left_out_shared_text"] == 2 and reposted.training_pairs == len(train) - 2
+    assert "a0" not in reposted.training_tweet_ids
+    assert RewardModelJudge(reposted, encode).compare(repost, "thanks code ship", "code ship plan").winner == "A"
     # training refuses a held-out set that shares a tweet with the training set
     with pytest.raises(RewardModelError, match="1 tweet\\(s\\) are in both"):
         fit(train, encode, embedding_model="bow", held_out=pd.concat([test, train.head(1)]))
