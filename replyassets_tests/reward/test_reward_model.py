@@ -118,3 +118,31 @@ def test_select_judge_uses_the_reward_model_only_above_the_bound():
     assert select_judge(["reward_model", "offline"], edge, 0.5)[0] == "offline"
     with pytest.raises(RewardModelError, match="no judge qualifies"):
         select_judge(["reward_model"], edge, 0.5)
+
+
+def test_judges_agreement_counts_same_and_opposite_outcomes():
+    from replyassets.core.preference import judges_agreement
+
+    a = pd.DataFrame({"item_id": ["1", "2", "3", "4"], "outcome": ["win", "loss", "tie", "win"]})
+    b = pd.DataFrame({"item_id": ["1", "2", "3", "4"], "outcome": ["win", "win", "tie", "invalid"]})
+    (row,) = judges_agreement({"reward_model": a, "offline": b})
+    assert row == {"judge_a": "reward_model", "judge_b": "offline", "items": 3,
+                   "same_outcome": 2 / 3, "opposite": 1 / 3}
+    assert judges_agreement({"offline": b}) == []
+
+
+def test_evaluation_judges_setting_and_its_single_judge_form():
+    from pydantic import ValidationError
+
+    from replyassets.settings import EvaluationSettings, Settings
+
+    assert EvaluationSettings(judge="offline").judges == ["offline"]
+    assert EvaluationSettings(judges=["reward_model", "offline"]).fixed_judges == ["offline"]
+    with pytest.raises(ValidationError, match="disagree"):
+        EvaluationSettings(judge="offline", judges=["anthropic"])
+    with pytest.raises(ValidationError, match="twice"):
+        EvaluationSettings(judges=["offline", "offline"])
+    with pytest.raises(ValidationError, match="judges"):
+        EvaluationSettings(judges=["gpt"])
+    local = Settings.model_validate({"evaluation": {"judges": ["reward_model", "offline"]}})
+    assert local.reward_model.min_agreement_low == 0.5
