@@ -238,6 +238,22 @@ class PreferenceKto(pa.DataFrameModel):
         name = "PreferenceKto"
 
 
+class RewardModelArtifact(pa.DataFrameModel):
+    """``reward_model``: the fitted Bradley-Terry model itself, one row (core/reward_model.py)."""
+
+    model_sha256: Series[str] = pa.Field(unique=True, str_length={"min_value": 64, "max_value": 64},
+                                         description="sha256 of model_json: the judge's identity")
+    training_set_hash: Series[str] = pa.Field(description="Content hash of the training pairs (train split)")
+    model_json: Series[str] = pa.Field(str_length={"min_value": 2},
+                                       description="The model: weights, feature scale, training tweet ids and hashes")
+    validation_json: Series[str] = pa.Field(description="Its agreement with likes on the test split's pairs, with the interval")
+
+    class Config:
+        coerce = True
+        strict = False
+        name = "RewardModelArtifact"
+
+
 class ReviewDecisions(pa.DataFrameModel):
     """``review_decisions``: written by ``replyassets review``; keyed by reply id."""
 

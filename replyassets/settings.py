@@ -214,8 +214,36 @@ class PreferenceSettings(_Model):
     # desirable, the bottom n // 2 undesirable (an odd middle one is left out).
 
 
+JudgeName = Literal["offline", "reward_model", "anthropic"]
+
+
+class RewardModelSettings(_Model):
+    """``reward_model``: a Bradley-Terry model on the train split of ``preference_pairs``
+    (core/reward_model.py, docs/design.md), validated on the test split's pairs."""
+
+    # surface (the tweet-reply embedding cosine and eight surface features), embedding (the
+    # reply's vector and its product with the tweet's), or both. Chosen by cross-validated
+    # agreement with likes on the sample's train split (5 folds by tweet text): surface 0.726,
+    # embedding+surface 0.575, embedding 0.570 at their best C (docs/design.md, "Reward model").
+    features: Literal["embedding+surface", "embedding", "surface"] = "surface"
+    # Inverse L2 penalty of the logistic head (scikit-learn's C), on standardised features
+    # (the same cross-validation: 0.01 best of 0.01, 0.05, 0.2, 1).
+    regularization: float = Field(default=0.01, gt=0)
+    # A reward difference of at most this is a tie (as a judge and on the held-out pairs).
+    tie_margin: float = Field(default=0.0, ge=0)
+    # The reward model judges (when listed first in evaluation.judges) only when the lower end of
+    # its held-out interval of agreement with likes is above this; otherwise the next judge does.
+    min_agreement_low: float = Field(default=0.5, ge=0, le=1)
+    # The tweet-clustered bootstrap of the held-out agreement.
+    bootstrap_resamples: int = Field(default=2_000, ge=100)
+    seed: int = 0
+
+
 class EvaluationSettings(_Model):
-    judge: Literal["offline", "anthropic"] = "anthropic"
+    # The judges, in order of preference: every one is checked against held-out likes (and
+    # against each other); the first that qualifies judges (reward_model qualifies only above
+    # reward_model.min_agreement_low). The former single ``judge: X`` reads as ``judges: [X]``.
+    judges: list[JudgeName] = Field(default_factory=lambda: ["anthropic"], min_length=1)
     judge_model: str = "claude-sonnet-4-6"
     judge_concurrency: int = 4
     max_new_tokens: int = 80
@@ -245,6 +273,30 @@ class EvaluationSettings(_Model):
     gate_simulations: int = Field(default=2_000, ge=100)
     gate_simulation_resamples: int = Field(default=2_000, ge=100)
     gate_simulation_seed: int = 20_260_101
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_judge(cls, data: Any) -> Any:
+        """Backward compatibility: ``judge: X`` (one judge) is ``judges: [X]``."""
+        if isinstance(data, dict) and "judge" in data:
+            data = dict(data)
+            judge = data.pop("judge")
+            if "judges" in data and list(data["judges"]) != [judge]:
+                raise ValueError("evaluation.judge and evaluation.judges disagree: set evaluation.judges only")
+            data["judges"] = [judge]
+        return data
+
+    @field_validator("judges")
+    @classmethod
+    def _distinct_judges(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"evaluation.judges lists a judge twice: {v}")
+        return v
+
+    @property
+    def fixed_judges(self) -> list[str]:
+        """The listed judges that need no trained artifact (offline, anthropic)."""
+        return [j for j in self.judges if j != "reward_model"]
 
 
 class PathSettings(_Model):
@@ -293,6 +345,7 @@ class Settings(_Model):
     preference: PreferenceSettings = PreferenceSettings()
     training: TrainingSettings = TrainingSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+    reward_model: RewardModelSettings = RewardModelSettings()
     paths: PathSettings = PathSettings()
     storage: StorageSettings = StorageSettings()
 

@@ -381,3 +381,23 @@ def likes_agreement(
         out.update(ci_low=float(lo), ci_high=float(hi))
         out["better_than_chance"] = bool(lo > 0.5)
     return out
+
+
+def judges_agreement(judged: dict[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """Agreement between judges on the same items (``judge_pairs`` frames by judge name, one row
+    per ``item_id``): for every two judges, the items both judged validly, the share where they
+    give the same outcome (win, tie or loss), and the share where one says win and the other loss."""
+    names = list(judged)
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            fa = judged[a].set_index("item_id")["outcome"]
+            fb = judged[b].set_index("item_id")["outcome"]
+            both = fa.to_frame("a").join(fb.to_frame("b"), how="inner")
+            both = both[both["a"].isin(list(OUTCOME_CREDIT)) & both["b"].isin(list(OUTCOME_CREDIT))]
+            n = len(both)
+            opposite = ((both["a"] == "win") & (both["b"] == "loss")) | ((both["a"] == "loss") & (both["b"] == "win"))
+            rows.append({"judge_a": a, "judge_b": b, "items": int(n),
+                         "same_outcome": float((both["a"] == both["b"]).mean()) if n else None,
+                         "opposite": float(opposite.mean()) if n else None})
+    return rows

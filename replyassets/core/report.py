@@ -133,10 +133,16 @@ def _header_blocks(meta: dict[str, Any]) -> list[Block]:
         f" (prompt {meta.get('judge_prompt_version', '?')})"
     )
     b.append(("h1", "Evaluation report: adapter vs base model"))
-    b.append(("p", f"Judge: {judge_label}, " + (
-        "OFFLINE: a deterministic reference-based similarity judge, not an LLM. Its numbers say how close "
-        "replies come to the real high-engagement replies; they are not a quality judgement by a model."
-        if offline else "online: an LLM judge through the Anthropic API, temperature 0, both orders.")))
+    if offline and str(meta.get("judge_name", "")).startswith("reward-model"):
+        kind = ("OFFLINE: a reward model learned from likes (Bradley-Terry, core/reward_model.py), not an LLM. "
+                "Its numbers say which reply readers of such tweets would like more, as far as the train split's "
+                "likes teach it; its agreement with held-out likes is in the section on judges.")
+    elif offline:
+        kind = ("OFFLINE: a deterministic reference-based similarity judge, not an LLM. Its numbers say how close "
+                "replies come to the real high-engagement replies; they are not a quality judgement by a model.")
+    else:
+        kind = "online: an LLM judge through the Anthropic API, temperature 0, both orders."
+    b.append(("p", f"Judge: {judge_label}, " + kind))
     head = [(k, fmt(meta[k]) if not isinstance(meta[k], dict) else json.dumps(meta[k], sort_keys=True))
             for k in ("run_id", "profile", "base_model", "adapter_dir", "adapter_path", "adapter_sha256",
                       "curated_set_hash", "judge", "judge_name", "judge_model", "judge_prompt_version",

@@ -40,9 +40,14 @@ def _value(v: Any) -> str:
 
 
 def _choices(model: type[BaseModel], name: str) -> str:
-    args = getattr(model.model_fields[name].annotation, "__args__", ())
-    if args and all(isinstance(a, str) for a in args) and str(model.model_fields[name].annotation).startswith("typing.Literal"):
-        return " \\| ".join(f"`{a}`" for a in args)
+    annotation = model.model_fields[name].annotation
+    args = getattr(annotation, "__args__", ())
+    prefix = ""
+    if str(annotation).startswith("list[") and len(args) == 1:  # a list of choices
+        annotation, prefix = args[0], "one or several of "
+        args = getattr(annotation, "__args__", ())
+    if args and all(isinstance(a, str) for a in args) and str(annotation).startswith("typing.Literal"):
+        return prefix + " \\| ".join(f"`{a}`" for a in args)
     return ""
 
 

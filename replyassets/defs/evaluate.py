@@ -15,6 +15,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from replyassets.core.artifact import Artifact
 from replyassets.defs.common import (
     DUCKDB_POOL,
     EXPERIMENT_PARTITIONS,
@@ -26,12 +27,19 @@ from replyassets.defs.common import (
     ordered,
     records_table,
     settings,
+    storage,
     table_md,
     tidy_metadata,
-    storage,
 )
-from replyassets.core.artifact import Artifact
 from replyassets.defs.experiments import experiment
+from replyassets.defs.judge_panel import (
+    JUDGES_KEY,
+    build_panel,
+    judges_against_likes,
+    panel_sections,
+    panel_summary,
+)
+from replyassets.defs.judge_panel import prepare as prepare_judges
 from replyassets.defs.resources import EmbedderResource, JudgeResource
 
 EVAL_CODE_VERSION = derived_code_version(
@@ -41,7 +49,9 @@ EVAL_CODE_VERSION = derived_code_version(
     "replyassets.judges.factory",
     "replyassets.judges.offline",
     "replyassets.judges.anthropic_judge",
-    settings_paths=("evaluation", "curation.split_train", "curation.split_eval", "curation.split_test",
+    "replyassets.judges.reward_model",
+    "replyassets.defs.judge_panel",
+    settings_paths=("evaluation", "reward_model.min_agreement_low", "curation.split_train", "curation.split_eval", "curation.split_test",
                     "curation.seed", "curation.prompt_template", "dedup.embedding_model",
                     "dedup.embedding_backend", "dedup.embedding_precision", "training.cpu_threads",
                     # the offline judge's length penalty (judges/factory.py)
@@ -60,8 +70,10 @@ EVAL_CODE_VERSION = derived_code_version(
         "and the verdict against the success criteria (unadjusted: `champion` adjusts p over every "
         "experiment evaluated on the curated set). Its table stores every generation judged, per test "
         "tweet and decoding seed, with the adapter's hash: `champion` compares experiments from it. "
-        "The judge itself is checked against real likes (test "
-        "tweets of preference_pairs) and flagged when it agrees no better than chance. Writes report.md/.html under `data/reports/{run id}/`."
+        "Every judge of `evaluation.judges` is checked against real likes (test "
+        "tweets of preference_pairs) and against the others; the first that qualifies decides (the "
+        "reward_model input only when its held-out interval is above chance), and the report says "
+        "which and why, with the reward model's training-set hash. Writes report.md/.html under `data/reports/{run id}/`."
     ),
     partitions_def=EXPERIMENT_PARTITIONS,
     code_version=EVAL_CODE_VERSION,
@@ -82,15 +94,35 @@ def eval_report(
     curated_set: pd.DataFrame,
     deduped_pairs: pd.DataFrame,
     preference_pairs: pd.DataFrame,
+    reward_model: pd.DataFrame,
     judge: JudgeResource,
     embedder: EmbedderResource,
 ):
     from replyassets.core.eval_prompts import decoding_seeds, evaluation_tweets
-    from replyassets.core.generation import decoding_config, generate_pair, generate_replies, load_general_texts, perplexity
-    from replyassets.core.human_eval import export_sheet, judge_human_agreement, load_ratings
+    from replyassets.core.generation import (
+        decoding_config,
+        generate_pair,
+        load_general_texts,
+        perplexity,
+    )
+    from replyassets.core.human_eval import (
+        export_sheet,
+        judge_human_agreement,
+        load_ratings,
+    )
     from replyassets.core.judging import DuckDBVerdictCache, JudgingFailed, judge_pairs
-    from replyassets.core.report import HUMAN_AGREEMENT_KEY, JUDGE_LIKES_KEY, judge_likes_flag, write_report
-    from replyassets.core.stats import compute_stats, forgetting_check, sanity_stats, verdict
+    from replyassets.core.report import (
+        HUMAN_AGREEMENT_KEY,
+        JUDGE_LIKES_KEY,
+        judge_likes_flag,
+        write_report,
+    )
+    from replyassets.core.stats import (
+        compute_stats,
+        forgetting_check,
+        sanity_stats,
+        verdict,
+    )
     from replyassets.judges.base import JudgeError
 
     s = settings()
@@ -122,7 +154,11 @@ def eval_report(
     opponents: dict[str, dict[int, list[str]]] = {"base": generations["base"], "retrieval": {sd: retrieval for sd in seeds}}
     opponent_names = {"base": "base model", "retrieval": "retrieval baseline"}
 
-    j = judge.build()
+    panel = build_panel(judge, reward_model, embedder, ev, s.reward_model.min_agreement_low, tweets["tweet_id"])
+    j = panel["judges"][panel["primary"]]
+    context.log.info(f"judge: {panel['primary']} ({panel['reason']})")
+    prepare_judges({"decides": j}, [*tweets["tweet"], *(r for g in [*generations.values(), *opponents.values()]
+                                                       for v in g.values() for r in v)])
     cache = DuckDBVerdictCache(storage())
     judged_by: dict[str, pd.DataFrame] = {}
     for role, replies in opponents.items():
@@ -139,7 +175,9 @@ def eval_report(
             raise dg.Failure(description=f"judging against the {opponent_names[role]} failed: {exc}") from exc
         parts = judged["item_id"].str.split(":", expand=True)
         judged_by[role] = judged.assign(comparison=role, tweet_id=parts[1], decoding_seed=parts[2].astype(int))
-    likes = judge_against_likes(j, cache, preference_pairs, ev)
+    likes_by = judges_against_likes(panel["judges"], cache, preference_pairs, ev)
+    likes = likes_by["by_judge"][panel["primary"]]
+    judges_record = panel_summary(panel, likes_by)
     context.log.info(
         f"judge vs likes: agreement {likes['agreement']} [{likes['ci_low']}, {likes['ci_high']}] on {likes['pairs']} test tweets"
     )
@@ -190,6 +228,7 @@ def eval_report(
         "verdict": decision,
         "test_tweets": len(tweets),
         JUDGE_LIKES_KEY: likes,
+        JUDGES_KEY: judges_record,
     }
     report_dir = s.data_dir / "reports" / context.run.run_id
     sheet = export_sheet(judged_by["base"], report_dir, seed=ev.generation_seed)
@@ -198,7 +237,7 @@ def eval_report(
     agreement = judge_human_agreement(judged_by["base"], ratings) if len(ratings) else None
     if agreement:
         meta[HUMAN_AGREEMENT_KEY] = agreement
-    meta["sections"] = report_sections(comparison_rows)
+    meta["sections"] = report_sections(comparison_rows) + panel_sections(panel, likes_by)
     paths = write_report(report_dir, stats, judged_by["base"], sanity, meta)
     # Exact figures of every comparison (the report's; champion recomputes its own from the table).
     summary_path = Path(report_dir) / "comparisons.json"
@@ -206,7 +245,7 @@ def eval_report(
         {"experiment": name, "curated_set_hash": curated_hash, "adapter_path": adapter_path,
          "adapter_sha256": adapter_sha, "stats": stats_by, "verdict": decision, "p_raw": p_raw,
          "judge": {"name": j.name, "model": j.model_id, "offline": bool(getattr(j, "offline", False))},
-         JUDGE_LIKES_KEY: likes}, indent=1, sort_keys=True, default=str))
+         JUDGE_LIKES_KEY: likes, JUDGES_KEY: judges_record}, indent=1, sort_keys=True, default=str))
 
     judged_all = generation_table(judged_by, likes, experiment=name, run_id=context.run.run_id,
                                   base_path=base_path, adapter_path=adapter_path, adapter_sha256=adapter_sha,
@@ -231,6 +270,14 @@ def eval_report(
         "judge_likes_ci_high": likes["ci_high"],
         "judge_likes_tweets": int(likes["pairs"]),
         "judge_better_than_chance": bool(likes["better_than_chance"]),
+        "judge_decides": panel["primary"],
+        "judge_selection": panel["reason"],
+        "judges_likes": records_table(
+            [{"judge": n, "agreement": v.get("agreement"), "interval low": v.get("ci_low"),
+              "interval high": v.get("ci_high"), "test tweets": v.get("pairs")} for n, v in likes_by["by_judge"].items()],
+            ["judge", "agreement", "interval low", "interval high", "test tweets"]),
+        "reward_model_training_set_hash": panel["reward_model"]["training_set_hash"],
+        "reward_model_sha256": panel["reward_model"]["sha256"],
         **{k: v for k, v in list(metadata.items())[3:]},
         "experiment": name,
         "curated_set_hash": curated_hash,
@@ -267,26 +314,6 @@ def eval_report(
         ),
         metadata=tidy_metadata({"ratio": _num(forgetting.get("ratio")), "threshold": ev.forgetting_warn_ratio}),
     )
-
-
-def judge_against_likes(j, cache, preference_pairs: pd.DataFrame, ev) -> dict:
-    """The judge on real replies with a clear like gap (one test-split pair per tweet), both
-    orders, no reference, no scores: its agreement with what readers liked, with an interval.
-    The same for every experiment (the verdict cache makes the repeats free)."""
-    from replyassets.core.judging import JudgingFailed, judge_pairs
-    from replyassets.core.preference import likes_agreement, likes_agreement_items
-    from replyassets.judges.base import JudgeError
-
-    items = likes_agreement_items(preference_pairs, split="test")
-    if items.empty:
-        return likes_agreement(pd.DataFrame({"outcome": [], "position_flip": []}))
-    try:
-        judged = judge_pairs(j, items[["item_id", "tweet", "base_reply", "adapter_reply"]].to_dict("records"),
-                             cache=cache, concurrency=ev.judge_concurrency,
-                             max_error_fraction=ev.max_judge_error_fraction, scores=False)
-    except (JudgingFailed, JudgeError) as exc:
-        raise dg.Failure(description=f"judging real replies against their likes failed: {exc}") from exc
-    return likes_agreement(judged, resamples=ev.bootstrap_resamples, seed=ev.generation_seed)
 
 
 def report_sections(comparison_rows: list[dict]) -> list[dict]:

@@ -124,13 +124,15 @@ class EmbedderResource(dg.ConfigurableResource):
 
 
 class JudgeResource(dg.ConfigurableResource):
-    """``offline`` (deterministic, reference-based) or ``anthropic`` (Claude).
+    """The judges of ``evaluation.judges`` that need no trained artifact: ``offline``
+    (deterministic, reference-based) and ``anthropic`` (Claude). The ``reward_model`` judge is
+    built from the ``reward_model`` asset (an input of the evaluation), not here.
 
-    Built from ``EvaluationSettings`` (:meth:`from_settings`): the judge's kind, model, retries and
+    Built from ``EvaluationSettings`` (:meth:`from_settings`): the judges, model, retries and
     timeout are defined there only, so these fields have no defaults of their own. The offline
     judge's length limits are ``validation.min_chars`` / ``validation.max_chars``."""
 
-    kind: str
+    kinds: list[str]
     model: str
     max_retries: int
     timeout_s: float
@@ -139,22 +141,29 @@ class JudgeResource(dg.ConfigurableResource):
 
     @classmethod
     def from_settings(cls, ev: EvaluationSettings, *, api_key: Any = None, base_url: str | None = None) -> "JudgeResource":
-        return cls(kind=ev.judge, model=ev.judge_model, max_retries=ev.judge_max_retries,
+        return cls(kinds=list(ev.judges), model=ev.judge_model, max_retries=ev.judge_max_retries,
                    timeout_s=ev.judge_timeout_s, api_key=api_key, base_url=base_url)
 
-    def build(self):
+    def build(self, kind: str | None = None):
+        """The judge ``kind`` (default: the first listed offline or anthropic judge)."""
         from replyassets.judges.factory import build_judge
 
-        if self.kind not in ("offline", "anthropic"):
-            raise dg.Failure(f"unknown judge kind {self.kind!r} (offline | anthropic)")
-        if self.kind == "anthropic" and not self.api_key:
+        unknown = [k for k in self.kinds if k not in ("offline", "reward_model", "anthropic")]
+        if unknown or not self.kinds:
+            raise dg.Failure(f"unknown judge kind(s) {unknown or self.kinds!r} in evaluation.judges "
+                             "(offline | reward_model | anthropic)")
+        fixed = [k for k in self.kinds if k != "reward_model"]
+        kind = kind or (fixed[0] if fixed else None)
+        if kind not in fixed:
+            raise dg.Failure(f"judge {kind!r} is not an offline or anthropic judge of evaluation.judges {self.kinds}")
+        if kind == "anthropic" and not self.api_key:
             raise dg.Failure("The anthropic judge needs ANTHROPIC_API_KEY in the environment.")
         s = get_settings()
         ev = s.evaluation.model_copy(
-            update={"judge": self.kind, "judge_model": self.model, "judge_max_retries": self.max_retries,
+            update={"judges": list(self.kinds), "judge_model": self.model, "judge_max_retries": self.max_retries,
                     "judge_timeout_s": self.timeout_s}
         )
-        return build_judge(ev, s.validation, api_key=self.api_key, base_url=self.base_url)
+        return build_judge(ev, s.validation, api_key=self.api_key, base_url=self.base_url, kind=kind)
 
 
 def _io_manager(s: Settings):

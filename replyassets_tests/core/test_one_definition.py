@@ -119,11 +119,11 @@ def test_each_threshold_that_had_copies_is_one_setting():
     # the judge's model, retries and timeout: EvaluationSettings only; the resource has no defaults
     from replyassets.defs.resources import JudgeResource
 
-    for name in ("kind", "model", "max_retries", "timeout_s"):
+    for name in ("kinds", "model", "max_retries", "timeout_s"):
         assert JudgeResource.model_fields[name].is_required(), name
     judge = JudgeResource.from_settings(s.evaluation)
-    assert (judge.kind, judge.model, judge.max_retries, judge.timeout_s) == (
-        s.evaluation.judge, s.evaluation.judge_model, s.evaluation.judge_max_retries, s.evaluation.judge_timeout_s)
+    assert (judge.kinds, judge.model, judge.max_retries, judge.timeout_s) == (
+        s.evaluation.judges, s.evaluation.judge_model, s.evaluation.judge_max_retries, s.evaluation.judge_timeout_s)
 
 
 def _fields(spec: type) -> dict[str, object]:

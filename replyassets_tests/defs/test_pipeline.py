@@ -146,6 +146,18 @@ def test_whole_graph_on_the_sample(two_query_project):
                   for line in Path(str(pref[f])).read_text().splitlines()}
     assert trained_on and not trained_on & test_tweets
 
+    # -- the reward model: trained on the train split's pairs, checked on the test split's
+    run(["reward_model"])
+    rm = _md(inst, "reward_model")
+    from replyassets.core.reward_model import RewardModel
+
+    (model_json,), = _count(p.database, "SELECT model_json FROM main.reward_model")
+    model = RewardModel.from_json(model_json)
+    pref_test = _count(p.database, "SELECT count(*), count(DISTINCT tweet_id) FROM main.preference_pairs WHERE split = 'test'")[0]
+    assert (rm["heldout_pairs"], rm["heldout_tweets"]) == pref_test and rm["train_pairs"] + rm["train_pairs_left_out_shared_text"] == pref["splits"].records[0].data["pairs"]
+    assert not set(model.training_tweet_ids) & test_tweets and model.sha256 == rm["model_sha256"]
+    assert rm["heldout_ci_low"] <= rm["heldout_agreement"] <= rm["heldout_ci_high"]
+
     # -- base model + adapter through the local Pipes launcher
     run(["base_model"])
     from transformers import AutoTokenizer
@@ -204,6 +216,16 @@ def test_whole_graph_on_the_sample(two_query_project):
                               "FROM main.eval_report WHERE comparison = 'base'")
     assert len(gens) == report["n_tweets"] and {g[0] for g in gens} == {"default"}
     assert {g[4] for g in gens} == {lora["adapter_sha256"]} and all(isinstance(g[3], str) for g in gens)
+    # Every judge of evaluation.judges (local: reward_model, offline) against likes and each other;
+    # the reward model decides only above chance, and the report says which judge decided and why.
+    assert "## Judges against held-out likes" in report_text and "## Judges against each other" in report_text
+    assert report["reward_model_training_set_hash"] == model.training_set_hash
+    assert model.training_set_hash[:16] in report_text
+    decides = "reward_model" if rm["heldout_ci_low"] > 0.5 else "offline"
+    assert report["judge_decides"] == decides
+    assert report["judge_selection"].startswith("reward_model:") if decides == "reward_model" else \
+        "reward_model not used" in report["judge_selection"]
+    assert {r.data["judge"] for r in report["judges_likes"].records} == {"reward_model", "offline"}
 
     # -- human raters: fill the blinded sheet, import it through the CLI, agreement is reported
     import subprocess

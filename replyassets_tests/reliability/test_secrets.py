@@ -125,7 +125,8 @@ def test_full_run_leaks_no_secret(dagster_project, monkeypatch, capfd, tmp_path)
     for q in queries:
         res = materialize(p, resources, COLLECT + ["validated_pairs"], q)
         assert res.success, failure_messages(res)
-    downstream = ["deduped_pairs", "curated_set", "preference_pairs", "preference_kto", "base_model", "lora_adapter", "eval_report"]
+    downstream = ["deduped_pairs", "curated_set", "preference_pairs", "preference_kto", "reward_model",
+                  "base_model", "lora_adapter", "eval_report"]
     res = materialize(p, resources, downstream)
     assert res.success, failure_messages(res)
 

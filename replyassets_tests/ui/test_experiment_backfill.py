@@ -44,7 +44,7 @@ def run(keys, p=None):
 for q in sorted(i.get_dynamic_partitions("query")):
     run(["raw_tweets", "raw_tweet_rejections"], q)
     run(["validated_pairs"], q)
-for keys in (["deduped_pairs"], ["curated_set"], ["preference_pairs", "preference_kto"], ["base_model"]):
+for keys in (["deduped_pairs"], ["curated_set"], ["preference_pairs", "preference_kto"], ["reward_model"], ["base_model"]):
     run(keys)
 print("PREPARED", sorted(i.get_dynamic_partitions("experiment")))
 """
