@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -75,3 +76,16 @@ def histogram_bins(values: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.n
     if bool(np.all(v == np.round(v))):
         n = min(bins, int(hi - lo) + 1)
     return np.histogram(v, bins=n, range=(lo, hi))
+
+
+_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_TEMPLATE_TAG = re.compile(r"</?think>|<\|im_(?:start|end)\|>|<\|endoftext\|>")
+GENERATION_CHARS = 140  # a sample reply as the page shows it; the full text stays in result.json
+
+
+def shown_generation(text: Any, limit: int = GENERATION_CHARS) -> str:
+    """A generated reply as a person reads it: chat-template tags (the think block, im_start /
+    im_end) removed, whitespace collapsed, clipped to ``limit`` characters with an ellipsis."""
+    s = _TEMPLATE_TAG.sub(" ", _THINK_BLOCK.sub(" ", "" if text is None else str(text)))
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"

@@ -42,6 +42,7 @@ from replyassets.defs.common import (
 )
 from replyassets.defs.evaluate import _latest_reports, current_champion
 from replyassets.defs.experiments import evaluation_settings_for
+from replyassets.defs.leaderboard import win_rates_md
 
 HISTORY_COLUMNS = ["promoted_at", "experiment", "adapter_path", "adapter_sha256", "curated_set_hash",
                    "win_rate", "p_holm", "reason", "run_id"]
@@ -168,6 +169,7 @@ def champion(context: dg.AssetExecutionContext, leaderboard: pd.DataFrame):
         metadata=tidy_metadata({
             "decision": outcome["decision"],
             "headline": outcome["headline"],
+            "win_rates": win_rates_md(leaderboard),
             "decision_md": dg.MetadataValue.md(outcome["markdown"]),
             "champion": standing["experiment"] if standing else "none",
             "champion_adapter": str(standing["adapter_path"]) if standing else "",

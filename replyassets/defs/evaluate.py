@@ -24,7 +24,6 @@ from replyassets.defs.common import (
     ordered,
     records_table,
     settings,
-    table_md,
     tidy_metadata,
     storage,
 )
@@ -77,8 +76,10 @@ def _meta(instance: dg.DagsterInstance, key: str, partition: str | None = None, 
     pool=DUCKDB_POOL,
     metadata={"partition_expr": "experiment"},
     check_specs=[
-        dg.AssetCheckSpec("perplexity", asset="eval_report", description="WARN when test perplexity exceeds the limit"),
-        dg.AssetCheckSpec("forgetting", asset="eval_report", description="WARN when the adapter is markedly worse on general text"),
+        dg.AssetCheckSpec("perplexity", asset="eval_report", partitions_def=EXPERIMENT_PARTITIONS,
+                          description="WARN when test perplexity exceeds the limit"),
+        dg.AssetCheckSpec("forgetting", asset="eval_report", partitions_def=EXPERIMENT_PARTITIONS,
+                          description="WARN when the adapter is markedly worse on general text"),
     ],
 )
 def eval_report(
@@ -89,6 +90,7 @@ def eval_report(
     judge: JudgeResource,
     embedder: EmbedderResource,
 ):
+    from replyassets.core.check_text import forgetting_message
     from replyassets.core.eval_prompts import decoding_seeds, evaluation_tweets
     from replyassets.core.generation import decoding_config, generate_pair, generate_replies, load_general_texts, perplexity
     from replyassets.core.human_eval import export_sheet, judge_human_agreement, load_ratings
@@ -290,10 +292,10 @@ def eval_report(
         passed=bool(ppl_adapter is not None and ppl_adapter <= ev.perplexity_warn),
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"adapter test perplexity {fmt_num(ppl_adapter, PPL_SIG_DIGITS)}, base "
+            f"{name}: adapter test perplexity {fmt_num(ppl_adapter, PPL_SIG_DIGITS)}, base "
             f"{fmt_num(ppl_base, PPL_SIG_DIGITS)} (warn above {fmt_num(ev.perplexity_warn, PPL_SIG_DIGITS)})"
             if ppl_adapter is not None and ppl_base is not None
-            else "perplexity not computable"
+            else f"{name}: perplexity not computable"
         ),
         metadata=tidy_metadata(
             {"adapter": _num(ppl_adapter), "base": _num(ppl_base), "warn_above": float(ev.perplexity_warn)},
@@ -304,10 +306,8 @@ def eval_report(
         check_name="forgetting",
         passed=not forgetting.get("warn"),
         severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"general-text perplexity ratio adapter/base = {fmt_num(forgetting.get('ratio'))} "
-            f"(warn above {fmt_num(ev.forgetting_warn_ratio)})"
-        ),
+        description=forgetting_message(name, forgetting.get("ratio"), ev.forgetting_warn_ratio,
+                                       bool(forgetting.get("warn")), s.training.base_model == "local-tiny"),
         metadata=tidy_metadata({"ratio": _num(forgetting.get("ratio")), "threshold": ev.forgetting_warn_ratio}),
     )
 
@@ -433,18 +433,22 @@ def check_same_curated_set(adapter_md: dict, curated_set: pd.DataFrame) -> None:
 EVAL_METADATA_ORDER = (
     "verdict", "criteria", "success",
     # headline numbers
-    "win_rate", "win_rate_ci", "win_rate_bar", "lc_win_rate", "adapter_score_mean", "base_score_mean", "relative_improvement",
-    "wilcoxon_p", "cohens_d", "n_items", "n_valid", "wins", "ties", "losses",
-    # plots
-    "outcomes_plot", "score_distribution", "length_distribution",
+    "win_rate", "win_rate_ci", "outcomes_plot", "lc_win_rate", "adapter_score_mean", "base_score_mean",
+    "relative_improvement", "wilcoxon_p", "cohens_d", "n_items", "n_valid", "wins", "ties", "losses",
+    # plots (small enough to show inline) and the folder of the full-size ones
+    "score_distribution", "length_distribution", "report_folder",
     # tables
-    "perplexity_test", "forgetting", "sanity", "decoding", "judge", "judge_human_agreement", "examples",
+    "perplexity_test", "forgetting", "sanity", "decoding", "judge", "judge_human_agreement", "examples_note", "examples",
     # the report and the rest
     "report", "report_md", "report_html", "human_eval_sheet", "human_eval_key",
 )
+# The inline plot of each full-size PNG in the report folder (the report embeds the PNG files).
 PLOT_KEYS = {"outcomes.png": ("outcomes_plot", "pairwise outcomes"),
              "scores.png": ("score_distribution", "judge score distributions"),
              "lengths.png": ("length_distribution", "reply lengths")}
+EXAMPLES_NOTE = ("Test tweets with the replies of the base model and the adapter (template tags removed, "
+                 "clipped). In the local profile both come from the tiny local model, pretrained for seconds: "
+                 "expect broken words; the statistics above say whether the adapter writes better ones.")
 NO_RATINGS = "no human ratings imported yet"
 PPL_SIG_DIGITS = 4  # 1872 vs 2017, not 1870 vs 2020
 
@@ -483,7 +487,8 @@ def eval_metadata(
     headline numbers, the plots (PNG data URIs, the same files the report shows), the tables,
     then links and the rest. Every float is rounded for display (report.json keeps the exact
     figures)."""
-    from replyassets.core.plots import image_md, outcome_inline_md
+    from replyassets.core.markdown import shown_generation
+    from replyassets.core.plots import lengths_inline_md, outcome_inline_md, scores_inline_md
     from replyassets.core.report import ui_metadata, verdict_line
 
     flat = {k: v for k, v in ui_metadata(dict(stats), dict(meta)).items() if v is not None}
@@ -499,13 +504,17 @@ def eval_metadata(
     }
     for k in ("win_rate_ci_low", "win_rate_ci_high", "cohens_d_ci_low", "cohens_d_ci_high"):
         md.pop(k, None)
-    # wins/ties/losses as a bar small enough for the UI to show without a click
-    md["win_rate_bar"] = dg.MetadataValue.md(outcome_inline_md(
+    # every plot small enough for the UI to show without a click; full size in the report folder
+    md["outcomes_plot"] = dg.MetadataValue.md(outcome_inline_md(
         int(stats.get("wins") or 0), int(stats.get("ties") or 0), int(stats.get("losses") or 0)))
-    for name, (key, alt) in PLOT_KEYS.items():
-        path = (paths.get("plots") or {}).get(name)
-        if path and Path(path).is_file():
-            md[key] = dg.MetadataValue.md(image_md(Path(path).read_bytes(), alt))
+    rows = list(items or [])
+    if rows:
+        md["score_distribution"] = dg.MetadataValue.md(scores_inline_md(
+            [i.get("base_score") for i in rows], [i.get("adapter_score") for i in rows]))
+        md["length_distribution"] = dg.MetadataValue.md(lengths_inline_md(
+            [i.get("base_reply") for i in rows], [i.get("adapter_reply") for i in rows]))
+    if paths.get("report_md"):
+        md["report_folder"] = dg.MetadataValue.path(str(Path(paths["report_md"]).parent))
     ppl = sanity.get("perplexity_test") or {}
     base, adapter = ppl.get("base"), ppl.get("adapter")
     md["perplexity_test"] = mapping_table(
@@ -525,9 +534,11 @@ def eval_metadata(
     md["decoding"] = mapping_table(meta.get("decoding") or {}, key="setting")
     md["judge_human_agreement"] = (
         mapping_table(agreement, key="judge-human agreement") if agreement else NO_RATINGS)
-    md["examples"] = table_md(
-        [{"tweet": i["tweet"][:90], "base": i["base_reply"][:90], "adapter": i["adapter_reply"][:90]}
-         for i in (items or [])[:6]]
+    md["examples_note"] = EXAMPLES_NOTE
+    md["examples"] = records_table(
+        [{"tweet": shown_generation(i["tweet"], 90), "base": shown_generation(i["base_reply"], 90),
+          "adapter": shown_generation(i["adapter_reply"], 90)} for i in (items or [])[:6]],
+        ["tweet", "base", "adapter"],
     )
     md["report"] = dg.MetadataValue.md(_report_for_ui(paths.get("report_md")))
     md["report_md"] = dg.MetadataValue.path(str(paths["report_md"]))
@@ -538,13 +549,20 @@ def eval_metadata(
     return tidy_metadata(ordered(md, EVAL_METADATA_ORDER))
 
 
-_REPORT_IMG = re.compile(r"^!\[([^\]]*)\]\([\w.-]+\.png\)$", re.MULTILINE)
+_REPORT_IMG = re.compile(r"^!\[([^\]]*)\]\(([\w.-]+\.png)\)$", re.MULTILINE)
 
 
 def _report_for_ui(path) -> str:
-    """report.md for the asset page: its relative image links would not resolve there, so they
-    point at the plot entries above."""
-    return _REPORT_IMG.sub(r"_(plot: \1, shown in this asset's metadata above)_", _read(path))
+    """report.md for the asset page: its relative image links would not resolve there, so each
+    names the metadata entry that shows the plot inline and the file in the report folder."""
+    keys = {name: key for name, (key, _) in PLOT_KEYS.items()}
+
+    def where(m: re.Match) -> str:
+        key = keys.get(m.group(2))
+        shown = f"the `{key}` entry of this page, " if key else ""
+        return f"_(plot: {m.group(1)}: {shown}full size `{m.group(2)}` in `report_folder`)_"
+
+    return _REPORT_IMG.sub(where, _read(path))
 
 
 def _read(path) -> str:

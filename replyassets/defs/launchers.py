@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import dagster as dg
 
+from replyassets.defs.partitions import EXPERIMENT_PARTITIONS
 from replyassets.settings import PROJECT_ROOT, Settings
 
 TRAIN_EVAL_GAP_CHECK = "train_eval_gap"
@@ -54,6 +55,7 @@ def train_eval_gap_check_spec(asset: Any) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         TRAIN_EVAL_GAP_CHECK,
         asset=asset,
+        partitions_def=EXPERIMENT_PARTITIONS,  # evaluated per experiment
         description="eval loss minus train loss at the end of training stays within the gap alarm (0.3)",
     )
 

@@ -66,26 +66,50 @@ def _adapters(instance: dg.DagsterInstance) -> dict[str, dict]:
     pool=DUCKDB_POOL,
 )
 def leaderboard(context: dg.AssetExecutionContext) -> dg.Output:
-    from replyassets.core.plots import image_md, win_rates_png
-
     champion = current_champion(context.instance)
     df = leaderboard_rows(_latest_reports(context.instance), _adapters(context.instance),
                           champion["experiment"] if champion else None, evaluation_settings_for(settings().evaluation))
-    plot = win_rates_png([
-        {"experiment": r.experiment, "win_rate": _f(r.win_rate), "ci_low": _f(r.win_rate_ci_low),
-         "ci_high": _f(r.win_rate_ci_high), "champion": bool(r.champion)}
-        for r in df.itertuples()
-    ])
     return dg.Output(
         df,
         metadata=tidy_metadata({
             "experiments": len(df),
             "champion": champion["experiment"] if champion else "none",
+            "win_rates": win_rates_md(df),
+            "summary": records_table(summary_rows(df), SUMMARY_COLUMNS, descriptions=SUMMARY_DESCRIPTIONS),
             "leaderboard": records_table(df[SHOWN_COLUMNS].to_dict("records"), SHOWN_COLUMNS),
-            "win_rates": dg.MetadataValue.md(image_md(plot, "win rate vs the base model, per experiment")),
             "markdown": dg.MetadataValue.md(leaderboard_markdown(df)),
         }),
     )
+
+
+# The narrow table the page shows first (the full one follows): what decides, in gate order.
+SUMMARY_COLUMNS = ["experiment", "gate", "verdict", "win_rate", "interval", "p_holm", "champion"]
+SUMMARY_DESCRIPTIONS = {
+    "gate": "where the promotion gate puts this experiment (the rows are in gate order)",
+    "win_rate": "win rate against the base model on the test tweets; ties count half; 0.5 = no difference",
+    "interval": "the win rate's cluster-bootstrap interval (by tweet)",
+    "p_holm": "the primary test's p-value, Holm-adjusted over the experiments on the same curated set",
+}
+
+
+def summary_rows(df: pd.DataFrame) -> list[dict]:
+    """The leaderboard's deciding columns, the interval as one ``[low, high]`` cell."""
+    from replyassets.core.numbers import fmt_num
+
+    return [{"experiment": r.experiment, "gate": r.gate, "verdict": r.verdict, "win_rate": _f(r.win_rate),
+             "interval": f"[{fmt_num(_f(r.win_rate_ci_low))}, {fmt_num(_f(r.win_rate_ci_high))}]",
+             "p_holm": _f(r.p_holm), "champion": bool(r.champion)} for r in df.itertuples()]
+
+
+def win_rates_md(df: pd.DataFrame) -> dg.MetadataValue:
+    """Every experiment's win rate with its interval as a plot small enough to show inline."""
+    from replyassets.core.plots import win_rates_inline_md
+
+    return dg.MetadataValue.md(win_rates_inline_md([
+        {"experiment": r.experiment, "win_rate": _f(r.win_rate), "ci_low": _f(r.win_rate_ci_low),
+         "ci_high": _f(r.win_rate_ci_high), "champion": bool(r.champion)}
+        for r in df.itertuples()
+    ]))
 
 
 def _f(v):
