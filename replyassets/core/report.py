@@ -53,7 +53,13 @@ def judge_likes_flag(agreement: dict[str, Any] | None) -> str | None:
 _atomic_write = atomic_write
 
 
-def fmt(v: Any, digits: int = 3) -> str:
+REPORT_SIG_DIGITS = 4  # every figure of report.md/.html: 1872, 72, 193.5, 0.6311, 1.2e-05
+
+
+def fmt(v: Any, digits: int = REPORT_SIG_DIGITS) -> str:
+    """A figure as the report shows it: floats to ``digits`` significant digits in one style for
+    every column (``72``, ``113``, ``193.5``; a tiny p-value as ``1.2e-05``, never ``0.000``),
+    booleans yes/no, None and NaN as n/a, intervals as ``[lo, hi]``."""
     if v is None:
         return "n/a"
     if isinstance(v, bool):
@@ -61,9 +67,7 @@ def fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "n/a"
-        if abs(v) >= 1e6:
-            return f"{v:.3g}"
-        return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}"  # 1872.0, not 1871.965
+        return f"{float(f'{v:.{digits}g}'):g}"
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(fmt(x, digits) for x in v) + "]"
     return str(v)
@@ -197,8 +201,8 @@ def _score_blocks(stats: dict[str, Any], plots: dict[str, Path]) -> list[Block]:
         ("mean difference (adapter - base), 95 % CI",
          f"{fmt(stats.get('score_diff_mean'))} {_ci(stats.get('score_diff_ci_low'), stats.get('score_diff_ci_high'))}"),
         ("relative improvement", fmt(stats.get("relative_improvement"))),
-        ("Wilcoxon signed-rank: W, p", f"{fmt(stats.get('wilcoxon_stat'))}, {fmt(stats.get('wilcoxon_p'), 4)}"),
-        ("Mann-Whitney U: U, p", f"{fmt(stats.get('mannwhitney_u'))}, {fmt(stats.get('mannwhitney_p'), 4)}"),
+        ("Wilcoxon signed-rank: W, p", f"{fmt(stats.get('wilcoxon_stat'))}, {fmt(stats.get('wilcoxon_p'))}"),
+        ("Mann-Whitney U: U, p", f"{fmt(stats.get('mannwhitney_u'))}, {fmt(stats.get('mannwhitney_p'))}"),
         ("Cohen's d, 95 % CI", f"{fmt(stats.get('cohens_d'))} {_ci(stats.get('cohens_d_ci_low'), stats.get('cohens_d_ci_high'))}"),
         ("Cohen's dz (paired)", fmt(stats.get("cohens_dz"))),
     ]))
@@ -277,7 +281,7 @@ def _cost_blocks(stats: dict[str, Any]) -> list[Block]:
     b.append(("h2", "Cost"))
     b.append(("table", ["measure", "value"], [
         ("tokens (this run, cache hits excluded)", fmt(stats.get("total_tokens"))),
-        ("estimated cost, USD", fmt(stats.get("total_cost_usd"), 4)),
+        ("estimated cost, USD", fmt(stats.get("total_cost_usd"))),
     ]))
     return b
 
@@ -345,8 +349,8 @@ def _render_md(blocks: list[Block]) -> str:
                 out.append(f"### Item {_md_cell(r['item_id'])}: adapter {r['outcome']}\n")
                 out.append("| | text | score |\n|---|---|---|")
                 out.append(f"| tweet | {_md_cell(r.get('tweet', ''))} | |")
-                out.append(f"| base | {_md_cell(r.get('base_reply', ''))} | {fmt(r.get('base_score'), 2)} |")
-                out.append(f"| adapter | {_md_cell(r.get('adapter_reply', ''))} | {fmt(r.get('adapter_score'), 2)} |")
+                out.append(f"| base | {_md_cell(r.get('base_reply', ''))} | {fmt(r.get('base_score'))} |")
+                out.append(f"| adapter | {_md_cell(r.get('adapter_reply', ''))} | {fmt(r.get('adapter_score'))} |")
                 if r.get("reference"):
                     out.append(f"| real reply | {_md_cell(r.get('reference', ''))} | |")
                 out.append("")
@@ -383,7 +387,7 @@ def _render_html(blocks: list[Block]) -> str:
             for _, r in ex.iterrows():
                 out.append("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in (
                     r["item_id"], r.get("tweet", ""), r.get("base_reply", ""), r.get("adapter_reply", ""),
-                    r.get("reference", ""), r["outcome"], f"{fmt(r.get('base_score'), 2)} / {fmt(r.get('adapter_score'), 2)}",
+                    r.get("reference", ""), r["outcome"], f"{fmt(r.get('base_score'))} / {fmt(r.get('adapter_score'))}",
                 )) + "</tr>")
             out.append("</table>")
     out.append("</body></html>")

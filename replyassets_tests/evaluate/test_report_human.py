@@ -136,7 +136,7 @@ def test_report_with_agreement_shows_it_and_not_the_no_ratings_line(tmp_path):
     md = Path(paths["markdown"]).read_text(encoding="utf-8")
     html = Path(paths["html"]).read_text(encoding="utf-8")
     section = md.split("## Human raters", 1)[1].split("## Cost", 1)[0]
-    assert "| percent_agreement | 1.000 |" in section and "| n_raters | 1 |" in section
+    assert "| percent_agreement | 1 |" in section and "| n_raters | 1 |" in section
     assert "judge (rows) / human (columns)" in section  # the confusion matrix
     assert NO_RATINGS_LINE not in md and NO_RATINGS_LINE not in html
     assert "percent_agreement" in html
@@ -188,7 +188,7 @@ def test_report_states_power_and_what_the_adjusted_p_counts(tmp_path):
     needed = required_units(0.3, 0.8, s.alpha)
     assert 0 < power < 0.5 and 80 <= needed <= 100
     stated = (f"Statistical power: 12 test tweets (the unit); the power to detect a paired effect d = 0.3 at "
-              f"this number is {power:.3f}; {needed} tweets give 80 % power.")
+              f"this number is {float(f'{power:.4g}'):g}; {needed} tweets give 80 % power.")
     assert stated in md and stated in html
     # the statistics section holds it (after the score tests, before the sanity tier)
     assert md.index("## Per-reply scores") < md.index(stated) < md.index("## Sanity tier")
@@ -201,3 +201,12 @@ def test_report_states_power_and_what_the_adjusted_p_counts(tmp_path):
                                                               "holm_experiments": ["default"]})
     assert ("adjusted over the 1 experiment evaluated on this curated set so far (as of this report: default)"
             in Path(first["markdown"]).read_text(encoding="utf-8"))
+
+
+def test_report_figures_share_one_style_of_four_significant_digits():
+    """One column never mixes "72.000", "113.0" and "193.5"; a tiny p-value is not "0.000"."""
+    from replyassets.core.report import fmt
+
+    assert [fmt(x) for x in (72.0, 113.0, 193.5, 1871.9646)] == ["72", "113", "193.5", "1872"]
+    assert fmt(0.6311475409836066) == "0.6311" and fmt(1.234e-05) == "1.234e-05" and fmt(0.0) == "0"
+    assert fmt(None) == "n/a" and fmt(float("nan")) == "n/a" and fmt([0.25, 0.75]) == "[0.25, 0.75]"
