@@ -271,7 +271,10 @@ def _human_blocks(meta: dict[str, Any]) -> list[Block]:
             b.append(("table", ["judge (rows) / human (columns)", *cols],
                       [(r, *[fmt(confusion[r].get(c)) for c in cols]) for r in confusion]))
     else:
-        b.append(("p", "No human ratings imported yet (export a blinded sheet with human_eval.export_sheet)."))
+        b.append(("p", "No human ratings imported yet. This report's folder holds the blinded sheet "
+                       "(human_eval_sheet.csv) for raters and its key (human_eval_key.csv, keep it from them); "
+                       "import a filled sheet with `replyassets human-eval import <sheet> --key human_eval_key.csv`, "
+                       "then materialize eval_report again."))
     return b
 
 

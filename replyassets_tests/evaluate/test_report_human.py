@@ -142,7 +142,11 @@ def test_report_with_agreement_shows_it_and_not_the_no_ratings_line(tmp_path):
     assert "percent_agreement" in html
 
     without = write_report(tmp_path / "without", stats, df, {}, {"judge_offline": True})
-    assert NO_RATINGS_LINE in Path(without["markdown"]).read_text(encoding="utf-8")
+    without_md = Path(without["markdown"]).read_text(encoding="utf-8")
+    assert NO_RATINGS_LINE in without_md
+    # the sheet is already in the report's folder: the report says so and how to import it
+    assert "human_eval_sheet.csv" in without_md and "human-eval import" in without_md
+    assert "export_sheet" not in without_md
     # zero matched ratings is "no ratings", not an empty agreement table
     empty = write_report(tmp_path / "empty", stats, df, {}, {HUMAN_AGREEMENT_KEY: {"n": 0}})
     assert NO_RATINGS_LINE in Path(empty["markdown"]).read_text(encoding="utf-8")
