@@ -431,9 +431,10 @@ def check_same_curated_set(adapter_md: dict, curated_set: pd.DataFrame) -> None:
 
 # The order a person reads the asset page in (Dagster shows metadata in insertion order).
 EVAL_METADATA_ORDER = (
-    "verdict", "criteria", "success",
+    # the verdict, why, and the outcomes as a plot: the first screen of the page
+    "verdict", "criteria", "outcomes_plot", "success",
     # headline numbers
-    "win_rate", "win_rate_ci", "outcomes_plot", "lc_win_rate", "adapter_score_mean", "base_score_mean",
+    "win_rate", "win_rate_ci", "lc_win_rate", "adapter_score_mean", "base_score_mean",
     "relative_improvement", "wilcoxon_p", "cohens_d", "n_items", "n_valid", "wins", "ties", "losses",
     # plots (small enough to show inline) and the folder of the full-size ones
     "score_distribution", "length_distribution", "report_folder",

@@ -226,8 +226,10 @@ def test_eval_report_metadata_verdict_first_tables_and_plots(eval_inputs):
     assert [c.name for c in crit.schema.columns][:4] == ["criterion", "value", "threshold", "pass"]
     assert [r.data["criterion"] for r in crit.records] == list(v["criteria"])
     assert [r.data["pass"] for r in crit.records] == [c["passed"] for c in v["criteria"].values()]
-    # headline numbers before the plots, the plots before the tables
-    assert keys.index("win_rate") < keys.index("outcomes_plot") < keys.index("sanity")
+    # the outcomes plot right under the verdict and its criteria (the page's first screen; the
+    # asset keeps the first three keys first), the other plots before the tables
+    assert keys[:3] == ["verdict", "criteria", "outcomes_plot"]
+    assert keys.index("win_rate") < keys.index("score_distribution") < keys.index("sanity")
     # every plot small enough for the UI to show without a click (a markdown value under 1,000
     # characters), the folder of the full-size ones beside them
     for key in ("outcomes_plot", "score_distribution", "length_distribution"):
