@@ -103,6 +103,10 @@ def test_decision_pages_hold_no_json_and_show_their_plots_inline(demo_project):
     assert not any(problems.values()), problems
     shown = {key: inline_plots(md) for key, md in pages.items()}
     assert all(shown.values()), shown
+    # the table as DuckDB names it, not the database file's absolute path
+    for key, md in pages.items():
+        name = str(md["dagster/table_name"].value if hasattr(md["dagster/table_name"], "value") else md["dagster/table_name"])
+        assert "/" not in name and name.endswith(f".main.{key}"), (key, name)
     # the full-size plots stay in the report folder, linked beside the inline ones
     report = pages["eval_report"]
     assert "report_folder" in report and os.path.isdir(str(report["report_folder"].value))
