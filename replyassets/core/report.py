@@ -128,20 +128,26 @@ def holm_sentence(meta: dict[str, Any]) -> str | None:
             "the leaderboard holds the adjustment over all of them, and the champion's gate uses that one.")
 
 
+def settings_text(values: dict[str, Any]) -> str:
+    """A small dict as ``key = value`` pairs (figures as ``fmt``): the decoding row reads as
+    settings, not JSON."""
+    return ", ".join(f"{k} = {fmt(v)}" for k, v in sorted(values.items()))
+
+
 def _header_blocks(meta: dict[str, Any]) -> list[Block]:
     """The title, the judge and the run's identifying fields."""
     b: list[Block] = []
     offline = bool(meta.get("judge_offline"))
-    judge_label = (
-        f"{meta.get('judge_name', meta.get('judge', 'judge'))} / {meta.get('judge_model', '?')}"
-        f" (prompt {meta.get('judge_prompt_version', '?')})"
-    )
+    judge_label = " / ".join(str(x) for x in (meta.get("judge_name", meta.get("judge", "judge")),
+                                              meta.get("judge_model")) if x)
+    if meta.get("judge_prompt_version"):  # named when known, never "(prompt ?)"
+        judge_label += f" (prompt {meta['judge_prompt_version']})"
     b.append(("h1", "Evaluation report: adapter vs base model"))
     b.append(("p", f"Judge: {judge_label}, " + (
         "OFFLINE: a deterministic reference-based similarity judge, not an LLM. Its numbers say how close "
         "replies come to the real high-engagement replies; they are not a quality judgement by a model."
         if offline else "online: an LLM judge through the Anthropic API, temperature 0, both orders.")))
-    head = [(k, fmt(meta[k]) if not isinstance(meta[k], dict) else json.dumps(meta[k], sort_keys=True))
+    head = [(k, fmt(meta[k]) if not isinstance(meta[k], dict) else settings_text(meta[k]))
             for k in ("run_id", "profile", "base_model", "adapter_dir", "adapter_path", "adapter_sha256",
                       "curated_set_hash", "judge", "judge_name", "judge_model", "judge_prompt_version",
                       "judge_offline", "decoding", "test_tweets", "generated_at") if k in meta]

@@ -214,3 +214,16 @@ def test_report_figures_share_one_style_of_four_significant_digits():
     assert [fmt(x) for x in (72.0, 113.0, 193.5, 1871.9646)] == ["72", "113", "193.5", "1872"]
     assert fmt(0.6311475409836066) == "0.6311" and fmt(1.234e-05) == "1.234e-05" and fmt(0.0) == "0"
     assert fmt(None) == "n/a" and fmt(float("nan")) == "n/a" and fmt([0.25, 0.75]) == "[0.25, 0.75]"
+
+
+def test_report_header_reads_as_text_not_json(tmp_path):
+    """The judge line names no unknown prompt ("(prompt ?)"); the decoding row is settings, not JSON."""
+    df = judged_items(4)
+    stats = report_stats(df, EvaluationSettings(bootstrap_resamples=100))
+    meta = {"judge_name": "offline-reference-judge", "judge_model": "offline-lexical", "judge_offline": True,
+            "decoding": {"temperature": 0.7, "top_p": 0.9, "seeds": [42, 43]}}
+    md = Path(write_report(tmp_path / "r", stats, df, {}, meta)["markdown"]).read_text(encoding="utf-8")
+    assert "Judge: offline-reference-judge / offline-lexical, OFFLINE" in md and "prompt ?" not in md
+    assert "| decoding | seeds = [42, 43], temperature = 0.7, top_p = 0.9 |" in md
+    named = Path(write_report(tmp_path / "n", stats, df, {}, {**meta, "judge_prompt_version": "rubric-v1"})["markdown"])
+    assert "offline-lexical (prompt rubric-v1)" in named.read_text(encoding="utf-8")
