@@ -435,7 +435,7 @@ EVAL_METADATA_ORDER = (
     "verdict", "criteria", "outcomes_plot", "success",
     # headline numbers
     "win_rate", "win_rate_ci", "lc_win_rate", "adapter_score_mean", "base_score_mean",
-    "relative_improvement", "wilcoxon_p", "cohens_d", "n_items", "n_valid", "wins", "ties", "losses",
+    "relative_improvement", "wilcoxon_p", "cohens_d", "n_items", "n_valid", "wins", "ties", "losses", "glossary",
     # plots (small enough to show inline) and the folder of the full-size ones
     "score_distribution", "length_distribution", "report_folder",
     # tables
@@ -447,6 +447,15 @@ EVAL_METADATA_ORDER = (
 PLOT_KEYS = {"outcomes.png": ("outcomes_plot", "pairwise outcomes"),
              "scores.png": ("score_distribution", "judge score distributions"),
              "lengths.png": ("length_distribution", "reply lengths")}
+# What the short keys of the page mean (a markdown value under the UI's inline limit).
+GLOSSARY = (
+    "**win_rate**: share of test tweets where the judge prefers the adapter (ties half; 0.5 = no "
+    "difference). **lc_win_rate**: the same, controlled for reply length. **p_raw / p_holm**: the "
+    "primary test's p-value, raw and Holm-adjusted over the experiments compared with the base model. "
+    "**cohens_d**: the effect size of the per-tweet score difference. **power_d03**: the chance this "
+    "many tweets detect d = 0.3; **tweets_needed_d03**: tweets for 80 % power. **judge_likes_agreement**: "
+    "how often the judge picks the reply readers liked more (0.5 = chance)."
+)
 EXAMPLES_NOTE = ("Test tweets with the replies of the base model and the adapter (template tags removed, "
                  "clipped). In the local profile both come from the tiny local model, pretrained for seconds: "
                  "expect broken words; the statistics above say whether the adapter writes better ones.")
@@ -535,6 +544,7 @@ def eval_metadata(
     md["decoding"] = mapping_table(meta.get("decoding") or {}, key="setting")
     md["judge_human_agreement"] = (
         mapping_table(agreement, key="judge-human agreement") if agreement else NO_RATINGS)
+    md["glossary"] = dg.MetadataValue.md(GLOSSARY)
     md["examples_note"] = EXAMPLES_NOTE
     md["examples"] = records_table(
         [{"tweet": shown_generation(i["tweet"], 90), "base": shown_generation(i["base_reply"], 90),

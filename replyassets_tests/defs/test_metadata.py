@@ -237,6 +237,9 @@ def test_eval_report_metadata_verdict_first_tables_and_plots(eval_inputs):
         assert text.startswith("![") and DATA_URI in text and len(text) < INLINE_MD_LIMIT, (key, len(text))
     assert keys.index("length_distribution") < keys.index("report_folder") < keys.index("sanity")
     assert md["report_folder"].value == str(Path(paths["report_md"]).parent)
+    # the short keys explained on the page itself, shown without a click
+    glossary = _md_text(md["glossary"])
+    assert len(glossary) < INLINE_MD_LIMIT and all(k in glossary for k in ("power_d03", "lc_win_rate", "p_holm"))
     examples = md["examples"]  # a table; the note says who wrote the replies
     assert isinstance(examples, dg.TableMetadataValue) and "tiny local model" in md["examples_note"]
     assert not any("<think>" in str(v) for r in examples.records for v in r.data.values())
