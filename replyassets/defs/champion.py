@@ -167,7 +167,7 @@ def champion(context: dg.AssetExecutionContext, leaderboard: pd.DataFrame):
     yield dg.Output(
         history,
         metadata=tidy_metadata({
-            "decision": outcome["decision"],
+            "decision": dg.MetadataValue.md(outcome["decision"]),  # markdown wraps; a text value runs off the edge
             "headline": outcome["headline"],
             "win_rates": win_rates_md(leaderboard),
             "decision_md": dg.MetadataValue.md(outcome["markdown"]),
