@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -72,6 +73,7 @@ _OUTCOME_PALETTE = ((255, 255, 255), (38, 70, 83), (231, 111, 81), (42, 157, 143
 # Points a line keeps (a long curve is averaged into this many): detail that a 240-pixel plot
 # cannot show only costs characters.
 INLINE_POINTS = 40
+CAPTION_CHARS = 44  # a caption line under a plot: the width of the UI's value column
 
 
 def _font():
@@ -109,7 +111,8 @@ def fit_inline(draw, alt: str, sizes: Sequence[tuple[int, int]] = INLINE_SIZES, 
     """``![alt](data:image/png;base64,...)`` of ``draw((width, height))`` (and ``caption`` on the
     next line) at the largest size of ``sizes`` whose whole markdown is under ``limit``
     characters; a short note when even the smallest is not (Dagster would hide it behind a click)."""
-    tail = f"\n\n{caption}" if caption else ""
+    # hard line breaks: the UI's value column does not wrap a paragraph
+    tail = "\n\n" + "  \n".join(textwrap.wrap(caption, CAPTION_CHARS)) if caption else ""
     for size in sizes:
         md = image_md(draw(size), alt) + tail
         if len(md) < limit:

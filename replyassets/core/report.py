@@ -367,7 +367,7 @@ def _render_md(blocks: list[Block]) -> str:
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:0.8em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:0.8em 0;max-width:100%}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f3f3f3}.ex td{max-width:420px;white-space:pre-wrap;word-break:break-word}img{max-width:100%}"""
 
 

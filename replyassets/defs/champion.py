@@ -177,7 +177,9 @@ def champion(context: dg.AssetExecutionContext, leaderboard: pd.DataFrame):
             "candidate": decision["candidate"] if decision else "none",
             "candidates": records_table(outcome["candidates"], ["experiment", "outcome", "reason"]),
             "gate": records_table((decision or {}).get("checks") or [], ["check", "passed", "detail"]),
-            "history": records_table(history.astype({"promoted_at": str}).to_dict("records"), HISTORY_COLUMNS),
+            # the page's columns; the asset's table holds every one (adapter path, hashes, run)
+            "history": records_table(history.astype({"promoted_at": str}).to_dict("records"),
+                                     ["promoted_at", "experiment", "win_rate", "p_holm"]),
             "gate_calibration": dg.MetadataValue.md(calibration_markdown(calibration)),
             **calibration_figures(calibration),
         }),

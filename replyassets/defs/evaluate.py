@@ -262,8 +262,7 @@ def eval_report(
     )
     metadata = {
         **{k: metadata[k] for k in list(metadata)[:3]},
-        "comparisons": records_table(comparison_rows, ["opponent", "tweets", "win rate", "interval low",
-                                                       "interval high", "wilcoxon p"]),
+        "comparisons": comparisons_table(comparison_rows),
         "n_tweets": int(stats.get("n_tweets") or 0),
         "power_d03": stats.get("power_d03"),
         "tweets_needed_d03": stats.get("tweets_needed_d03"),
@@ -431,8 +430,8 @@ def check_same_curated_set(adapter_md: dict, curated_set: pd.DataFrame) -> None:
 
 # The order a person reads the asset page in (Dagster shows metadata in insertion order).
 EVAL_METADATA_ORDER = (
-    # the verdict, why, and the outcomes as a plot: the first screen of the page
-    "verdict", "criteria", "outcomes_plot", "success",
+    # the verdict, the outcomes as a plot and why: the first screen of the page
+    "verdict", "outcomes_plot", "criteria", "success",
     # headline numbers
     "win_rate", "win_rate_ci", "lc_win_rate", "adapter_score_mean", "base_score_mean",
     "relative_improvement", "wilcoxon_p", "cohens_d", "n_items", "n_valid", "wins", "ties", "losses", "glossary",
@@ -464,13 +463,25 @@ PPL_SIG_DIGITS = 4  # 1872 vs 2017, not 1870 vs 2020
 
 
 def criteria_table(decision: Mapping[str, Any]) -> dg.MetadataValue:
-    """The success criteria: criterion, value, threshold, pass (empty when not computable), note."""
+    """The success criteria in four columns that fit the page's value column: criterion, pass
+    (empty when not computable), value, and what it needs (the threshold, then its note)."""
     rows = [
-        {"criterion": name, "value": fmt_num(c.get("value")), "threshold": str(c.get("threshold", "")),
-         "pass": None if c.get("passed") is None else bool(c["passed"]), "note": str(c.get("note") or "")}
+        {"criterion": name, "pass": None if c.get("passed") is None else bool(c["passed"]),
+         "value": fmt_num(c.get("value")),
+         "needs": "; ".join(x for x in (str(c.get("threshold") or ""), str(c.get("note") or "")) if x)}
         for name, c in (decision.get("criteria") or {}).items()
     ]
-    return records_table(rows, ["criterion", "value", "threshold", "pass", "note"])
+    return records_table(rows, ["criterion", "pass", "value", "needs"])
+
+
+def comparisons_table(rows: list[Mapping[str, Any]]) -> dg.MetadataValue:
+    """Every opponent in four columns: opponent, tweets, win rate with its interval, Wilcoxon p."""
+    return records_table(
+        [{"opponent": r["opponent"], "tweets": r.get("tweets"),
+          "win rate [interval]": f"{fmt_num(r.get('win rate'))} [{fmt_num(r.get('interval low'))}, "
+                                 f"{fmt_num(r.get('interval high'))}]",
+          "wilcoxon p": r.get("wilcoxon p")} for r in rows],
+        ["opponent", "tweets", "win rate [interval]", "wilcoxon p"])
 
 
 def sanity_table(sanity: Mapping[str, Any]) -> dg.MetadataValue:

@@ -32,12 +32,6 @@ from replyassets.defs.evaluate import _latest_reports, current_champion
 from replyassets.defs.experiments import evaluation_settings_for
 
 LEADERBOARD_CODE_VERSION = derived_code_version("replyassets.defs.leaderboard", settings_paths=("evaluation",))
-# What the leaderboard page's table shows, in order.
-SHOWN_COLUMNS = ["experiment", "gate", "verdict", "win_rate", "win_rate_ci_low", "win_rate_ci_high",
-                 "win_rate_vs_retrieval", "lc_win_rate", "p_holm", "n_tweets", "judge", "judge_likes_agreement",
-                 "method", "sft_eval_loss", "sft_eval_perplexity", "dpo_eval_loss", "kto_eval_loss", "cost_usd",
-                 "champion", "gate_reason", "recipe"]
-
 
 def _adapters(instance: dg.DagsterInstance) -> dict[str, dict]:
     out = {}
@@ -76,29 +70,44 @@ def leaderboard(context: dg.AssetExecutionContext) -> dg.Output:
             "champion": champion["experiment"] if champion else "none",
             "win_rates": win_rates_md(df),
             "summary": records_table(summary_rows(df), SUMMARY_COLUMNS, descriptions=SUMMARY_DESCRIPTIONS),
-            "leaderboard": records_table(df[SHOWN_COLUMNS].to_dict("records"), SHOWN_COLUMNS),
+            "reasons": records_table(df[["experiment", "gate_reason"]].to_dict("records"), ["experiment", "gate_reason"]),
+            "training": records_table(training_rows(df), TRAINING_COLUMNS),
             "markdown": dg.MetadataValue.md(leaderboard_markdown(df)),
         }),
     )
 
 
-# The narrow table the page shows first (the full one follows): what decides, in gate order.
-SUMMARY_COLUMNS = ["experiment", "gate", "verdict", "win_rate", "interval", "p_holm", "champion"]
+# The page's tables, each narrow enough for the value column (the asset's own table and the
+# `markdown` entry hold every column): what decides, in gate order; why; how each trained.
+SUMMARY_COLUMNS = ["experiment", "standing", "win rate [interval]", "p_holm"]
 SUMMARY_DESCRIPTIONS = {
-    "gate": "where the promotion gate puts this experiment (the rows are in gate order)",
-    "win_rate": "win rate against the base model on the test tweets; ties count half; 0.5 = no difference",
-    "interval": "the win rate's cluster-bootstrap interval (by tweet)",
+    "standing": "where the promotion gate puts it (the rows are in gate order), its verdict, * the champion",
+    "win rate [interval]": "against the base model on the test tweets, ties count half (0.5 = no difference), "
+                           "with its cluster-bootstrap interval by tweet",
     "p_holm": "the primary test's p-value, Holm-adjusted over the experiments on the same curated set",
 }
+TRAINING_COLUMNS = ["experiment", "method", "eval loss", "cost_usd"]
 
 
 def summary_rows(df: pd.DataFrame) -> list[dict]:
-    """The leaderboard's deciding columns, the interval as one ``[low, high]`` cell."""
+    """The leaderboard's deciding columns in four cells."""
     from replyassets.core.numbers import fmt_num
 
-    return [{"experiment": r.experiment, "gate": r.gate, "verdict": r.verdict, "win_rate": _f(r.win_rate),
-             "interval": f"[{fmt_num(_f(r.win_rate_ci_low))}, {fmt_num(_f(r.win_rate_ci_high))}]",
-             "p_holm": _f(r.p_holm), "champion": bool(r.champion)} for r in df.itertuples()]
+    return [{"experiment": str(r.experiment) + (" *" if bool(r.champion) else ""), "standing": f"{r.gate}: {r.verdict}",
+             "win rate [interval]": f"{fmt_num(_f(r.win_rate))} [{fmt_num(_f(r.win_rate_ci_low))}, "
+                                    f"{fmt_num(_f(r.win_rate_ci_high))}]",
+             "p_holm": _f(r.p_holm)} for r in df.itertuples()]
+
+
+def training_rows(df: pd.DataFrame) -> list[dict]:
+    """Method, each eval loss named by its objective (one cell), cost."""
+    from replyassets.core.numbers import fmt_num
+
+    losses = (("sft", "sft_eval_loss"), ("dpo", "dpo_eval_loss"), ("kto", "kto_eval_loss"))
+    return [{"experiment": r["experiment"], "method": r.get("method"),
+             "eval loss": ", ".join(f"{name} {fmt_num(_f(r.get(col)), 4)}" for name, col in losses
+                                    if _f(r.get(col)) is not None) or "n/a",
+             "cost_usd": _f(r.get("cost_usd"))} for r in df.to_dict("records")]
 
 
 def win_rates_md(df: pd.DataFrame) -> dg.MetadataValue:

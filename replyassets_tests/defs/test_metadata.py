@@ -217,18 +217,19 @@ def test_eval_report_metadata_verdict_first_tables_and_plots(eval_inputs):
                        sheet={"sheet": "s.csv", "key": "k.csv"}, agreement=agreement, items=items,
                        perplexity_warn=1950.0)
     keys = list(md)
-    assert keys[0] == "verdict" and keys[1] == "criteria"
+    assert keys[0] == "verdict" and keys[2] == "criteria"
     v = stats["verdict"]
     assert md["verdict"].startswith(v["label"].upper() + " — ")
     assert f"{v['criteria_passed']} of {v['criteria_total']}" in md["verdict"] or "all " in md["verdict"]
     crit = md["criteria"]
     assert isinstance(crit, dg.TableMetadataValue)
-    assert [c.name for c in crit.schema.columns][:4] == ["criterion", "value", "threshold", "pass"]
+    # four columns: the table fits the page's value column (the threshold and its note in one cell)
+    assert [c.name for c in crit.schema.columns] == ["criterion", "pass", "value", "needs"]
     assert [r.data["criterion"] for r in crit.records] == list(v["criteria"])
     assert [r.data["pass"] for r in crit.records] == [c["passed"] for c in v["criteria"].values()]
     # the outcomes plot right under the verdict and its criteria (the page's first screen; the
     # asset keeps the first three keys first), the other plots before the tables
-    assert keys[:3] == ["verdict", "criteria", "outcomes_plot"]
+    assert keys[:3] == ["verdict", "outcomes_plot", "criteria"]
     assert keys.index("win_rate") < keys.index("score_distribution") < keys.index("sanity")
     # every plot small enough for the UI to show without a click (a markdown value under 1,000
     # characters), the folder of the full-size ones beside them

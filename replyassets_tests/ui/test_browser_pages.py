@@ -7,8 +7,9 @@ against a real `dg dev`, for each of eval_report, leaderboard, champion and lora
 
 1. the first screen (no scroll, no click) shows the page's key entry (the verdict, the decision,
    the loss plot...) and at least one plot: a decoded data-URI PNG inside the viewport;
-2. nothing in the page overflows horizontally: no element of the metadata area is wider than
-   its box (a scrollbar hiding columns), and the page itself has no horizontal scroll;
+2. no metadata table (a table value inside the page's metadata table) and no inline plot runs
+   past the part of the page that shows it (hidden columns), and the page has no horizontal
+   scroll;
 
 and the HTML report of eval_report is opened as a file. Screenshots of every page go to
 test-artifacts/ui/pages/ (git-ignored, written by the run).
@@ -40,16 +41,29 @@ DEMO_TIMEOUT_S = 1500
 # The entry each page must show on its first screen.
 KEY_ENTRY = {"eval_report": "verdict", "leaderboard": "win_rates", "champion": "decision", "lora_adapter": "loss"}
 
-# Elements of the page wider than their box, with a horizontal scrollbar (their hidden columns),
-# and the page's own horizontal scroll.
+# The metadata tables inside the page's metadata table (a table value) and the inline plots
+# whose right edge lies past what their clipping ancestors (or the viewport) show: hidden
+# columns; and the page's own horizontal scroll.
 OVERFLOW_JS = """() => {
   const out = [];
-  for (const el of document.querySelectorAll('main *, table, table *')) {
-    const style = getComputedStyle(el);
-    if (!['auto', 'scroll'].includes(style.overflowX)) continue;
-    if (el.scrollWidth > el.clientWidth + 2 && el.clientWidth > 0)
-      out.push(`${el.tagName}.${el.className}`.slice(0, 80) + ` ${el.scrollWidth}>${el.clientWidth}: `
-               + (el.innerText || '').slice(0, 80).replace(/\\s+/g, ' '));
+  const clipRight = el => {
+    let right = window.innerWidth;
+    for (let a = el.parentElement; a; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if (s.overflowX !== 'visible') right = Math.min(right, a.getBoundingClientRect().right);
+    }
+    return right;
+  };
+  const rowKey = el => { const tr = el.closest('td') && el.closest('td').closest('tr');
+                         return tr ? (tr.querySelector('td') || tr).innerText.trim().slice(0, 40) : '?'; };
+  const nested = [...document.querySelectorAll('td table')];
+  const plots = [...document.querySelectorAll("td img[src^='data:image/png;base64,']")];
+  for (const el of [...nested, ...plots]) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0) continue;
+    const right = clipRight(el);
+    if (r.right > right + 2)
+      out.push(`${rowKey(el)}: ${el.tagName.toLowerCase()} ends at ${Math.round(r.right)} px, shown to ${Math.round(right)}`);
   }
   const doc = document.scrollingElement;
   if (doc.scrollWidth > window.innerWidth + 2) out.push(`page ${doc.scrollWidth}>${window.innerWidth}`);
