@@ -35,7 +35,6 @@ from typing import Any, Literal
 
 import dagster as dg
 
-from replyassets.defs.partitions import EXPERIMENT_PARTITIONS
 from replyassets.settings import PROJECT_ROOT, Settings
 
 TRAIN_EVAL_GAP_CHECK = "train_eval_gap"
@@ -50,12 +49,13 @@ class TrainingLaunchError(RuntimeError):
     """The training could not be launched (cluster or daemon unreachable, bad launcher config)."""
 
 
-def train_eval_gap_check_spec(asset: Any) -> dg.AssetCheckSpec:
-    """The check the training program reports (WARN: an alarm, not a blocker)."""
+def train_eval_gap_check_spec(asset: Any, partitions_def: dg.PartitionsDefinition | None = None) -> dg.AssetCheckSpec:
+    """The check the training program reports (WARN: an alarm, not a blocker); evaluated per
+    partition of ``partitions_def`` (the asset's), when given."""
     return dg.AssetCheckSpec(
         TRAIN_EVAL_GAP_CHECK,
         asset=asset,
-        partitions_def=EXPERIMENT_PARTITIONS,  # evaluated per experiment
+        partitions_def=partitions_def,
         description="eval loss minus train loss at the end of training stays within the gap alarm (0.3)",
     )
 

@@ -228,7 +228,7 @@ def training_config(instance: dg.DagsterInstance, overrides: LoraAdapterConfig, 
     owners=OWNERS,
     kinds={"pytorch"},
     group_name="train",
-    check_specs=[train_eval_gap_check_spec("lora_adapter")],
+    check_specs=[train_eval_gap_check_spec("lora_adapter", EXPERIMENT_PARTITIONS)],  # per experiment
 )
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, launcher: TrainingLauncher):
     ok, problems = blocking_check_status(context.instance)
