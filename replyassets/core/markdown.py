@@ -89,3 +89,19 @@ def shown_generation(text: Any, limit: int = GENERATION_CHARS) -> str:
     s = _TEMPLATE_TAG.sub(" ", _THINK_BLOCK.sub(" ", "" if text is None else str(text)))
     s = " ".join(s.split())
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
+
+
+ZWSP = "\u200b"  # a zero-width space: where a browser may break a line, invisible otherwise
+_LONG_TOKEN = re.compile(r"\S{17,}")
+
+
+def breakable(text: Any, every: int = 16) -> str:
+    """``text`` with zero-width spaces inside its long tokens (after ``/ _ - .`` and at least
+    every ``every`` characters), so a table cell can wrap a path, a hash or a snake_case name
+    instead of widening its table past the page. Reads the same; ``ZWSP`` strips back out."""
+    def split(m: re.Match) -> str:
+        token = re.sub(r"([/_\-.])", r"\1" + ZWSP, m.group(0))
+        return ZWSP.join(part if len(part) <= every else ZWSP.join(
+            part[i:i + every] for i in range(0, len(part), every)) for part in token.split(ZWSP))
+
+    return _LONG_TOKEN.sub(split, "" if text is None else str(text))

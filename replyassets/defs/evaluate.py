@@ -463,12 +463,14 @@ PPL_SIG_DIGITS = 4  # 1872 vs 2017, not 1870 vs 2020
 
 
 def criteria_table(decision: Mapping[str, Any]) -> dg.MetadataValue:
+    from replyassets.core.markdown import breakable
+
     """The success criteria in four columns that fit the page's value column: criterion, pass
     (empty when not computable), value, and what it needs (the threshold, then its note)."""
     rows = [
-        {"criterion": name, "pass": None if c.get("passed") is None else bool(c["passed"]),
+        {"criterion": breakable(name), "pass": None if c.get("passed") is None else bool(c["passed"]),
          "value": fmt_num(c.get("value")),
-         "needs": "; ".join(x for x in (str(c.get("threshold") or ""), str(c.get("note") or "")) if x)}
+         "needs": breakable("; ".join(x for x in (str(c.get("threshold") or ""), str(c.get("note") or "")) if x))}
         for name, c in (decision.get("criteria") or {}).items()
     ]
     return records_table(rows, ["criterion", "pass", "value", "needs"])
@@ -508,7 +510,7 @@ def eval_metadata(
     headline numbers, the plots (PNG data URIs, the same files the report shows), the tables,
     then links and the rest. Every float is rounded for display (report.json keeps the exact
     figures)."""
-    from replyassets.core.markdown import shown_generation
+    from replyassets.core.markdown import breakable, shown_generation
     from replyassets.core.plots import lengths_inline_md, outcome_inline_md, scores_inline_md
     from replyassets.core.report import ui_metadata, verdict_line
 
@@ -558,8 +560,8 @@ def eval_metadata(
     md["glossary"] = dg.MetadataValue.md(GLOSSARY)
     md["examples_note"] = EXAMPLES_NOTE
     md["examples"] = records_table(
-        [{"tweet": shown_generation(i["tweet"], 90), "base": shown_generation(i["base_reply"], 90),
-          "adapter": shown_generation(i["adapter_reply"], 90)} for i in (items or [])[:6]],
+        [{"tweet": breakable(shown_generation(i["tweet"], 90)), "base": breakable(shown_generation(i["base_reply"], 90)),
+          "adapter": breakable(shown_generation(i["adapter_reply"], 90))} for i in (items or [])[:6]],
         ["tweet", "base", "adapter"],
     )
     md["report"] = dg.MetadataValue.md(_report_for_ui(paths.get("report_md")))

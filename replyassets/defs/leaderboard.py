@@ -12,6 +12,8 @@ rate, with where each stands (``gate``) and why (``gate_reason``).
 import dagster as dg
 import pandas as pd
 
+from replyassets.core.markdown import breakable
+
 from replyassets.core.leaderboard import (  # noqa: F401 - LEADERBOARD_COLUMNS, default_comparison: importable here
     GATE_NOT_EVALUATED,
     LEADERBOARD_COLUMNS,
@@ -70,7 +72,8 @@ def leaderboard(context: dg.AssetExecutionContext) -> dg.Output:
             "champion": champion["experiment"] if champion else "none",
             "win_rates": win_rates_md(df),
             "summary": records_table(summary_rows(df), SUMMARY_COLUMNS, descriptions=SUMMARY_DESCRIPTIONS),
-            "reasons": records_table(df[["experiment", "gate_reason"]].to_dict("records"), ["experiment", "gate_reason"]),
+            "reasons": records_table([{"experiment": r.experiment, "gate_reason": breakable(r.gate_reason)}
+                                      for r in df.itertuples()], ["experiment", "gate_reason"]),
             "training": records_table(training_rows(df), TRAINING_COLUMNS),
             "markdown": dg.MetadataValue.md(leaderboard_markdown(df)),
         }),

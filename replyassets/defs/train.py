@@ -354,12 +354,12 @@ def method_config(config: Mapping[str, Any]) -> dict[str, Any]:
 def sample_rows(history: Any) -> list[dict]:
     """The worker's sample generations as rows (step, eval loss, tweet, reply), replies shown as a
     person reads them (``core.markdown.shown_generation``)."""
-    from replyassets.core.markdown import shown_generation
+    from replyassets.core.markdown import breakable, shown_generation
 
     if not isinstance(history, list):
         return []
     return [{"step": h.get("step"), "eval_loss": h.get("eval_loss"), "tweet_id": str(smp.get("tweet_id", "")),
-             "reply": shown_generation(smp.get("reply", ""))}
+             "reply": breakable(shown_generation(smp.get("reply", "")))}
             for h in history if isinstance(h, Mapping) for smp in (h.get("samples") or []) if isinstance(smp, Mapping)]
 
 
@@ -374,6 +374,8 @@ def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
     from replyassets.core.leaderboard import adapter_loss_metadata
     from replyassets.core.markdown import GENERATION_CHARS
     from replyassets.core.plots import loss_inline_md
+
+    from replyassets.core.markdown import breakable
 
     md = {k: v for k, v in reported.items() if k not in DUPLICATE_KEYS}
     # each loss named by its objective (no unlabelled DPO loss, no null perplexity beside it)
@@ -393,7 +395,9 @@ def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
         )
     config = _value(md.get("training_config"))
     if isinstance(config, Mapping):  # a table of settings (nested ones dotted), not a JSON blob
-        md["training_config"] = mapping_table(method_config(config), key="setting", sig=LOSS_SIG_DIGITS)
+        md["training_config"] = mapping_table(  # paths and lists break inside their cell
+            {k: breakable(v) if isinstance(v, str) else v for k, v in method_config(config).items()},
+            key="setting", sig=LOSS_SIG_DIGITS)
     history = _value(md.pop("sample_generations", None))
     if isinstance(history, list):
         # a typed table, not the worker's markdown or JSON

@@ -17,7 +17,7 @@ import pandera.pandas as pa
 import pytest
 from pandera.typing import Series
 
-from replyassets.core.markdown import histogram_bins
+from replyassets.core.markdown import ZWSP, breakable, histogram_bins
 from replyassets.core.plots import INLINE_MD_LIMIT
 from replyassets.core.numbers import round_sig, rounded
 from replyassets.defs.column_schema import column_schema
@@ -225,7 +225,7 @@ def test_eval_report_metadata_verdict_first_tables_and_plots(eval_inputs):
     assert isinstance(crit, dg.TableMetadataValue)
     # four columns: the table fits the page's value column (the threshold and its note in one cell)
     assert [c.name for c in crit.schema.columns] == ["criterion", "pass", "value", "needs"]
-    assert [r.data["criterion"] for r in crit.records] == list(v["criteria"])
+    assert [r.data["criterion"].replace(ZWSP, "") for r in crit.records] == list(v["criteria"])
     assert [r.data["pass"] for r in crit.records] == [c["passed"] for c in v["criteria"].values()]
     # the outcomes plot right under the verdict and its criteria (the page's first screen; the
     # asset keeps the first three keys first), the other plots before the tables
@@ -325,7 +325,7 @@ def test_lora_adapter_metadata_loss_curve_first_as_an_inline_png():
     assert list(md).index("samples_note") + 1 == list(md).index("sample_generations_table")
     config = md["training_config"]
     assert isinstance(config, dg.TableMetadataValue)
-    assert {r.data["setting"]: r.data["value"] for r in config.records} == {
+    assert {r.data["setting"]: r.data["value"].replace(ZWSP, "") for r in config.records} == {
         "learning_rate": "0.0002", "warmup_ratio": "0.03333", "lora.r": "16", "lora.target_modules": '["q_proj", "v_proj"]'}
     assert not any(isinstance(x, dg.JsonMetadataValue) for x in md.values())   # no JSON blob left
     assert_rounded(md)
@@ -404,3 +404,13 @@ def test_lora_adapter_loss_curve_from_result_json_when_not_reported(tmp_path):
     assert DATA_URI in _md_text(md["loss"])
     assert "nothing to plot" in _md_text(adapter_metadata(_reported(loss_curve=dg.MetadataValue.json([]))[0])["loss"])
     assert Path(result).exists()
+
+
+def test_breakable_lets_a_cell_wrap_long_tokens_and_reads_the_same():
+    """Paths, hashes and snake_case names get zero-width break points, so a table cell wraps them
+    instead of widening its table past the page; short words are left alone."""
+    for text in ("interval_excludes_zero", "/tmp/x/data/curated/train.jsonl", "a" * 40, "short words only"):
+        out = breakable(text)
+        assert out.replace(ZWSP, "") == text
+        assert all(len(part) <= 16 for word in out.split() for part in word.split(ZWSP)), out
+    assert breakable("short words only") == "short words only" and breakable(None) == ""

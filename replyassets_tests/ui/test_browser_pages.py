@@ -7,9 +7,10 @@ against a real `dg dev`, for each of eval_report, leaderboard, champion and lora
 
 1. the first screen (no scroll, no click) shows the page's key entry (the verdict, the decision,
    the loss plot...) and at least one plot: a decoded data-URI PNG inside the viewport;
-2. no metadata table (a table value inside the page's metadata table) and no inline plot runs
-   past the part of the page that shows it (hidden columns), and the page has no horizontal
-   scroll;
+2. no metadata table (a typed table value inside the page's metadata table) and no inline plot
+   runs past the part of the page that shows it (hidden columns), and the page has no
+   horizontal scroll (a markdown table, such as the leaderboard's `markdown` entry when it is
+   short enough to show inline, is not checked);
 
 and the HTML report of eval_report is opened as a file. Screenshots of every page go to
 test-artifacts/ui/pages/ (git-ignored, written by the run).
@@ -56,7 +57,9 @@ OVERFLOW_JS = """() => {
   };
   const rowKey = el => { const tr = el.closest('td') && el.closest('td').closest('tr');
                          return tr ? (tr.querySelector('td') || tr).innerText.trim().slice(0, 40) : '?'; };
-  const nested = [...document.querySelectorAll('td table')];
+  // a table value (a typed table: "Show schema" above it) inside the page's metadata table
+  const nested = [...document.querySelectorAll('td table')].filter(
+    t => (t.closest('td').innerText || '').includes('Show schema'));
   const plots = [...document.querySelectorAll("td img[src^='data:image/png;base64,']")];
   for (const el of [...nested, ...plots]) {
     const r = el.getBoundingClientRect();
