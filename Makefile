@@ -39,9 +39,13 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: install
 	$(PY) -m replyassets.demo
 
-## The Dagster UI (webserver + daemon) on 127.0.0.1:3000, through `dg dev` and workspace.yaml.
+## The Dagster UI (webserver + daemon) on 127.0.0.1:$(UI_PORT), through `dg dev` and workspace.yaml.
+## It starts in $(DAGSTER_HOME), the instance's folder: `dg dev` warns when it starts beside a
+## dagster.yaml that is not DAGSTER_HOME's (the repository's top-level one is the template that
+## `install` copies there); PYTHONPATH keeps this checkout's code the one loaded.
+UI_PORT ?= 3000
 ui: install
-	$(VENV)/bin/dg dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	cd $(DAGSTER_HOME) && PYTHONPATH=$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} $(CURDIR)/$(VENV)/bin/dg dev -h 127.0.0.1 -p $(UI_PORT) -w $(CURDIR)/workspace.yaml
 
 ## Debian's chromium for the browser tests (never a downloaded browser); without it they fail, naming why.
 chromium:

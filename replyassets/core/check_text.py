@@ -82,3 +82,24 @@ def describe_checks(checks: Sequence[Any]) -> list[str]:
         else:
             out.append(describe_check(c))
     return out
+
+
+# --------------------------------------------------------------------------- eval_report's checks
+
+TINY_MODEL_FORGETTING = (
+    " Expected with the tiny local base model (pretrained for seconds on the sample): any fine-tune "
+    "moves its general-text perplexity a lot. With a real base model (production profile) this "
+    "would mean the adapter lost general language: fewer steps, a lower learning rate or a smaller "
+    "LoRA rank."
+)
+
+
+def forgetting_message(experiment: str, ratio: Any, threshold: Any, warn: bool, tiny_base: bool) -> str:
+    """The ``forgetting`` check's message: the experiment, the ratio against its threshold, and,
+    when it warns on the tiny local base model, that this is expected there and what it would
+    mean in production."""
+    from replyassets.core.numbers import fmt_num
+
+    text = (f"{experiment}: general-text perplexity ratio adapter/base = {fmt_num(ratio)} "
+            f"(warn above {fmt_num(threshold)}).")
+    return text + (TINY_MODEL_FORGETTING if warn and tiny_base else "")

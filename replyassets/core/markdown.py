@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -75,3 +76,32 @@ def histogram_bins(values: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.n
     if bool(np.all(v == np.round(v))):
         n = min(bins, int(hi - lo) + 1)
     return np.histogram(v, bins=n, range=(lo, hi))
+
+
+_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_TEMPLATE_TAG = re.compile(r"</?think>|<\|im_(?:start|end)\|>|<\|endoftext\|>")
+GENERATION_CHARS = 140  # a sample reply as the page shows it; the full text stays in result.json
+
+
+def shown_generation(text: Any, limit: int = GENERATION_CHARS) -> str:
+    """A generated reply as a person reads it: chat-template tags (the think block, im_start /
+    im_end) removed, whitespace collapsed, clipped to ``limit`` characters with an ellipsis."""
+    s = _TEMPLATE_TAG.sub(" ", _THINK_BLOCK.sub(" ", "" if text is None else str(text)))
+    s = " ".join(s.split())
+    return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
+
+
+ZWSP = "\u200b"  # a zero-width space: where a browser may break a line, invisible otherwise
+_LONG_TOKEN = re.compile(r"\S{17,}")
+
+
+def breakable(text: Any, every: int = 16) -> str:
+    """``text`` with zero-width spaces inside its long tokens (after ``/ _ - .`` and at least
+    every ``every`` characters), so a table cell can wrap a path, a hash or a snake_case name
+    instead of widening its table past the page. Reads the same; ``ZWSP`` strips back out."""
+    def split(m: re.Match) -> str:
+        token = re.sub(r"([/_\-.])", r"\1" + ZWSP, m.group(0))
+        return ZWSP.join(part if len(part) <= every else ZWSP.join(
+            part[i:i + every] for i in range(0, len(part), every)) for part in token.split(ZWSP))
+
+    return _LONG_TOKEN.sub(split, "" if text is None else str(text))

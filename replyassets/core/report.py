@@ -53,7 +53,13 @@ def judge_likes_flag(agreement: dict[str, Any] | None) -> str | None:
 _atomic_write = atomic_write
 
 
-def fmt(v: Any, digits: int = 3) -> str:
+REPORT_SIG_DIGITS = 4  # every figure of report.md/.html: 1872, 72, 193.5, 0.6311, 1.2e-05
+
+
+def fmt(v: Any, digits: int = REPORT_SIG_DIGITS) -> str:
+    """A figure as the report shows it: floats to ``digits`` significant digits in one style for
+    every column (``72``, ``113``, ``193.5``; a tiny p-value as ``1.2e-05``, never ``0.000``),
+    booleans yes/no, None and NaN as n/a, intervals as ``[lo, hi]``."""
     if v is None:
         return "n/a"
     if isinstance(v, bool):
@@ -61,9 +67,7 @@ def fmt(v: Any, digits: int = 3) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "n/a"
-        if abs(v) >= 1e6:
-            return f"{v:.3g}"
-        return f"{v:.1f}" if abs(v) >= 100 else f"{v:.{digits}f}"  # 1872.0, not 1871.965
+        return f"{float(f'{v:.{digits}g}'):g}"
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(fmt(x, digits) for x in v) + "]"
     return str(v)
@@ -124,14 +128,20 @@ def holm_sentence(meta: dict[str, Any]) -> str | None:
             "the leaderboard holds the adjustment over all of them, and the champion's gate uses that one.")
 
 
+def settings_text(values: dict[str, Any]) -> str:
+    """A small dict as ``key = value`` pairs (figures as ``fmt``): the decoding row reads as
+    settings, not JSON."""
+    return ", ".join(f"{k} = {fmt(v)}" for k, v in sorted(values.items()))
+
+
 def _header_blocks(meta: dict[str, Any]) -> list[Block]:
     """The title, the judge and the run's identifying fields."""
     b: list[Block] = []
     offline = bool(meta.get("judge_offline"))
-    judge_label = (
-        f"{meta.get('judge_name', meta.get('judge', 'judge'))} / {meta.get('judge_model', '?')}"
-        f" (prompt {meta.get('judge_prompt_version', '?')})"
-    )
+    judge_label = " / ".join(str(x) for x in (meta.get("judge_name", meta.get("judge", "judge")),
+                                              meta.get("judge_model")) if x)
+    if meta.get("judge_prompt_version"):  # named when known, never "(prompt ?)"
+        judge_label += f" (prompt {meta['judge_prompt_version']})"
     b.append(("h1", "Evaluation report: adapter vs base model"))
     if offline and str(meta.get("judge_name", "")).startswith("reward-model"):
         kind = ("OFFLINE: a reward model learned from likes (Bradley-Terry, core/reward_model.py), not an LLM. "
@@ -143,7 +153,7 @@ def _header_blocks(meta: dict[str, Any]) -> list[Block]:
     else:
         kind = "online: an LLM judge through the Anthropic API, temperature 0, both orders."
     b.append(("p", f"Judge: {judge_label}, " + kind))
-    head = [(k, fmt(meta[k]) if not isinstance(meta[k], dict) else json.dumps(meta[k], sort_keys=True))
+    head = [(k, fmt(meta[k]) if not isinstance(meta[k], dict) else settings_text(meta[k]))
             for k in ("run_id", "profile", "base_model", "adapter_dir", "adapter_path", "adapter_sha256",
                       "curated_set_hash", "judge", "judge_name", "judge_model", "judge_prompt_version",
                       "judge_offline", "decoding", "test_tweets", "generated_at") if k in meta]
@@ -203,8 +213,8 @@ def _score_blocks(stats: dict[str, Any], plots: dict[str, Path]) -> list[Block]:
         ("mean difference (adapter - base), 95 % CI",
          f"{fmt(stats.get('score_diff_mean'))} {_ci(stats.get('score_diff_ci_low'), stats.get('score_diff_ci_high'))}"),
         ("relative improvement", fmt(stats.get("relative_improvement"))),
-        ("Wilcoxon signed-rank: W, p", f"{fmt(stats.get('wilcoxon_stat'))}, {fmt(stats.get('wilcoxon_p'), 4)}"),
-        ("Mann-Whitney U: U, p", f"{fmt(stats.get('mannwhitney_u'))}, {fmt(stats.get('mannwhitney_p'), 4)}"),
+        ("Wilcoxon signed-rank: W, p", f"{fmt(stats.get('wilcoxon_stat'))}, {fmt(stats.get('wilcoxon_p'))}"),
+        ("Mann-Whitney U: U, p", f"{fmt(stats.get('mannwhitney_u'))}, {fmt(stats.get('mannwhitney_p'))}"),
         ("Cohen's d, 95 % CI", f"{fmt(stats.get('cohens_d'))} {_ci(stats.get('cohens_d_ci_low'), stats.get('cohens_d_ci_high'))}"),
         ("Cohen's dz (paired)", fmt(stats.get("cohens_dz"))),
     ]))
@@ -273,7 +283,10 @@ def _human_blocks(meta: dict[str, Any]) -> list[Block]:
             b.append(("table", ["judge (rows) / human (columns)", *cols],
                       [(r, *[fmt(confusion[r].get(c)) for c in cols]) for r in confusion]))
     else:
-        b.append(("p", "No human ratings imported yet (export a blinded sheet with human_eval.export_sheet)."))
+        b.append(("p", "No human ratings imported yet. This report's folder holds the blinded sheet "
+                       "(human_eval_sheet.csv) for raters and its key (human_eval_key.csv, keep it from them); "
+                       "import a filled sheet with `replyassets human-eval import <sheet> --key human_eval_key.csv`, "
+                       "then materialize eval_report again."))
     return b
 
 
@@ -283,7 +296,7 @@ def _cost_blocks(stats: dict[str, Any]) -> list[Block]:
     b.append(("h2", "Cost"))
     b.append(("table", ["measure", "value"], [
         ("tokens (this run, cache hits excluded)", fmt(stats.get("total_tokens"))),
-        ("estimated cost, USD", fmt(stats.get("total_cost_usd"), 4)),
+        ("estimated cost, USD", fmt(stats.get("total_cost_usd"))),
     ]))
     return b
 
@@ -351,8 +364,8 @@ def _render_md(blocks: list[Block]) -> str:
                 out.append(f"### Item {_md_cell(r['item_id'])}: adapter {r['outcome']}\n")
                 out.append("| | text | score |\n|---|---|---|")
                 out.append(f"| tweet | {_md_cell(r.get('tweet', ''))} | |")
-                out.append(f"| base | {_md_cell(r.get('base_reply', ''))} | {fmt(r.get('base_score'), 2)} |")
-                out.append(f"| adapter | {_md_cell(r.get('adapter_reply', ''))} | {fmt(r.get('adapter_score'), 2)} |")
+                out.append(f"| base | {_md_cell(r.get('base_reply', ''))} | {fmt(r.get('base_score'))} |")
+                out.append(f"| adapter | {_md_cell(r.get('adapter_reply', ''))} | {fmt(r.get('adapter_score'))} |")
                 if r.get("reference"):
                     out.append(f"| real reply | {_md_cell(r.get('reference', ''))} | |")
                 out.append("")
@@ -360,7 +373,7 @@ def _render_md(blocks: list[Block]) -> str:
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:0.8em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:0.8em 0;max-width:100%}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:#f3f3f3}.ex td{max-width:420px;white-space:pre-wrap;word-break:break-word}img{max-width:100%}"""
 
 
@@ -389,7 +402,7 @@ def _render_html(blocks: list[Block]) -> str:
             for _, r in ex.iterrows():
                 out.append("<tr>" + "".join(f"<td>{e(str(x))}</td>" for x in (
                     r["item_id"], r.get("tweet", ""), r.get("base_reply", ""), r.get("adapter_reply", ""),
-                    r.get("reference", ""), r["outcome"], f"{fmt(r.get('base_score'), 2)} / {fmt(r.get('adapter_score'), 2)}",
+                    r.get("reference", ""), r["outcome"], f"{fmt(r.get('base_score'))} / {fmt(r.get('adapter_score'))}",
                 )) + "</tr>")
             out.append("</table>")
     out.append("</body></html>")

@@ -41,7 +41,7 @@ from replyassets.core.leaderboard import gate_decisions, leaderboard_rows
 from replyassets.core.numbers import fmt_num
 from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
 from replyassets.defs.experiments import evaluation_settings_for
-from replyassets.defs.metadata import records_table, tidy_metadata
+from replyassets.defs.metadata import records_table, tidy_metadata, win_rates_md
 from replyassets.defs.resources import JudgeResource
 from replyassets.defs.settings_access import settings, storage
 
@@ -205,8 +205,9 @@ def champion(context: dg.AssetExecutionContext, eval_report: pd.DataFrame, lora_
     yield dg.Output(
         history,
         metadata=tidy_metadata({
-            "decision": outcome["decision"],
+            "decision": dg.MetadataValue.md(outcome["decision"]),  # markdown wraps; a text value runs off the edge
             "headline": outcome["headline"],
+            "win_rates": win_rates_md(leaderboard),
             "decision_md": dg.MetadataValue.md(outcome["markdown"]),
             "champion": standing["experiment"] if standing else "none",
             "champion_adapter": str(standing["adapter_path"]) if standing else "",
@@ -214,7 +215,9 @@ def champion(context: dg.AssetExecutionContext, eval_report: pd.DataFrame, lora_
             "candidate": decision["candidate"] if decision else "none",
             "candidates": records_table(outcome["candidates"], ["experiment", "outcome", "reason"]),
             "gate": records_table((decision or {}).get("checks") or [], ["check", "passed", "detail"]),
-            "history": records_table(history.astype({"promoted_at": str}).to_dict("records"), HISTORY_COLUMNS),
+            # the page's columns; the asset's table holds every one (adapter path, hashes, run)
+            "history": records_table(history.astype({"promoted_at": str}).to_dict("records"),
+                                     ["promoted_at", "experiment", "win_rate", "p_holm"]),
             "gate_calibration": dg.MetadataValue.md(calibration_markdown(calibration)),
             **calibration_figures(calibration),
         }),

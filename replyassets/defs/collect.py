@@ -83,7 +83,8 @@ def checkpoint_key(spec: QuerySpec) -> str:
     # queue allows (dagster.yaml).
     check_specs=[
         dg.AssetCheckSpec(
-            "non_empty", asset="raw_tweets", description="the query yielded at least one pair that passed the filters"
+            "non_empty", asset="raw_tweets", partitions_def=QUERY_PARTITIONS,
+            description="the query yielded at least one pair that passed the filters",
         )
     ],
     retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
@@ -116,7 +117,8 @@ def raw_tweets(context: dg.AssetExecutionContext, config: CollectConfig, tweet_s
         f"{result.fetched_tweets} tweets fetched, {result.resumed_tweets} resumed from checkpoint"
     )
     top = top_rules_text(result.funnel["rejected_by_rule"])
-    check_text = f"{len(pairs)} pairs from {result.funnel['items_in']} items ({result.funnel['identity']})"
+    check_text = (f"{context.partition_key}: {len(pairs)} pairs from {result.funnel['items_in']} items "
+                  f"({result.funnel['identity']})")
     if not len(pairs):
         check_text = f"no pairs: {check_text}. The rules that removed the most items: {top}"
     preview = pairs.head(5)[["tweet_id", "reply_likes", "reply_author_followers", "reply"]].to_dict("records")

@@ -28,7 +28,6 @@ from replyassets.defs.common import (
     records_table,
     settings,
     storage,
-    table_md,
     tidy_metadata,
 )
 from replyassets.defs.experiments import experiment
@@ -83,8 +82,10 @@ EVAL_CODE_VERSION = derived_code_version(
     pool=DUCKDB_POOL,
     metadata={"partition_expr": "experiment"},
     check_specs=[
-        dg.AssetCheckSpec("perplexity", asset="eval_report", description="WARN when test perplexity exceeds the limit"),
-        dg.AssetCheckSpec("forgetting", asset="eval_report", description="WARN when the adapter is markedly worse on general text"),
+        dg.AssetCheckSpec("perplexity", asset="eval_report", partitions_def=EXPERIMENT_PARTITIONS,
+                          description="WARN when test perplexity exceeds the limit"),
+        dg.AssetCheckSpec("forgetting", asset="eval_report", partitions_def=EXPERIMENT_PARTITIONS,
+                          description="WARN when the adapter is markedly worse on general text"),
     ],
 )
 def eval_report(
@@ -98,6 +99,7 @@ def eval_report(
     judge: JudgeResource,
     embedder: EmbedderResource,
 ):
+    from replyassets.core.check_text import forgetting_message
     from replyassets.core.eval_prompts import decoding_seeds, evaluation_tweets
     from replyassets.core.generation import (
         decoding_config,
@@ -258,8 +260,7 @@ def eval_report(
     )
     metadata = {
         **{k: metadata[k] for k in list(metadata)[:3]},
-        "comparisons": records_table(comparison_rows, ["opponent", "tweets", "win rate", "interval low",
-                                                       "interval high", "wilcoxon p"]),
+        "comparisons": comparisons_table(comparison_rows),
         "n_tweets": int(stats.get("n_tweets") or 0),
         "power_d03": stats.get("power_d03"),
         "tweets_needed_d03": stats.get("tweets_needed_d03"),
@@ -294,10 +295,10 @@ def eval_report(
         passed=bool(ppl_adapter is not None and ppl_adapter <= ev.perplexity_warn),
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"adapter test perplexity {fmt_num(ppl_adapter, PPL_SIG_DIGITS)}, base "
+            f"{name}: adapter test perplexity {fmt_num(ppl_adapter, PPL_SIG_DIGITS)}, base "
             f"{fmt_num(ppl_base, PPL_SIG_DIGITS)} (warn above {fmt_num(ev.perplexity_warn, PPL_SIG_DIGITS)})"
             if ppl_adapter is not None and ppl_base is not None
-            else "perplexity not computable"
+            else f"{name}: perplexity not computable"
         ),
         metadata=tidy_metadata(
             {"adapter": _num(ppl_adapter), "base": _num(ppl_base), "warn_above": float(ev.perplexity_warn)},
@@ -308,10 +309,8 @@ def eval_report(
         check_name="forgetting",
         passed=not forgetting.get("warn"),
         severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            f"general-text perplexity ratio adapter/base = {fmt_num(forgetting.get('ratio'))} "
-            f"(warn above {fmt_num(ev.forgetting_warn_ratio)})"
-        ),
+        description=forgetting_message(name, forgetting.get("ratio"), ev.forgetting_warn_ratio,
+                                       bool(forgetting.get("warn")), s.training.base_model == "local-tiny"),
         metadata=tidy_metadata({"ratio": _num(forgetting.get("ratio")), "threshold": ev.forgetting_warn_ratio}),
     )
 
@@ -399,32 +398,60 @@ def check_same_curated_set(adapter_md: Mapping[str, Any], curated_set: pd.DataFr
 
 # The order a person reads the asset page in (Dagster shows metadata in insertion order).
 EVAL_METADATA_ORDER = (
-    "verdict", "criteria", "success",
+    # the verdict, the outcomes as a plot and why: the first screen of the page
+    "verdict", "outcomes_plot", "criteria", "success",
     # headline numbers
-    "win_rate", "win_rate_ci", "win_rate_bar", "lc_win_rate", "adapter_score_mean", "base_score_mean", "relative_improvement",
-    "wilcoxon_p", "cohens_d", "n_items", "n_valid", "wins", "ties", "losses",
-    # plots
-    "outcomes_plot", "score_distribution", "length_distribution",
+    "win_rate", "win_rate_ci", "lc_win_rate", "adapter_score_mean", "base_score_mean",
+    "relative_improvement", "wilcoxon_p", "cohens_d", "n_items", "n_valid", "wins", "ties", "losses", "glossary",
+    # plots (small enough to show inline) and the folder of the full-size ones
+    "score_distribution", "length_distribution", "report_folder",
     # tables
-    "perplexity_test", "forgetting", "sanity", "decoding", "judge", "judge_human_agreement", "examples",
+    "perplexity_test", "forgetting", "sanity", "decoding", "judge", "judge_human_agreement", "examples_note", "examples",
     # the report and the rest
     "report", "report_md", "report_html", "human_eval_sheet", "human_eval_key",
 )
+# The inline plot of each full-size PNG in the report folder (the report embeds the PNG files).
 PLOT_KEYS = {"outcomes.png": ("outcomes_plot", "pairwise outcomes"),
              "scores.png": ("score_distribution", "judge score distributions"),
              "lengths.png": ("length_distribution", "reply lengths")}
+# What the short keys of the page mean (a markdown value under the UI's inline limit).
+GLOSSARY = (
+    "**win_rate**: share of test tweets where the judge prefers the adapter (ties half; 0.5 = no "
+    "difference). **lc_win_rate**: the same, controlled for reply length. **p_raw / p_holm**: the "
+    "primary test's p-value, raw and Holm-adjusted over the experiments compared with the base model. "
+    "**cohens_d**: the effect size of the per-tweet score difference. **power_d03**: the chance this "
+    "many tweets detect d = 0.3; **tweets_needed_d03**: tweets for 80 % power. **judge_likes_agreement**: "
+    "how often the judge picks the reply readers liked more (0.5 = chance)."
+)
+EXAMPLES_NOTE = ("Test tweets with the replies of the base model and the adapter (template tags removed, "
+                 "clipped). In the local profile both come from the tiny local model, pretrained for seconds: "
+                 "expect broken words; the statistics above say whether the adapter writes better ones.")
 NO_RATINGS = "no human ratings imported yet"
 PPL_SIG_DIGITS = 4  # 1872 vs 2017, not 1870 vs 2020
 
 
 def criteria_table(decision: Mapping[str, Any]) -> dg.MetadataValue:
-    """The success criteria: criterion, value, threshold, pass (empty when not computable), note."""
+    from replyassets.core.markdown import breakable
+
+    """The success criteria in four columns that fit the page's value column: criterion, pass
+    (empty when not computable), value, and what it needs (the threshold, then its note)."""
     rows = [
-        {"criterion": name, "value": fmt_num(c.get("value")), "threshold": str(c.get("threshold", "")),
-         "pass": None if c.get("passed") is None else bool(c["passed"]), "note": str(c.get("note") or "")}
+        {"criterion": breakable(name), "pass": None if c.get("passed") is None else bool(c["passed"]),
+         "value": fmt_num(c.get("value")),
+         "needs": breakable("; ".join(x for x in (str(c.get("threshold") or ""), str(c.get("note") or "")) if x))}
         for name, c in (decision.get("criteria") or {}).items()
     ]
-    return records_table(rows, ["criterion", "value", "threshold", "pass", "note"])
+    return records_table(rows, ["criterion", "pass", "value", "needs"])
+
+
+def comparisons_table(rows: list[Mapping[str, Any]]) -> dg.MetadataValue:
+    """Every opponent in four columns: opponent, tweets, win rate with its interval, Wilcoxon p."""
+    return records_table(
+        [{"opponent": r["opponent"], "tweets": r.get("tweets"),
+          "win rate [interval]": f"{fmt_num(r.get('win rate'))} [{fmt_num(r.get('interval low'))}, "
+                                 f"{fmt_num(r.get('interval high'))}]",
+          "wilcoxon p": r.get("wilcoxon p")} for r in rows],
+        ["opponent", "tweets", "win rate [interval]", "wilcoxon p"])
 
 
 def sanity_table(sanity: Mapping[str, Any]) -> dg.MetadataValue:
@@ -451,7 +478,12 @@ def eval_metadata(
     headline numbers, the plots (PNG data URIs, the same files the report shows), the tables,
     then links and the rest. Every float is rounded for display (report.json keeps the exact
     figures)."""
-    from replyassets.core.plots import image_md, outcome_inline_md
+    from replyassets.core.markdown import breakable, shown_generation
+    from replyassets.core.plots import (
+        lengths_inline_md,
+        outcome_inline_md,
+        scores_inline_md,
+    )
     from replyassets.core.report import ui_metadata, verdict_line
 
     flat = {k: v for k, v in ui_metadata(dict(stats), dict(meta)).items() if v is not None}
@@ -467,13 +499,17 @@ def eval_metadata(
     }
     for k in ("win_rate_ci_low", "win_rate_ci_high", "cohens_d_ci_low", "cohens_d_ci_high"):
         md.pop(k, None)
-    # wins/ties/losses as a bar small enough for the UI to show without a click
-    md["win_rate_bar"] = dg.MetadataValue.md(outcome_inline_md(
+    # every plot small enough for the UI to show without a click; full size in the report folder
+    md["outcomes_plot"] = dg.MetadataValue.md(outcome_inline_md(
         int(stats.get("wins") or 0), int(stats.get("ties") or 0), int(stats.get("losses") or 0)))
-    for name, (key, alt) in PLOT_KEYS.items():
-        path = (paths.get("plots") or {}).get(name)
-        if path and Path(path).is_file():
-            md[key] = dg.MetadataValue.md(image_md(Path(path).read_bytes(), alt))
+    rows = list(items or [])
+    if rows:
+        md["score_distribution"] = dg.MetadataValue.md(scores_inline_md(
+            [i.get("base_score") for i in rows], [i.get("adapter_score") for i in rows]))
+        md["length_distribution"] = dg.MetadataValue.md(lengths_inline_md(
+            [i.get("base_reply") for i in rows], [i.get("adapter_reply") for i in rows]))
+    if paths.get("report_md"):
+        md["report_folder"] = dg.MetadataValue.path(str(Path(paths["report_md"]).parent))
     ppl = sanity.get("perplexity_test") or {}
     base, adapter = ppl.get("base"), ppl.get("adapter")
     md["perplexity_test"] = mapping_table(
@@ -493,9 +529,12 @@ def eval_metadata(
     md["decoding"] = mapping_table(meta.get("decoding") or {}, key="setting")
     md["judge_human_agreement"] = (
         mapping_table(agreement, key="judge-human agreement") if agreement else NO_RATINGS)
-    md["examples"] = table_md(
-        [{"tweet": i["tweet"][:90], "base": i["base_reply"][:90], "adapter": i["adapter_reply"][:90]}
-         for i in (items or [])[:6]]
+    md["glossary"] = dg.MetadataValue.md(GLOSSARY)
+    md["examples_note"] = EXAMPLES_NOTE
+    md["examples"] = records_table(
+        [{"tweet": breakable(shown_generation(i["tweet"], 90)), "base": breakable(shown_generation(i["base_reply"], 90)),
+          "adapter": breakable(shown_generation(i["adapter_reply"], 90))} for i in (items or [])[:6]],
+        ["tweet", "base", "adapter"],
     )
     md["report"] = dg.MetadataValue.md(_report_for_ui(paths.get("report_md")))
     md["report_md"] = dg.MetadataValue.path(str(paths["report_md"]))
@@ -506,13 +545,20 @@ def eval_metadata(
     return tidy_metadata(ordered(md, EVAL_METADATA_ORDER))
 
 
-_REPORT_IMG = re.compile(r"^!\[([^\]]*)\]\([\w.-]+\.png\)$", re.MULTILINE)
+_REPORT_IMG = re.compile(r"^!\[([^\]]*)\]\(([\w.-]+\.png)\)$", re.MULTILINE)
 
 
 def _report_for_ui(path) -> str:
-    """report.md for the asset page: its relative image links would not resolve there, so they
-    point at the plot entries above."""
-    return _REPORT_IMG.sub(r"_(plot: \1, shown in this asset's metadata above)_", _read(path))
+    """report.md for the asset page: its relative image links would not resolve there, so each
+    names the metadata entry that shows the plot inline and the file in the report folder."""
+    keys = {name: key for name, (key, _) in PLOT_KEYS.items()}
+
+    def where(m: re.Match) -> str:
+        key = keys.get(m.group(2))
+        shown = f"the `{key}` entry of this page, " if key else ""
+        return f"_(plot: {m.group(1)}: {shown}full size `{m.group(2)}` in `report_folder`)_"
+
+    return _REPORT_IMG.sub(where, _read(path))
 
 
 def _read(path) -> str:

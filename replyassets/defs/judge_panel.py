@@ -37,7 +37,11 @@ def build_panel(judge: JudgeResource, reward_model: pd.DataFrame, embedder: Embe
     model's identity (``training_set_hash``, ``sha256``) and held-out validation.
 
     Refuses (``dg.Failure``) when the reward model trained on any of ``test_tweet_ids``."""
-    from replyassets.core.reward_model import RewardModelError, TrainedTweetError, select_judge
+    from replyassets.core.reward_model import (
+        RewardModelError,
+        TrainedTweetError,
+        select_judge,
+    )
     from replyassets.defs.reward_model import embedding_encoder
     from replyassets.judges.reward_model import RewardModelJudge
 
@@ -74,7 +78,11 @@ def judges_against_likes(judges: dict[str, Any], cache, preference_pairs: pd.Dat
     orders): its agreement with likes with an interval; and the judges' agreement with each other
     on those same items."""
     from replyassets.core.judging import JudgingFailed, judge_pairs
-    from replyassets.core.preference import judges_agreement, likes_agreement, likes_agreement_items
+    from replyassets.core.preference import (
+        judges_agreement,
+        likes_agreement,
+        likes_agreement_items,
+    )
     from replyassets.judges.base import JudgeError
 
     items = likes_agreement_items(preference_pairs, split="test")

@@ -49,11 +49,13 @@ class TrainingLaunchError(RuntimeError):
     """The training could not be launched (cluster or daemon unreachable, bad launcher config)."""
 
 
-def train_eval_gap_check_spec(asset: Any) -> dg.AssetCheckSpec:
-    """The check the training program reports (WARN: an alarm, not a blocker)."""
+def train_eval_gap_check_spec(asset: Any, partitions_def: dg.PartitionsDefinition | None = None) -> dg.AssetCheckSpec:
+    """The check the training program reports (WARN: an alarm, not a blocker); evaluated per
+    partition of ``partitions_def`` (the asset's), when given."""
     return dg.AssetCheckSpec(
         TRAIN_EVAL_GAP_CHECK,
         asset=asset,
+        partitions_def=partitions_def,
         description="eval loss minus train loss at the end of training stays within the gap alarm (0.3)",
     )
 
@@ -245,11 +247,11 @@ def check_kubernetes_reachable(
             )
         api_client.configuration.retries = 0
         host = api_client.configuration.host
-    except Exception as exc:  # noqa: BLE001 - any config problem becomes one clear error
+    except Exception as exc:
         raise TrainingLaunchError(f"cannot load the Kubernetes config ({kubeconfig_file or 'default'}): {exc}") from exc
     try:
         version = kubernetes.client.VersionApi(api_client).get_code(_request_timeout=timeout_s)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         reason = type(exc).__name__
         raise TrainingLaunchError(
             f"Kubernetes API server at {host} is unreachable ({reason}); check the cluster, the kubeconfig "
@@ -270,7 +272,7 @@ def check_docker_reachable(timeout_s: float = 5.0) -> str:
         client.ping()
         version = client.version().get("Version", "?")
         client.close()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise TrainingLaunchError(
             f"Docker daemon at {host} is unreachable ({type(exc).__name__}); start Docker, set DOCKER_HOST, "
             "or run the `local` launcher"

@@ -14,6 +14,7 @@ rate, with where each stands (``gate``) and why (``gate_reason``).
 import dagster as dg
 import pandas as pd
 
+from replyassets.core.artifact import Artifact
 from replyassets.core.leaderboard import (  # noqa: F401 - LEADERBOARD_COLUMNS, default_comparison: importable here
     GATE_NOT_EVALUATED,
     LEADERBOARD_COLUMNS,
@@ -21,21 +22,15 @@ from replyassets.core.leaderboard import (  # noqa: F401 - LEADERBOARD_COLUMNS, 
     leaderboard_markdown,
     leaderboard_rows,
 )
-from replyassets.core.artifact import Artifact
+from replyassets.core.markdown import breakable
 from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
 from replyassets.defs.champion import adapter_facts, decision_reports, standing_of
 from replyassets.defs.experiments import evaluation_settings_for
-from replyassets.defs.metadata import records_table, tidy_metadata
+from replyassets.defs.metadata import records_table, tidy_metadata, win_rates_md
 from replyassets.defs.resources import JudgeResource
 from replyassets.defs.settings_access import settings
 
 LEADERBOARD_CODE_VERSION = derived_code_version("replyassets.defs.leaderboard", settings_paths=("evaluation",))
-# What the leaderboard page's table shows, in order.
-SHOWN_COLUMNS = ["experiment", "gate", "verdict", "win_rate", "win_rate_ci_low", "win_rate_ci_high",
-                 "win_rate_vs_retrieval", "lc_win_rate", "p_holm", "n_tweets", "judge", "judge_likes_agreement",
-                 "method", "sft_eval_loss", "sft_eval_perplexity", "dpo_eval_loss", "kto_eval_loss", "cost_usd",
-                 "champion", "gate_reason", "recipe"]
-
 
 @dg.asset(
     description=(
@@ -55,27 +50,57 @@ SHOWN_COLUMNS = ["experiment", "gate", "verdict", "win_rate", "win_rate_ci_low",
 )
 def leaderboard(context: dg.AssetExecutionContext, champion: pd.DataFrame, eval_report: pd.DataFrame,
                 lora_adapter: dict[str, Artifact], judge: JudgeResource) -> dg.Output:
-    from replyassets.core.plots import image_md, win_rates_png
-
     current = standing_of(champion)
     name = str(current["experiment"]) if current else None
     reports = decision_reports(eval_report, lora_adapter, name, judge, context.log)
     df = leaderboard_rows(reports, adapter_facts(lora_adapter), name, evaluation_settings_for(settings().evaluation))
-    plot = win_rates_png([
-        {"experiment": r.experiment, "win_rate": _f(r.win_rate), "ci_low": _f(r.win_rate_ci_low),
-         "ci_high": _f(r.win_rate_ci_high), "champion": bool(r.champion)}
-        for r in df.itertuples()
-    ])
     return dg.Output(
         df,
         metadata=tidy_metadata({
             "experiments": len(df),
             "champion": name or "none",
-            "leaderboard": records_table(df[SHOWN_COLUMNS].to_dict("records"), SHOWN_COLUMNS),
-            "win_rates": dg.MetadataValue.md(image_md(plot, "win rate vs the base model, per experiment")),
+            "win_rates": win_rates_md(df),
+            "summary": records_table(summary_rows(df), SUMMARY_COLUMNS, descriptions=SUMMARY_DESCRIPTIONS),
+            "reasons": records_table([{"experiment": r.experiment, "gate_reason": breakable(r.gate_reason)}
+                                      for r in df.itertuples()], ["experiment", "gate_reason"]),
+            "training": records_table(training_rows(df), TRAINING_COLUMNS),
             "markdown": dg.MetadataValue.md(leaderboard_markdown(df)),
         }),
     )
+
+
+# The page's tables, each narrow enough for the value column (the asset's own table and the
+# `markdown` entry hold every column): what decides, in gate order; why; how each trained.
+SUMMARY_COLUMNS = ["experiment", "standing", "win rate [interval]", "p_holm"]
+SUMMARY_DESCRIPTIONS = {
+    "standing": "where the promotion gate puts it (the rows are in gate order), its verdict, * the champion",
+    "win rate [interval]": "against the base model on the test tweets, ties count half (0.5 = no difference), "
+                           "with its cluster-bootstrap interval by tweet",
+    "p_holm": "the primary test's p-value, Holm-adjusted over the experiments on the same curated set",
+}
+TRAINING_COLUMNS = ["experiment", "method", "eval loss", "cost_usd"]
+
+
+def summary_rows(df: pd.DataFrame) -> list[dict]:
+    """The leaderboard's deciding columns in four cells."""
+    from replyassets.core.numbers import fmt_num
+
+    return [{"experiment": str(r.experiment) + (" *" if bool(r.champion) else ""), "standing": f"{r.gate}: {r.verdict}",
+             "win rate [interval]": f"{fmt_num(_f(r.win_rate))} [{fmt_num(_f(r.win_rate_ci_low))}, "
+                                    f"{fmt_num(_f(r.win_rate_ci_high))}]",
+             "p_holm": _f(r.p_holm)} for r in df.itertuples()]
+
+
+def training_rows(df: pd.DataFrame) -> list[dict]:
+    """Method, each eval loss named by its objective (one cell), cost."""
+    from replyassets.core.numbers import fmt_num
+
+    losses = (("sft", "sft_eval_loss"), ("dpo", "dpo_eval_loss"), ("kto", "kto_eval_loss"))
+    return [{"experiment": r["experiment"], "method": r.get("method"),
+             "eval loss": ", ".join(f"{name} {fmt_num(_f(r.get(col)), 4)}" for name, col in losses
+                                    if _f(r.get(col)) is not None) or "n/a",
+             "cost_usd": _f(r.get("cost_usd"))} for r in df.to_dict("records")]
+
 
 
 def _f(v):

@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 
 from replyassets.core.markdown import histogram_text, markdown_table
-from replyassets.core.numbers import P_VALUE_SIG_DIGITS, SIG_DIGITS, fmt_num, is_p_value, round_sig, rounded
+from replyassets.core.numbers import (
+    P_VALUE_SIG_DIGITS,
+    SIG_DIGITS,
+    fmt_num,
+    is_p_value,
+    round_sig,
+    rounded,
+)
 
 
 def tidy_metadata(metadata: Mapping[str, Any], sig: int = SIG_DIGITS) -> dict[str, Any]:
@@ -134,3 +141,59 @@ def histogram_md(values: pd.Series, bins: int = 10, title: str = "") -> dg.Metad
 def json_md(obj: Any) -> dg.MetadataValue:
     """A JSON metadata value (floats rounded for display)."""
     return dg.MetadataValue.json(rounded(json.loads(json.dumps(obj, default=str))))
+
+
+def dotted(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping flattened to dotted keys (``{"lora": {"r": 16}}`` -> ``{"lora.r": 16}``)."""
+    out: dict[str, Any] = {}
+    for k, v in mapping.items():
+        if isinstance(v, Mapping) and v:
+            out.update(dotted(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def as_table(value: Any, key: str = "name", sig: int = SIG_DIGITS) -> Any:
+    """A list or dict as something the asset page shows at a glance instead of a JSON blob: a
+    list of dicts as a typed table (nested values dotted into columns), a dict as a two-column
+    table (nested keys dotted), a list of plain values as comma-separated text; anything else
+    (and a JSON metadata value's content) likewise; other values unchanged."""
+    if isinstance(value, dg.JsonMetadataValue):
+        value = value.data
+    if isinstance(value, Mapping):
+        return mapping_table(dotted(value), key=key, sig=sig) if value else "(none)"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "(none)"
+        if all(isinstance(r, Mapping) for r in value):
+            rows = [dotted(r) for r in value]
+            cols = list(dict.fromkeys(c for r in rows for c in r))
+            return records_table(rows, cols, sig=sig)
+        return ", ".join(fmt_num(v, sig) if not isinstance(v, str) else v for v in value)
+    return value
+
+
+def without_json(metadata: Mapping[str, Any], sig: int = SIG_DIGITS) -> dict[str, Any]:
+    """``metadata`` with every JSON value, dict and list turned into a table or text
+    (``as_table``): what an asset page shows instead of "[Show JSON]"."""
+    def blob(v: Any) -> bool:  # metadata values are tuples too: only JSON among them is a blob
+        return isinstance(v, dg.JsonMetadataValue) or (
+            isinstance(v, (Mapping, list, tuple)) and not isinstance(v, dg.MetadataValue))
+
+    return {k: as_table(v, sig=sig) if blob(v) else v for k, v in metadata.items()}
+
+
+def win_rates_md(board: pd.DataFrame) -> dg.MetadataValue:
+    """Every experiment's win rate against the base model with its interval, as a plot small
+    enough to show inline (the leaderboard's and the champion's pages)."""
+    from replyassets.core.plots import win_rates_inline_md
+
+    def num(v):
+        return None if v is None or pd.isna(v) else float(v)
+
+    return dg.MetadataValue.md(win_rates_inline_md([
+        {"experiment": r.experiment, "win_rate": num(r.win_rate), "ci_low": num(r.win_rate_ci_low),
+         "ci_high": num(r.win_rate_ci_high), "champion": bool(r.champion)}
+        for r in board.itertuples()
+    ]))

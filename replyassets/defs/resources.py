@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import PrivateAttr
 
 from replyassets.settings import EvaluationSettings, Settings, get_settings
 
@@ -183,8 +182,8 @@ def _io_manager(s: Settings):
 
 def resources_for_profile(profile: str | None = None) -> dict[str, Any]:
     s = get_settings(profile)
-    from replyassets.defs.launchers import training_launcher_for
     from replyassets.defs.artifacts import ARTIFACT_IO_MANAGER, ArtifactIOManager
+    from replyassets.defs.launchers import training_launcher_for
 
     common = {
         "io_manager": _io_manager(s),

@@ -133,7 +133,9 @@ class TransactionalDuckDbClient:
 
     @staticmethod
     def get_table_name(table_slice: TableSlice) -> str:
-        prefix = f"{table_slice.database}." if table_slice.database else ""
+        """``catalog.schema.table`` as DuckDB names it (the catalog of a database file is its
+        stem: ``replyassets.main.eval_report``), not the file's absolute path."""
+        prefix = f"{Path(str(table_slice.database)).stem}." if table_slice.database else ""
         return prefix + _qualified(table_slice)
 
     @staticmethod

@@ -1,25 +1,37 @@
 """``base_model`` and ``lora_adapter``: training handed to a Pipes launcher, never run in Dagster."""
 
 import hashlib
-import time
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 from filelock import FileLock
 
 from replyassets.core.artifact import Artifact, json_safe
-from replyassets.defs.asset_attrs import OWNERS, derived_code_version
-from replyassets.defs.metadata import json_md, mapping_table, ordered, records_table, tidy_metadata
-from replyassets.defs.partitions import EXPERIMENT_PARTITIONS
-from replyassets.defs.settings_access import settings
 from replyassets.defs.artifacts import ARTIFACT_IO_MANAGER
+from replyassets.defs.asset_attrs import OWNERS, derived_code_version
 from replyassets.defs.curate import blocking_problems, curated_export
+from replyassets.defs.launchers import (
+    TrainingLauncher,
+    train_eval_gap_check_spec,
+    training_span,
+)
+from replyassets.defs.metadata import (
+    dotted,
+    json_md,
+    mapping_table,
+    ordered,
+    records_table,
+    tidy_metadata,
+    without_json,
+)
+from replyassets.defs.partitions import EXPERIMENT_PARTITIONS
 from replyassets.defs.resources import EmbedderResource
-from replyassets.defs.launchers import TrainingLauncher, train_eval_gap_check_spec, training_span
+from replyassets.defs.settings_access import settings
 
 # base_model pretrains on the sample's tweets, collected with the collection settings (sample_texts).
 BASE_MODEL_CODE_VERSION = derived_code_version(
@@ -137,11 +149,11 @@ def base_model(context: dg.AssetExecutionContext) -> dg.Output[Artifact]:
 
 
 class LoraAdapterConfig(dg.Config):
-    launcher: Optional[str] = None
+    launcher: str | None = None
     """Override the profile's launcher: local | kubernetes | docker."""
-    max_steps: Optional[int] = None
-    epochs: Optional[float] = None
-    quantization: Optional[str] = None
+    max_steps: int | None = None
+    epochs: float | None = None
+    quantization: str | None = None
     """none | nf4 (QLoRA)."""
     merge: bool = False
     """Also merge the adapter into the base model (saved beside the adapter)."""
@@ -227,7 +239,7 @@ def training_config(curated: Mapping[str, Any], base: Artifact, overrides: LoraA
     kinds={"pytorch"},
     group_name="train",
     io_manager_key=ARTIFACT_IO_MANAGER,
-    check_specs=[train_eval_gap_check_spec("lora_adapter")],
+    check_specs=[train_eval_gap_check_spec("lora_adapter", EXPERIMENT_PARTITIONS)],  # per experiment
 )
 def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, launcher: TrainingLauncher,
                  embedder: EmbedderResource, curated_set: pd.DataFrame, base_model: Artifact,
@@ -248,7 +260,10 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
     method = str(find_experiment(name).training_settings(settings().training).method)
     preference = None
     if method in PREFERENCE_METHODS:
-        from replyassets.defs.preference import export_preferences, preference_blocking_problems
+        from replyassets.defs.preference import (
+            export_preferences,
+            preference_blocking_problems,
+        )
 
         if problems := preference_blocking_problems(preference_pairs, curated_set,
                                                     settings().preference.min_train_pairs):
@@ -275,18 +290,17 @@ def lora_adapter(context: dg.AssetExecutionContext, config: LoraAdapterConfig, l
         extra["merged_model_path"] = dg.MetadataValue.path(str(merged))
     # From here on the folder belongs to this materialization: nothing writes into it again.
     (Path(cfg["output_dir"]) / COMPLETE_MARKER).write_text(context.run.run_id + "\n")
-    metadata = adapter_metadata(
-        {**(result.metadata or {}), **extra,
-         "launcher": config.launcher or launcher.kind, "curated_set_snapshot": snapshot,
-         **experiment_metadata(name, started, ended)}
-    )
+    reported = {**(result.metadata or {}), **extra,
+                "launcher": config.launcher or launcher.kind, "curated_set_snapshot": snapshot,
+                **experiment_metadata(name, started, ended)}
+    metadata = adapter_metadata(reported)  # as the page shows it (tables, rounded)
     yield dg.Output(
-        adapter_artifact(metadata, base_model),
+        adapter_artifact(reported, base_model),  # as the program reported it (stages, losses as values)
         metadata=metadata,
         data_version=result.data_version,
     )
     for check in result.check_results or []:
-        yield _tidy_check(check)
+        yield _tidy_check(check, name)
 
 
 def adapter_artifact(metadata: Mapping[str, Any], base: Artifact) -> Artifact:
@@ -319,17 +333,29 @@ def experiment_metadata(name: str, started: float, ended: float) -> dict:
 
 # The order a person reads the asset page in (Dagster shows metadata in insertion order).
 ADAPTER_METADATA_ORDER = (
-    "loss", "loss_curve",
+    "loss", "loss_curve_plot",
     "experiment", "recipe", "method", "loss_objective",
     "final_eval_loss", "final_train_loss", "train_eval_gap", "gap_alarm", "eval_perplexity", "train_perplexity",
     "sft_eval_loss", "sft_train_loss", "sft_eval_perplexity",
     *(f"{m}_{k}" for m in ("dpo", "kto") for k in ("eval_loss", "train_loss", "train_eval_gap")),
+    "samples_note", "sample_generations_table",
     "global_step", "best_step", "early_stopped", "resumed_from_step",
     "adapter_path", "adapter_sha256", "curated_set_hash", "base_model", "merged_model_path",
-    "loss_curve_table", "sample_generations_table",
+    "loss_curve_table", "reward_curve", "final_eval_metrics", "stages",
     "train_steps_per_s", "train_tokens_per_s", "train_wall_seconds", "cost_usd", "train_started_at", "train_ended_at",
     "peak_memory_mb", "peak_memory_kind", "device", "launcher",
 )
+SAMPLES_NOTE = (
+    "Replies written during training by the adapter on the base model. In the local profile the "
+    "base model is the tiny local model, pretrained for seconds on the sample: expect broken words "
+    "and repetition; they show that generation runs, not reply quality (eval_report judges that). "
+    "Template tags removed; clipped to {chars} characters (result.json keeps the full text)."
+)
+# Worker keys that repeat another entry of the page: latest_samples is the last step of
+# sample_generations; reward_curve_table is reward_curve as markdown.
+DUPLICATE_KEYS = ("latest_samples", "reward_curve_table")
+# Settings sections that only one training method reads.
+METHOD_SECTIONS = {"dpo": ("dpo", "sft+dpo"), "kto": ("kto",)}
 
 
 LOSS_SIG_DIGITS = 4
@@ -352,25 +378,49 @@ def loss_history(metadata: Mapping[str, Any]) -> list[dict]:
         return []
 
 
-def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
-    """``lora_adapter``'s metadata in reading order: the loss as a sparkline the UI shows without
-    a click, the loss curve as a PNG (train and eval loss per step), the headline numbers (each
-    loss named by its objective: ``core/leaderboard.adapter_loss_metadata``), the adapter's identity, the per-step table and
-    sample replies (tables), then the rest. Floats are rounded for display to 4 significant digits: the tiny
-    local model's losses move in the third decimal (result.json keeps the exact figures)."""
-    from replyassets.core.leaderboard import adapter_loss_metadata
-    from replyassets.core.plots import image_md, loss_curve_png, loss_inline_md
+def method_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A training config without the settings sections its method never reads (an SFT run's
+    ``dpo.*`` / ``kto.*``), flattened to dotted keys."""
+    method = str(config.get("method", "sft"))
+    return {k: v for k, v in dotted(config).items()
+            if not any(k.startswith(f"{section}.") and method not in methods
+                       for section, methods in METHOD_SECTIONS.items())}
 
-    md = dict(reported)
+
+def sample_rows(history: Any) -> list[dict]:
+    """The worker's sample generations as rows (step, eval loss, tweet, reply), replies shown as a
+    person reads them (``core.markdown.shown_generation``)."""
+    from replyassets.core.markdown import breakable, shown_generation
+
+    if not isinstance(history, list):
+        return []
+    return [{"step": h.get("step"), "eval_loss": h.get("eval_loss"), "tweet_id": str(smp.get("tweet_id", "")),
+             "reply": breakable(shown_generation(smp.get("reply", "")))}
+            for h in history if isinstance(h, Mapping) for smp in (h.get("samples") or []) if isinstance(smp, Mapping)]
+
+
+def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
+    """``lora_adapter``'s metadata in reading order: the loss curve as a small plot with axes the
+    UI shows without a click (the full-size PNG's path beside it), the headline numbers (each
+    loss named by its objective: ``core/leaderboard.adapter_loss_metadata``), the sample replies
+    (framed: the tiny local model wrote them), the adapter's identity, the per-step tables, then
+    the rest; no JSON value (tables instead). Floats are rounded for display to 4 significant
+    digits: the tiny local model's losses move in the third decimal (result.json keeps the exact
+    figures)."""
+    from replyassets.core.leaderboard import adapter_loss_metadata
+    from replyassets.core.markdown import GENERATION_CHARS, breakable
+    from replyassets.core.plots import loss_inline_md
+
+    md = {k: v for k, v in reported.items() if k not in DUPLICATE_KEYS}
     # each loss named by its objective (no unlabelled DPO loss, no null perplexity beside it)
     labelled, unlabelled = adapter_loss_metadata({k: _value(v) for k, v in md.items()})
     for key in unlabelled:
         md.pop(key)
     md.update(labelled)
     curve = loss_history(md)
-    # a sparkline short enough for the UI to show in the metadata table; the full plot follows
+    md.pop("loss_curve", None)  # the rows: the plot and loss_curve_table below show them
+    # a plot short enough for the UI to show in the metadata table; the full-size PNG is a file
     md["loss"] = dg.MetadataValue.md(loss_inline_md(curve))
-    md["loss_curve"] = dg.MetadataValue.md(image_md(loss_curve_png(curve), "loss curve: train and eval loss per step"))
     if curve:
         md["loss_curve_table"] = records_table(
             [{k: r.get(k) for k in ("step", "train_loss", "eval_loss", "gap")} for r in curve],
@@ -379,38 +429,31 @@ def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
         )
     config = _value(md.get("training_config"))
     if isinstance(config, Mapping):  # a table of settings (nested ones dotted), not a JSON blob
-        md["training_config"] = mapping_table(_dotted(config), key="setting", sig=LOSS_SIG_DIGITS)
+        md["training_config"] = mapping_table(  # paths and lists break inside their cell
+            {k: breakable(v) if isinstance(v, str) else v for k, v in method_config(config).items()},
+            key="setting", sig=LOSS_SIG_DIGITS)
     history = _value(md.pop("sample_generations", None))
     if isinstance(history, list):
-        # a typed table, not the worker's markdown or JSON: generated text may hold "<think>" or
-        # other markup that a markdown cell would swallow
+        # a typed table, not the worker's markdown or JSON
         md["sample_generations_table"] = records_table(
-            [{"step": h.get("step"), "eval_loss": h.get("eval_loss"), "tweet_id": str(smp.get("tweet_id", "")),
-              "reply": str(smp.get("reply", ""))}
-             for h in history if isinstance(h, Mapping) for smp in (h.get("samples") or []) if isinstance(smp, Mapping)],
-            ["step", "eval_loss", "tweet_id", "reply"],
-            sig=LOSS_SIG_DIGITS,
-        )
-    return tidy_metadata(ordered(md, ADAPTER_METADATA_ORDER), sig=LOSS_SIG_DIGITS)
+            sample_rows(history), ["step", "eval_loss", "tweet_id", "reply"], sig=LOSS_SIG_DIGITS)
+        md["samples_note"] = SAMPLES_NOTE.format(chars=GENERATION_CHARS)
+    stages = _value(md.get("stages"))
+    if isinstance(stages, Mapping):  # one row per training stage
+        md["stages"] = records_table([{"stage": name, **dict(v)} for name, v in stages.items()
+                                      if isinstance(v, Mapping)], sig=LOSS_SIG_DIGITS)
+    return without_json(tidy_metadata(ordered(md, ADAPTER_METADATA_ORDER), sig=LOSS_SIG_DIGITS), sig=LOSS_SIG_DIGITS)
 
 
-def _dotted(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested mapping flattened to dotted keys (``{"lora": {"r": 16}}`` -> ``{"lora.r": 16}``)."""
-    out: dict[str, Any] = {}
-    for k, v in mapping.items():
-        if isinstance(v, Mapping) and v:
-            out.update(_dotted(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _tidy_check(check: dg.AssetCheckResult) -> dg.AssetCheckResult:
+def _tidy_check(check: dg.AssetCheckResult, experiment: str) -> dg.AssetCheckResult:
+    """A check the training program reported, its floats rounded and its message naming the
+    experiment (the partition it judged)."""
+    description = check.description or ""
     return dg.AssetCheckResult(
         passed=check.passed,
         asset_key=check.asset_key,
         check_name=check.check_name,
         metadata=tidy_metadata(check.metadata or {}, sig=LOSS_SIG_DIGITS),
         severity=check.severity,
-        description=check.description,
+        description=description if description.startswith(f"{experiment}:") else f"{experiment}: {description}",
     )

@@ -4,15 +4,20 @@ import dagster as dg
 import pandas as pd
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from replyassets.core.rule_settings import rule_rows, rule_text, setting_ref, top_rules_text
-from replyassets.core.validate import validate_pairs, validation_funnel_rows
 from replyassets.core.frame_hash import frame_hash
+from replyassets.core.rule_settings import (
+    rule_rows,
+    rule_text,
+    setting_ref,
+    top_rules_text,
+)
+from replyassets.core.validate import validate_pairs, validation_funnel_rows
 from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
 from replyassets.defs.column_schema import column_schema
 from replyassets.defs.metadata import funnel_table, histogram_md, table_md
 from replyassets.defs.partitions import QUERY_PARTITIONS
-from replyassets.defs.settings_access import settings
 from replyassets.defs.resources import LanguageResource, ToxicityResource
+from replyassets.defs.settings_access import settings
 from replyassets.schemas import ValidatedPairs
 
 VALIDATE_CODE_VERSION = derived_code_version(
@@ -37,9 +42,10 @@ VALIDATE_CODE_VERSION = derived_code_version(
     pool=DUCKDB_POOL,
     automation_condition=dg.AutomationCondition.eager(),
     check_specs=[
-        dg.AssetCheckSpec("non_empty", asset="validated_pairs", description="the partition has valid pairs"),
+        dg.AssetCheckSpec("non_empty", asset="validated_pairs", partitions_def=QUERY_PARTITIONS,
+                          description="the partition has valid pairs"),
         dg.AssetCheckSpec(
-            "rejection_rate", asset="validated_pairs",
+            "rejection_rate", asset="validated_pairs", partitions_def=QUERY_PARTITIONS,
             description="WARN when validation rejects more than validation.rejection_rate_alarm of a partition",
         ),
     ],
@@ -89,14 +95,14 @@ def validated_pairs(
         check_name="non_empty",
         passed=valid > 0,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{valid} valid pairs of {n}" + (f": {why_empty}" if why_empty else ""),
+        description=f"{context.partition_key}: {valid} valid pairs of {n}" + (f": {why_empty}" if why_empty else ""),
         metadata={"valid": valid, "pairs": n},
     )
     yield dg.AssetCheckResult(
         check_name="rejection_rate",
         passed=rate <= s.validation.rejection_rate_alarm,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(f"rejection rate {rate:.1%} (alarm above {setting_ref('validation.rejection_rate_alarm', s)})"
+        description=(f"{context.partition_key}: rejection rate {rate:.1%} (alarm above {setting_ref('validation.rejection_rate_alarm', s)})"
                      + (f"; the rules that removed the most pairs: {top_rules_text(rules)}" if rules else "")),
         metadata={"rejection_rate": float(round(rate, 4)), "alarm": s.validation.rejection_rate_alarm},
     )

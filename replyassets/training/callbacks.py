@@ -6,7 +6,6 @@ Imports transformers at module level: ``stages.run_stage`` imports this module w
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from typing import Any, NamedTuple
@@ -120,15 +119,20 @@ class Samples(TrainerCallback):
 
 
 class LogForward(TrainerCallback):
-    """Every trainer log line to ``log`` (floats to 5 decimals)."""
+    """Every trainer log line to ``log`` as ``key=value`` pairs, floats to 4 significant digits
+    (``step 80: epoch=1.333 loss=6.049``; result.json keeps the exact figures)."""
 
     def __init__(self, log: Log):
         self.log = log
 
     def on_log(self, args, state, control, logs=None, **kw):
         if logs:
-            keep = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in logs.items()}
-            self.log(f"step {state.global_step}: {json.dumps(keep, sort_keys=True)}")
+            self.log(f"step {state.global_step}: {log_pairs(logs)}")
+
+
+def log_pairs(values: dict[str, Any]) -> str:
+    """``{"loss": 6.0487831, "epoch": 1.3333}`` -> ``epoch=1.333 loss=6.049`` (keys sorted)."""
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(values.items()))
 
 
 class StageCallbacks(NamedTuple):

@@ -334,11 +334,16 @@ def stage_result(
     return result
 
 
+def _g(v: Any) -> str:
+    """A figure of the log line to 4 significant digits (result.json keeps it exact)."""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def _log_done(result: dict[str, Any], stage: str, log: Log) -> None:
     pref = result.get("preference_metrics", {}).get("rewards/margins")
     log(
-        f"done: step {result['global_step']} train_loss={result['final_train_loss']} "
-        f"eval_loss={result['final_eval_loss']:.4f} gap={result['train_eval_gap']} alarm={result['gap_alarm']} "
+        f"done: step {result['global_step']} train_loss={_g(result['final_train_loss'])} "
+        f"eval_loss={_g(result['final_eval_loss'])} gap={_g(result['train_eval_gap'])} alarm={result['gap_alarm']} "
         f"adapter={result['adapter_path']} sha256={result['adapter_sha256'][:12]}"
         + (f" rewards/margins {pref['first']:.4f} -> {pref['last']:.4f}" if pref else "")
         + f" (stage {stage})"

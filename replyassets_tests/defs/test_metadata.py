@@ -17,7 +17,8 @@ import pandera.pandas as pa
 import pytest
 from pandera.typing import Series
 
-from replyassets.core.markdown import histogram_bins
+from replyassets.core.markdown import ZWSP, breakable, histogram_bins
+from replyassets.core.plots import INLINE_MD_LIMIT
 from replyassets.core.numbers import round_sig, rounded
 from replyassets.defs.column_schema import column_schema
 from replyassets.defs.metadata import (
@@ -216,23 +217,33 @@ def test_eval_report_metadata_verdict_first_tables_and_plots(eval_inputs):
                        sheet={"sheet": "s.csv", "key": "k.csv"}, agreement=agreement, items=items,
                        perplexity_warn=1950.0)
     keys = list(md)
-    assert keys[0] == "verdict" and keys[1] == "criteria"
+    assert keys[0] == "verdict" and keys[2] == "criteria"
     v = stats["verdict"]
     assert md["verdict"].startswith(v["label"].upper() + " — ")
     assert f"{v['criteria_passed']} of {v['criteria_total']}" in md["verdict"] or "all " in md["verdict"]
     crit = md["criteria"]
     assert isinstance(crit, dg.TableMetadataValue)
-    assert [c.name for c in crit.schema.columns][:4] == ["criterion", "value", "threshold", "pass"]
-    assert [r.data["criterion"] for r in crit.records] == list(v["criteria"])
+    # four columns: the table fits the page's value column (the threshold and its note in one cell)
+    assert [c.name for c in crit.schema.columns] == ["criterion", "pass", "value", "needs"]
+    assert [r.data["criterion"].replace(ZWSP, "") for r in crit.records] == list(v["criteria"])
     assert [r.data["pass"] for r in crit.records] == [c["passed"] for c in v["criteria"].values()]
-    # headline numbers before the plots, the plots before the tables
-    assert keys.index("win_rate") < keys.index("outcomes_plot") < keys.index("sanity")
-    # the outcomes as a bar the UI shows without a click (a markdown value under 1,000 characters)
-    assert keys.index("win_rate") < keys.index("win_rate_bar") < keys.index("outcomes_plot")
-    bar = _md_text(md["win_rate_bar"])
-    assert bar.startswith("![outcomes") and DATA_URI in bar and len(bar) < 1000, len(bar)
+    # the outcomes plot right under the verdict and its criteria (the page's first screen; the
+    # asset keeps the first three keys first), the other plots before the tables
+    assert keys[:3] == ["verdict", "outcomes_plot", "criteria"]
+    assert keys.index("win_rate") < keys.index("score_distribution") < keys.index("sanity")
+    # every plot small enough for the UI to show without a click (a markdown value under 1,000
+    # characters), the folder of the full-size ones beside them
     for key in ("outcomes_plot", "score_distribution", "length_distribution"):
-        assert _md_text(md[key]).startswith("![") and DATA_URI in _md_text(md[key]), key
+        text = _md_text(md[key])
+        assert text.startswith("![") and DATA_URI in text and len(text) < INLINE_MD_LIMIT, (key, len(text))
+    assert keys.index("length_distribution") < keys.index("report_folder") < keys.index("sanity")
+    assert md["report_folder"].value == str(Path(paths["report_md"]).parent)
+    # the short keys explained on the page itself, shown without a click
+    glossary = _md_text(md["glossary"])
+    assert len(glossary) < INLINE_MD_LIMIT and all(k in glossary for k in ("power_d03", "lc_win_rate", "p_holm"))
+    examples = md["examples"]  # a table; the note says who wrote the replies
+    assert isinstance(examples, dg.TableMetadataValue) and "tiny local model" in md["examples_note"]
+    assert not any("<think>" in str(v) for r in examples.records for v in r.data.values())
     for key in ("perplexity_test", "forgetting", "sanity", "decoding"):
         assert isinstance(md[key], dg.TableMetadataValue), key
     ppl = {r.data["test-reply perplexity"]: r.data["value"] for r in md["perplexity_test"].records}
@@ -247,7 +258,9 @@ def test_eval_report_metadata_verdict_first_tables_and_plots(eval_inputs):
     # markup from the tweets never reaches the page as HTML; the report's relative image links are gone
     for key, x in md.items():
         assert "<script" not in _md_text(x), key
-    assert "](outcomes.png)" not in _md_text(md["report"]) and "plot: pairwise outcomes" in _md_text(md["report"])
+    report = _md_text(md["report"])
+    assert "](outcomes.png)" not in report and "plot: pairwise outcomes" in report
+    assert "the `outcomes_plot` entry of this page" in report and "shown in this asset's metadata above" not in report
 
 
 def test_eval_report_metadata_without_ratings(eval_inputs):
@@ -292,14 +305,13 @@ def test_lora_adapter_metadata_loss_curve_first_as_an_inline_png():
 
     reported, _ = _reported()
     md = adapter_metadata(reported)
-    # first a sparkline short enough for the UI to show in the metadata table (under 1,000
-    # characters), then the full-size plot
-    assert list(md)[:2] == ["loss", "loss_curve"]
+    # first the loss plot, with axes, short enough for the UI to show in the metadata table
+    # (under 1,000 characters); the full-size PNG is a file (loss_curve_plot), not a hidden value
+    assert list(md)[0] == "loss"
     inline = _md_text(md["loss"])
-    assert inline.startswith("![loss") and DATA_URI in inline and len(inline) < 1000, len(inline)
-    text = _md_text(md["loss_curve"])
-    assert text.startswith("![loss curve") and DATA_URI in text and len(text) > len(inline)
-    assert list(md)[2:5] == ["loss_objective", "final_eval_loss", "final_train_loss"]
+    assert inline.startswith("![loss") and DATA_URI in inline and len(inline) < INLINE_MD_LIMIT, len(inline)
+    assert "loss_curve" not in md
+    assert list(md)[1:4] == ["loss_objective", "final_eval_loss", "final_train_loss"]
     assert md["loss_objective"].startswith("SFT: final_*_loss is the cross-entropy")
     table = md["loss_curve_table"]
     assert isinstance(table, dg.TableMetadataValue) and [r.data["step"] for r in table.records] == [1, 10, 20]
@@ -307,14 +319,43 @@ def test_lora_adapter_metadata_loss_curve_first_as_an_inline_png():
     assert md["adapter_sha256"] == "a" * 64 and md["adapter_path"].value == "/adapters/x/adapter"
     samples = md["sample_generations_table"]  # a table: generated "<think>" is not swallowed as HTML
     assert isinstance(samples, dg.TableMetadataValue)
-    assert samples.records[0].data == {"step": 20, "eval_loss": 7.595, "tweet_id": "t1",
-                                       "reply": "<think>\n\n</think> hi | there"}
-    assert "sample_generations" not in md                    # the JSON it was built from is not shown
+    assert samples.records[0].data == {"step": 20, "eval_loss": 7.595, "tweet_id": "t1", "reply": "hi | there"}
+    assert "sample_generations" not in md and "latest_samples" not in md  # the JSON, the duplicate: gone
+    assert "tiny local model" in md["samples_note"]
+    assert list(md).index("samples_note") + 1 == list(md).index("sample_generations_table")
     config = md["training_config"]
     assert isinstance(config, dg.TableMetadataValue)
-    assert {r.data["setting"]: r.data["value"] for r in config.records} == {
+    assert {r.data["setting"]: r.data["value"].replace(ZWSP, "") for r in config.records} == {
         "learning_rate": "0.0002", "warmup_ratio": "0.03333", "lora.r": "16", "lora.target_modules": '["q_proj", "v_proj"]'}
     assert not any(isinstance(x, dg.JsonMetadataValue) for x in md.values())   # no JSON blob left
+    assert_rounded(md)
+
+
+def test_lora_adapter_page_shows_preference_stages_as_tables_and_only_its_methods_settings():
+    """sft+dpo's reward curve, final eval metrics and stages are tables, not JSON; an SFT run's
+    training config lists no dpo.* / kto.* settings, a DPO run's its dpo.* ones."""
+    from replyassets.defs.train import adapter_metadata
+
+    config = {"method": "sft", "learning_rate": 0.0002, "dpo": {"beta": 0.1}, "kto": {"beta": 0.2}}
+    reported, _ = _reported(
+        training_config=dg.MetadataValue.json(config),
+        reward_curve=dg.MetadataValue.json([{"step": 4, "rewards/margins": 0.123456789}]),
+        reward_curve_table=dg.MetadataValue.md("| step | margins |"),
+        final_eval_metrics=dg.MetadataValue.json({"eval_loss": 0.6931471805599453, "eval_rewards/accuracies": 0.5}),
+        stages=dg.MetadataValue.json({"sft": {"final_eval_loss": 2.2}, "dpo": {"final_eval_loss": 0.66}}),
+        latest_samples=dg.MetadataValue.json({"step": 20, "samples": []}),
+    )
+    md = adapter_metadata(reported)
+    assert not any(isinstance(x, dg.JsonMetadataValue) for x in md.values())
+    for key in ("reward_curve", "final_eval_metrics", "stages", "training_config"):
+        assert isinstance(md[key], dg.TableMetadataValue), key
+    assert "reward_curve_table" not in md and "latest_samples" not in md
+    assert [r.data["stage"] for r in md["stages"].records] == ["sft", "dpo"]
+    assert md["reward_curve"].records[0].data == {"step": 4, "rewards/margins": 0.1235}
+    settings_shown = {r.data["setting"] for r in md["training_config"].records}
+    assert settings_shown == {"method", "learning_rate"}
+    dpo = adapter_metadata(_reported(training_config=dg.MetadataValue.json({**config, "method": "dpo"}))[0])
+    assert {r.data["setting"] for r in dpo["training_config"].records} == {"method", "learning_rate", "dpo.beta"}
     assert_rounded(md)
 
 
@@ -360,6 +401,16 @@ def test_lora_adapter_loss_curve_from_result_json_when_not_reported(tmp_path):
     result = tmp_path / "result.json"
     result.write_text(json.dumps({"loss_curve": curve}))
     md = adapter_metadata({**reported, "result_json": dg.MetadataValue.path(str(result))})
-    assert DATA_URI in _md_text(md["loss_curve"])
-    assert "nothing to plot" in _md_text(adapter_metadata(_reported(loss_curve=dg.MetadataValue.json([]))[0])["loss_curve"])
+    assert DATA_URI in _md_text(md["loss"])
+    assert "nothing to plot" in _md_text(adapter_metadata(_reported(loss_curve=dg.MetadataValue.json([]))[0])["loss"])
     assert Path(result).exists()
+
+
+def test_breakable_lets_a_cell_wrap_long_tokens_and_reads_the_same():
+    """Paths, hashes and snake_case names get zero-width break points, so a table cell wraps them
+    instead of widening its table past the page; short words are left alone."""
+    for text in ("interval_excludes_zero", "/tmp/x/data/curated/train.jsonl", "a" * 40, "short words only"):
+        out = breakable(text)
+        assert out.replace(ZWSP, "") == text
+        assert all(len(part) <= 16 for word in out.split() for part in word.split(ZWSP)), out
+    assert breakable("short words only") == "short words only" and breakable(None) == ""

@@ -175,7 +175,7 @@ def test_whole_graph_on_the_sample(two_query_project):
     assert len(str(lora["adapter_sha256"])) == 64
     assert lora["curated_set_hash"] == curated["content_hash"] and lora["curated_set_snapshot"] is None
     assert lora["final_eval_loss"] > 0 and lora["train_tokens_per_s"] > 0
-    assert list(lora)[:2] == ["loss", "loss_curve"] and "data:image/png;base64," in lora["loss_curve"]
+    assert list(lora)[:2] == ["loss", "loss_curve_plot"] and Path(str(lora["loss_curve_plot"])).is_file()
     assert lora["loss"].startswith("![loss") and len(lora["loss"]) < 1000   # shown inline by the UI
     gap = [e for e in result.get_asset_check_evaluations() if e.check_name == "train_eval_gap"]
     assert len(gap) == 1
@@ -184,8 +184,8 @@ def test_whole_graph_on_the_sample(two_query_project):
     run(["eval_report"], "default")
     report = _md(inst, "eval_report")
     assert Path(str(report["report_html"])).exists() and Path(str(report["report_md"])).exists()
-    assert next(iter(report)) == "verdict" and list(report)[1] == "criteria"
-    criteria = report["criteria"]  # a table: criterion, value, threshold, pass
+    assert list(report)[:3] == ["verdict", "outcomes_plot", "criteria"]
+    criteria = report["criteria"]  # a table: criterion, pass, value, needs
     all_passed = all(r.data["pass"] for r in criteria.records)
     assert report["success"] == all_passed
     assert "data:image/png;base64," in report["score_distribution"]

@@ -19,10 +19,13 @@ from replyassets.core.plots import (
     loss_curve_png,
     loss_inline_md,
     loss_sparkline_png,
+    lengths_inline_md,
     outcome_inline_md,
     outcomes_png,
     report_plots,
+    scores_inline_md,
     scores_png,
+    win_rates_inline_md,
 )
 
 CURVE = [
@@ -101,7 +104,7 @@ def _decoded(md: str):
 
     from PIL import Image
 
-    m = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md)
+    m = re.match(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", md)
     assert m, md[:80]
     return Image.open(io.BytesIO(base64.b64decode(m.group(1))))
 
@@ -114,27 +117,56 @@ def _long_noisy_curve(n: int, seed: int = 0) -> list[dict]:
              "eval_loss": 7.6 - 0.002 * i if i % 25 == 0 else None} for i in range(1, n + 1)]
 
 
-def test_inline_loss_and_outcomes_stay_under_the_ui_inline_limit():
-    """Dagster shows a markdown value in the metadata table only under 1,000 characters: the whole
-    value, data URI included, stays under it, and the image decodes."""
+def _colors(img) -> set:
+    return {img.getpixel((x, y)) for x in range(img.size[0]) for y in range(img.size[1])}
+
+
+def _inline_mds() -> dict[str, str]:
+    rows = [{"experiment": "default", "win_rate": 0.62, "ci_low": 0.5, "ci_high": 0.73, "champion": True},
+            {"experiment": "sft-dpo", "win_rate": 0.45, "ci_low": 0.3, "ci_high": 0.6},
+            {"experiment": "a-very-long-experiment-name", "win_rate": 0.51}]
+    return {
+        "loss": loss_inline_md(CURVE),
+        "long loss": loss_inline_md(_long_noisy_curve(2000, seed=1)),
+        "outcomes": outcome_inline_md(23, 5, 12),
+        "scores": scores_inline_md([3, 4, 5, 5, 9, 1], [6, 7, 7, 8, 10, 2]),
+        "lengths": lengths_inline_md(["ok", "a longer reply", "x" * 230], ["fine", "x" * 80]),
+        "win rates": win_rates_inline_md(rows),
+    }
+
+
+def test_inline_plots_stay_under_the_ui_inline_limit_and_carry_axes():
+    """Dagster shows a markdown value in the metadata table only under 1,000 characters: every
+    inline plot (data URI and caption) stays under it, decodes, and is a 2-bit palette image
+    large enough for its axis labels (Pillow's bitmap font: digits a reader can read)."""
     assert INLINE_MD_LIMIT == 1000
-    for curve in (CURVE, _long_noisy_curve(150), _long_noisy_curve(2000, seed=1)):
-        md = loss_inline_md(curve)
-        assert len(md) < INLINE_MD_LIMIT, len(md)
-        if md.startswith("!["):
-            img = _decoded(md)
-            assert img.mode == "P" and img.size in INLINE_SIZES, (img.mode, img.size)
+    for name, md in _inline_mds().items():
+        assert len(md) < INLINE_MD_LIMIT, (name, len(md))
+        img = _decoded(md)
+        assert img.mode == "P" and img.size[0] >= INLINE_SIZES[-1][0] and img.size[1] >= 40, (name, img.size)
+        assert len(_colors(img)) >= 3, name                       # text/axes, a second color, background
     img = _decoded(loss_inline_md(CURVE))
-    assert img.size == INLINE_SIZES[0]                 # a short curve fits at the largest size
-    assert len({img.getpixel((x, y)) for x in range(img.size[0]) for y in range(img.size[1])}) >= 3  # lines drawn
-    for w, t, lo in ((10, 3, 5), (0, 0, 7), (40, 0, 0)):
-        md = outcome_inline_md(w, t, lo)
-        assert md.startswith("![") and len(md) < INLINE_MD_LIMIT, len(md)
+    assert img.size == INLINE_SIZES[0]                             # a short curve fits at the largest size
+    assert "train loss" in loss_inline_md(CURVE)                   # the caption names the lines
     assert "nothing to plot" in loss_inline_md([]) and "nothing to plot" in outcome_inline_md(0, 0, 0)
+    assert "nothing to plot" in scores_inline_md([], []) and "nothing to plot" in win_rates_inline_md([])
+
+
+def test_inline_loss_plot_labels_its_axes_with_the_data_range():
+    """The y axis is labelled with the loss range (top: the highest, bottom: the lowest): the
+    label pixels differ between two curves whose ranges differ, and match for the same range."""
+    a = _decoded(loss_inline_md(CURVE))
+    shifted = [{**r, "train_loss": r["train_loss"] + 1 if r["train_loss"] else None,
+                "eval_loss": r["eval_loss"] + 1 if r["eval_loss"] else None} for r in CURVE]
+    b = _decoded(loss_inline_md(shifted))
+    label_box = (0, 0, 30, a.size[1])
+    assert a.crop(label_box).tobytes() != b.crop(label_box).tobytes()
+    # the plotted lines themselves are the same shape: only the labels moved
+    assert a.size == b.size
 
 
 def test_inline_plot_drops_resolution_until_it_fits():
-    sizes = ((240, 60), (120, 30), (60, 15))
+    sizes = ((240, 80), (120, 40), (60, 20))
     drawn = []
 
     def draw(size):

@@ -136,13 +136,17 @@ def test_report_with_agreement_shows_it_and_not_the_no_ratings_line(tmp_path):
     md = Path(paths["markdown"]).read_text(encoding="utf-8")
     html = Path(paths["html"]).read_text(encoding="utf-8")
     section = md.split("## Human raters", 1)[1].split("## Cost", 1)[0]
-    assert "| percent_agreement | 1.000 |" in section and "| n_raters | 1 |" in section
+    assert "| percent_agreement | 1 |" in section and "| n_raters | 1 |" in section
     assert "judge (rows) / human (columns)" in section  # the confusion matrix
     assert NO_RATINGS_LINE not in md and NO_RATINGS_LINE not in html
     assert "percent_agreement" in html
 
     without = write_report(tmp_path / "without", stats, df, {}, {"judge_offline": True})
-    assert NO_RATINGS_LINE in Path(without["markdown"]).read_text(encoding="utf-8")
+    without_md = Path(without["markdown"]).read_text(encoding="utf-8")
+    assert NO_RATINGS_LINE in without_md
+    # the sheet is already in the report's folder: the report says so and how to import it
+    assert "human_eval_sheet.csv" in without_md and "human-eval import" in without_md
+    assert "export_sheet" not in without_md
     # zero matched ratings is "no ratings", not an empty agreement table
     empty = write_report(tmp_path / "empty", stats, df, {}, {HUMAN_AGREEMENT_KEY: {"n": 0}})
     assert NO_RATINGS_LINE in Path(empty["markdown"]).read_text(encoding="utf-8")
@@ -188,7 +192,7 @@ def test_report_states_power_and_what_the_adjusted_p_counts(tmp_path):
     needed = required_units(0.3, 0.8, s.alpha)
     assert 0 < power < 0.5 and 80 <= needed <= 100
     stated = (f"Statistical power: 12 test tweets (the unit); the power to detect a paired effect d = 0.3 at "
-              f"this number is {power:.3f}; {needed} tweets give 80 % power.")
+              f"this number is {float(f'{power:.4g}'):g}; {needed} tweets give 80 % power.")
     assert stated in md and stated in html
     # the statistics section holds it (after the score tests, before the sanity tier)
     assert md.index("## Per-reply scores") < md.index(stated) < md.index("## Sanity tier")
@@ -201,3 +205,25 @@ def test_report_states_power_and_what_the_adjusted_p_counts(tmp_path):
                                                               "holm_experiments": ["default"]})
     assert ("adjusted over the 1 experiment evaluated on this curated set so far (as of this report: default)"
             in Path(first["markdown"]).read_text(encoding="utf-8"))
+
+
+def test_report_figures_share_one_style_of_four_significant_digits():
+    """One column never mixes "72.000", "113.0" and "193.5"; a tiny p-value is not "0.000"."""
+    from replyassets.core.report import fmt
+
+    assert [fmt(x) for x in (72.0, 113.0, 193.5, 1871.9646)] == ["72", "113", "193.5", "1872"]
+    assert fmt(0.6311475409836066) == "0.6311" and fmt(1.234e-05) == "1.234e-05" and fmt(0.0) == "0"
+    assert fmt(None) == "n/a" and fmt(float("nan")) == "n/a" and fmt([0.25, 0.75]) == "[0.25, 0.75]"
+
+
+def test_report_header_reads_as_text_not_json(tmp_path):
+    """The judge line names no unknown prompt ("(prompt ?)"); the decoding row is settings, not JSON."""
+    df = judged_items(4)
+    stats = report_stats(df, EvaluationSettings(bootstrap_resamples=100))
+    meta = {"judge_name": "offline-reference-judge", "judge_model": "offline-lexical", "judge_offline": True,
+            "decoding": {"temperature": 0.7, "top_p": 0.9, "seeds": [42, 43]}}
+    md = Path(write_report(tmp_path / "r", stats, df, {}, meta)["markdown"]).read_text(encoding="utf-8")
+    assert "Judge: offline-reference-judge / offline-lexical, OFFLINE" in md and "prompt ?" not in md
+    assert "| decoding | seeds = [42, 43], temperature = 0.7, top_p = 0.9 |" in md
+    named = Path(write_report(tmp_path / "n", stats, df, {}, {**meta, "judge_prompt_version": "rubric-v1"})["markdown"])
+    assert "offline-lexical (prompt rubric-v1)" in named.read_text(encoding="utf-8")
