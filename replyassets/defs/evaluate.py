@@ -53,6 +53,7 @@ EVAL_CODE_VERSION = derived_code_version(
     settings_paths=("evaluation", "reward_model.min_agreement_low", "curation.split_train", "curation.split_eval", "curation.split_test",
                     "curation.seed", "curation.prompt_template", "dedup.embedding_model",
                     "dedup.embedding_backend", "dedup.embedding_precision", "training.cpu_threads",
+                    "training.base_model",  # the forgetting message frames the tiny local model
                     # the offline judge's length penalty (judges/factory.py)
                     "validation.min_chars", "validation.max_chars"),
 )
@@ -477,7 +478,7 @@ def eval_metadata(
     """``eval_report``'s metadata in reading order: the verdict line, the criteria table, the
     headline numbers, the plots (PNG data URIs, the same files the report shows), the tables,
     then links and the rest. Every float is rounded for display (report.json keeps the exact
-    figures)."""
+    figures). Long because it is the page itself: one entry per line, in the order read."""
     from replyassets.core.markdown import breakable, shown_generation
     from replyassets.core.plots import (
         lengths_inline_md,

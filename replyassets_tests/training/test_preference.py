@@ -389,7 +389,7 @@ def test_killed_dpo_run_resumes_from_its_checkpoint(preference_setup, tmp_path):
     assert resumed >= last  # a later checkpoint may have completed during the kill
     assert f"resuming from checkpoint-{resumed} (global step {resumed})" in rerun.stdout
     # the global step continued from the checkpoint: the rerun trained steps resumed+1..24 only
-    logged = [int(m) for m in re.findall(r"^step (\d+): \{.*\"loss\"", rerun.stdout, re.M)]
+    logged = [int(m) for m in re.findall(r"^step (\d+): .*\bloss=", rerun.stdout, re.M)]
     assert logged and min(logged) == resumed + 1 and max(logged) == 24
     assert result["global_step"] == 24
     # the history from before the kill is kept: the reward curve starts at step 1
