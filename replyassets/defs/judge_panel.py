@@ -51,11 +51,11 @@ def build_panel(judge: JudgeResource, reward_model: pd.DataFrame, embedder: Embe
     except TrainedTweetError as exc:
         raise dg.Failure(description=str(exc)) from exc
     try:
-        primary, reason = select_judge(ev.judges, validation, min_agreement_low)
+        primary, reason = select_judge(judge.kinds, validation, min_agreement_low)
     except RewardModelError as exc:
         raise dg.Failure(description=str(exc)) from exc
     judges = {}
-    for name in ev.judges:
+    for name in judge.kinds:  # the resource's list: what the deployment configured (settings by default)
         if name == "reward_model":
             judges[name] = RewardModelJudge(model, embedding_encoder(embedder).encode)
         else:
