@@ -91,7 +91,9 @@ def pipe(tmp_path_factory):
     for q in p.partitions:
         p.durations["raw_tweets"] = timed(p, COLLECT + ["validated_pairs"], "raw_tweets", q)
     p.durations["deduped_pairs"] = timed(p, ["deduped_pairs"], "deduped_pairs")
-    p.run(["curated_set", "base_model"])
+    # lora_adapter's inputs: the curated set, the base model and the preference tables (an
+    # sft+dpo or kto recipe trains on them; an sft one receives them unused)
+    p.run(["curated_set", "base_model", "preference_pairs", "preference_kto"])
     p.durations["lora_adapter"] = timed(p, ["lora_adapter"], "lora_adapter")
     p.baseline = snapshot(p)
     return p
