@@ -88,8 +88,22 @@ class Project:
         return dg.DagsterInstance.from_config(str(self.home))
 
 
-TRAIN_AND_EVALUATE = ["lora_adapter [default]", "lora_adapter [sft-dpo]", "eval_report [default]",
-                      "eval_report [sft-dpo]", "leaderboard", "champion", "champion_export"]
+TRAIN_AND_EVALUATE = ["lora_adapter [default]", "lora_adapter [sft-dpo]", "reward_model", "eval_report [default]",
+                      "eval_report [sft-dpo]", "champion", "champion_export", "leaderboard"]
+# what must come before what (the lineage): adapters and the reward model before the reports,
+# the reports before the decision, the decision before what ships and the board that shows it
+BEFORE = [("lora_adapter [default]", "eval_report [default]"), ("lora_adapter [sft-dpo]", "eval_report [sft-dpo]"),
+          ("reward_model", "eval_report [default]"), ("reward_model", "eval_report [sft-dpo]"),
+          ("eval_report [default]", "champion"), ("eval_report [sft-dpo]", "champion"),
+          ("champion", "champion_export"), ("champion", "leaderboard")]
+
+
+def train_and_evaluate_in_order(launched: list[str]) -> None:
+    """Every training and decision run launched once, in an order the lineage allows."""
+    for label in TRAIN_AND_EVALUATE:
+        assert launched.count(label) == 1, (label, launched)
+    for first, then in BEFORE:
+        assert launched.index(first) < launched.index(then), (first, then, launched)
 
 
 def stale(statuses: dict[str, str]) -> set[str]:
@@ -105,7 +119,7 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     # 1. A fresh project: everything is missing; the demo materializes the whole graph.
     first = project.demo()
     assert first[0] == "base_model" or "raw_tweet" in first[0]
-    assert first[-len(TRAIN_AND_EVALUATE):] == TRAIN_AND_EVALUATE, first
+    train_and_evaluate_in_order(first)
     assert "preference_kto, preference_pairs" in first  # make demo builds the pairs and trains sft-dpo on them
     assert stale(project.statuses()) == set()
 
@@ -194,7 +208,10 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
 
     # The demo repairs it in graph order, and materializes what the new data makes stale, nothing
     # else: the pairs (split by the new set) and the adapters are rebuilt, retrained, evaluated.
-    assert project.demo() == ["preference_kto, preference_pairs", *TRAIN_AND_EVALUATE]
+    again = project.demo()
+    assert sorted(again) == sorted(["preference_kto, preference_pairs", *TRAIN_AND_EVALUATE]), again
+    assert again[0] == "preference_kto, preference_pairs"
+    train_and_evaluate_in_order(again)
     assert project.demo() == []
     instance.dispose()
 
