@@ -65,6 +65,23 @@ def store_deduped(database, df: pd.DataFrame) -> None:
 
 
 @pytest.mark.slow
+def store_other_training_inputs(data, database) -> None:
+    """lora_adapter's inputs besides the curated set, as their IO managers store them: a base-model
+    artifact (a folder that need not exist: the guard refuses before anything loads it) and empty
+    preference tables. Dagster loads every input before the asset's code runs."""
+    from replyassets.core.artifact import Artifact
+
+    (data / "artifacts" / "base_model").mkdir(parents=True, exist_ok=True)
+    (data / "artifacts" / "base_model" / "__unpartitioned__.json").write_text(
+        Artifact(path=str(data / "models" / "none"), sha256="0" * 64, kind="local-tiny").to_json())
+    con = duckdb.connect(str(database))
+    try:
+        for table in ("preference_pairs", "preference_kto"):
+            con.execute(f"CREATE TABLE IF NOT EXISTS main.{table} (tweet_id VARCHAR, split VARCHAR)")
+    finally:
+        con.close()
+
+
 def test_failed_blocking_check_stops_training_now_and_later(dagster_project):
     import dagster as dg
 
@@ -91,17 +108,7 @@ def test_failed_blocking_check_stops_training_now_and_later(dagster_project):
 
     # A later run of lora_adapter alone (as a backfill, schedule or click would launch) is refused too,
     # its other inputs present (a base model and preference tables: the guard comes first).
-    from replyassets.core.artifact import Artifact
-
-    (dagster_project.data / "artifacts" / "base_model").mkdir(parents=True)
-    (dagster_project.data / "artifacts" / "base_model" / "__unpartitioned__.json").write_text(
-        Artifact(path=str(dagster_project.data / "models" / "none"), sha256="0" * 64, kind="local-tiny").to_json())
-    con = duckdb.connect(str(dagster_project.database))
-    try:
-        for table in ("preference_pairs", "preference_kto"):
-            con.execute(f"CREATE TABLE main.{table} (tweet_id VARCHAR, split VARCHAR)")
-    finally:
-        con.close()
+    store_other_training_inputs(dagster_project.data, dagster_project.database)
     later = dg.materialize(
         all_assets_and_checks(),
         selection=["lora_adapter"],

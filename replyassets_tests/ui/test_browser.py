@@ -77,11 +77,13 @@ def ui_prepare(chromium_path, ui_project):
 
     from replyassets.defs.resources import resources_for_profile
     from replyassets_tests.defs.conftest import all_assets_and_checks
-    from replyassets_tests.defs.test_blocking import deduped_frame, store_deduped
+    from replyassets_tests.defs.test_blocking import deduped_frame, store_deduped, store_other_training_inputs
 
     with ui_project.in_process():
         # 12 pairs on 4 tweets by 6 authors: far below the size and diversity floors.
         store_deduped(ui_project.database, deduped_frame(n_rows=12, n_tweets=4, n_authors=6))
+        # lora_adapter's other inputs, so that what refuses it is its guard, not a missing input
+        store_other_training_inputs(ui_project.data, ui_project.database)
         instance = ui_project.instance()
         try:
             result = dg.materialize(
