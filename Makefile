@@ -11,9 +11,11 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
-# The suite runs on two xdist workers, a module per worker at a time (module fixtures such as a
-# `dg dev` server are built once); `make test PYTEST_WORKERS=0` runs it in one process.
-PYTEST_WORKERS ?= 2
+# The suite runs on three xdist workers, a module per worker at a time (module fixtures such as a
+# `dg dev` server are built once): its system tests wait on subprocesses, servers and the daemon
+# for much of their time, so on 2 cores two workers kept the CPUs busy only 129 % of 200 %.
+# `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= 3
 
 .PHONY: demo test check ui install bench sample clean-data chromium postgres validate-defs fuzz
 
