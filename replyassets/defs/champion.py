@@ -42,7 +42,8 @@ from replyassets.core.numbers import fmt_num
 from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_version
 from replyassets.defs.experiments import evaluation_settings_for
 from replyassets.defs.metadata import records_table, tidy_metadata, win_rates_md
-from replyassets.defs.resources import JudgeResource
+from replyassets.defs.judge_panel import build_panel, prepare
+from replyassets.defs.resources import EmbedderResource, JudgeResource
 from replyassets.defs.settings_access import settings, storage
 
 HISTORY_COLUMNS = ["promoted_at", "experiment", "adapter_path", "adapter_sha256", "curated_set_hash",
@@ -76,24 +77,33 @@ def standing_of(history: pd.DataFrame) -> dict | None:
 
 
 def decision_reports(eval_report: pd.DataFrame, lora_adapter: dict[str, Artifact], champion: str | None,
-                     judge: JudgeResource, log=None) -> dict[str, dict]:
+                     judge: JudgeResource, reward_model: pd.DataFrame, embedder: EmbedderResource,
+                     log=None) -> dict[str, dict]:
     """Every experiment's report as the gate reads it, from the ``eval_report`` table (the rows
     of adapters trained again since they were judged are left out), with each challenger judged
-    against the default recipe and the champion from the stored generations (core/decision.py)."""
+    against the default recipe and the champion from the stored generations (core/decision.py),
+    by the same deciding judge as ``eval_report`` (``defs/judge_panel.build_panel``: the reward
+    model when its held-out agreement with likes is above chance)."""
     from replyassets.core.decision import add_cross_comparisons, reports_from_table
     from replyassets.core.judging import DuckDBVerdictCache, JudgingFailed, judge_pairs
     from replyassets.judges.base import JudgeError
 
-    settings_for = evaluation_settings_for(settings().evaluation)
+    s = settings()
+    settings_for = evaluation_settings_for(s.evaluation)
     reports, skipped = reports_from_table(eval_report, settings_for,
                                           {name: a.sha256 for name, a in lora_adapter.items()})
     for name, why in skipped.items():
         if log is not None:
             log.info(f"{name} left out: {why}")
-    j = judge.build()
+    tweet_ids = eval_report["tweet_id"].astype(str).unique() if "tweet_id" in eval_report.columns else []
+    panel = build_panel(judge, reward_model, embedder, s.evaluation, s.reward_model.min_agreement_low, tweet_ids)
+    j = panel["judges"][panel["primary"]]
+    if log is not None:
+        log.info(f"experiments compared by judge {panel['primary']} ({panel['reason']})")
     cache = DuckDBVerdictCache(storage())
 
     def judge_fn(items: list[dict], ev) -> pd.DataFrame:
+        prepare({"decides": j}, [t for it in items for t in (it["tweet"], it["base_reply"], it["adapter_reply"])])
         try:
             return judge_pairs(j, items, cache=cache, concurrency=ev.judge_concurrency,
                                max_error_fraction=ev.max_judge_error_fraction)
@@ -130,7 +140,8 @@ def card_dir(data_dir: Path, row: dict) -> Path:
         "of test tweets and tie rate."
     ),
     code_version=derived_code_version("replyassets.defs.champion", "replyassets.core.decision",
-                                      settings_paths=("evaluation",)),
+                                      "replyassets.defs.judge_panel",
+                                      settings_paths=("evaluation", "reward_model.min_agreement_low")),
     owners=OWNERS,
     kinds={"duckdb"},
     group_name="evaluate",
@@ -150,7 +161,7 @@ def card_dir(data_dir: Path, row: dict) -> Path:
     ],
 )
 def champion(context: dg.AssetExecutionContext, eval_report: pd.DataFrame, lora_adapter: dict[str, Artifact],
-             judge: JudgeResource):
+             reward_model: pd.DataFrame, judge: JudgeResource, embedder: EmbedderResource):
     """Long because it is the champion's whole transaction: the comparisons between experiments
     (core/decision), the gate decision (core/leaderboard, core/champion), the model card of a
     promotion, the history row, the gate's calibration and both checks."""
@@ -164,7 +175,7 @@ def champion(context: dg.AssetExecutionContext, eval_report: pd.DataFrame, lora_
     history = _history(db.storage_from_settings(s))
     current = standing_of(history)  # its own history: the champion before this decision
     current_name = str(current["experiment"]) if current else None
-    reports = decision_reports(eval_report, lora_adapter, current_name, judge, context.log)
+    reports = decision_reports(eval_report, lora_adapter, current_name, judge, reward_model, embedder, context.log)
     settings_for = evaluation_settings_for(s.evaluation)
     leaderboard = leaderboard_rows(reports, adapter_facts(lora_adapter), current_name, settings_for)
     board = leaderboard.set_index("experiment")

@@ -27,10 +27,12 @@ from replyassets.defs.asset_attrs import DUCKDB_POOL, OWNERS, derived_code_versi
 from replyassets.defs.champion import adapter_facts, decision_reports, standing_of
 from replyassets.defs.experiments import evaluation_settings_for
 from replyassets.defs.metadata import records_table, tidy_metadata, win_rates_md
-from replyassets.defs.resources import JudgeResource
+from replyassets.defs.resources import EmbedderResource, JudgeResource
 from replyassets.defs.settings_access import settings
 
-LEADERBOARD_CODE_VERSION = derived_code_version("replyassets.defs.leaderboard", settings_paths=("evaluation",))
+LEADERBOARD_CODE_VERSION = derived_code_version("replyassets.defs.leaderboard", "replyassets.defs.champion",
+                                                "replyassets.defs.judge_panel",
+                                                settings_paths=("evaluation", "reward_model.min_agreement_low"))
 
 @dg.asset(
     description=(
@@ -49,10 +51,11 @@ LEADERBOARD_CODE_VERSION = derived_code_version("replyassets.defs.leaderboard", 
     pool=DUCKDB_POOL,
 )
 def leaderboard(context: dg.AssetExecutionContext, champion: pd.DataFrame, eval_report: pd.DataFrame,
-                lora_adapter: dict[str, Artifact], judge: JudgeResource) -> dg.Output:
+                lora_adapter: dict[str, Artifact], reward_model: pd.DataFrame, judge: JudgeResource,
+                embedder: EmbedderResource) -> dg.Output:
     current = standing_of(champion)
     name = str(current["experiment"]) if current else None
-    reports = decision_reports(eval_report, lora_adapter, name, judge, context.log)
+    reports = decision_reports(eval_report, lora_adapter, name, judge, reward_model, embedder, context.log)
     df = leaderboard_rows(reports, adapter_facts(lora_adapter), name, evaluation_settings_for(settings().evaluation))
     return dg.Output(
         df,

@@ -93,6 +93,7 @@ def store_evaluation(project, name: str, make_rows, curated: str = CURATED) -> N
                                  attrs={"curated_set_hash": curated, "method": "sft",
                                         "recipe": "the profile's settings"}).to_json())
     rows = make_rows(path, sha)
+    store_reward_model(project)
     con = duckdb.connect(str(project.database))
     try:
         con.register("rows", rows)
@@ -103,6 +104,28 @@ def store_evaluation(project, name: str, make_rows, curated: str = CURATED) -> N
             con.execute("CREATE TABLE main.eval_report AS SELECT * FROM rows")
     finally:
         con.close()
+
+
+def store_reward_model(project, ci_low: float = 0.4) -> None:
+    """A stored ``reward_model`` (champion's and leaderboard's input: they decide with the same
+    judge as eval_report) whose held-out interval is not above ``reward_model.min_agreement_low``,
+    so the next judge of ``evaluation.judges``, the offline judge, decides; kept when present."""
+    import json
+
+    import duckdb
+
+    from replyassets.core.reward_model import RewardModel
+
+    model = RewardModel(feature_set="surface", embedding_model="none", weights=(0.0,), scale=(1.0,),
+                        regularization=1.0, tie_margin=0.1, training_set_hash="t" * 64, training_pairs=0,
+                        training_tweet_ids=(), training_tweet_keys=())
+    validation = {"agreement": 0.5, "ci_low": ci_low, "ci_high": 0.6, "tweets": 10, "pairs": 10}
+    row = pd.DataFrame([{"model_sha256": model.sha256, "training_set_hash": model.training_set_hash,
+                         "model_json": model.to_json(), "validation_json": json.dumps(validation)}])
+    with duckdb.connect(str(project.database)) as con:
+        if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'reward_model'").fetchone()[0]:
+            con.register("row", row)
+            con.execute("CREATE TABLE main.reward_model AS SELECT * FROM row")
 
 
 def champion_round(project):
