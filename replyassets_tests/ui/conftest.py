@@ -9,6 +9,13 @@ project with another queries file (a test module overriding `ui_project`).
 `dagster_ui` starts `dg dev` on a free loopback port in that project, waits until the code
 location is loaded, and always stops it at teardown by killing its process group. A test module
 may override the `ui_prepare` fixture to put state in place before the server starts.
+
+`sample_demo` is the one project of the session where `make demo` (`python -m replyassets.demo`)
+has built the whole graph of the shipped sample (six queries, the default recipe, short
+trainings) and one review decision was written after it; `sample_demo_ui` is `dg dev` on it.
+The modules that only read what the demo left (the decision pages, in the browser and from the
+instance, and the review sensor) share them: they are one xdist group (``SAMPLE_DEMO_GROUP``),
+so the graph is built once per session, not once per module.
 """
 
 from __future__ import annotations
@@ -43,6 +50,10 @@ _EXEC_WRAPPER = (
 )
 
 
+SAMPLE_DEMO_GROUP = pytest.mark.xdist_group("sample_demo")
+SAMPLE_DEMO_TIMEOUT_S = 1500
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -69,6 +80,7 @@ class UIProject:
     queries: Path
     partitions: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    demo: dict = field(default_factory=dict)  # sample_demo: what `make demo` printed, the review decision
 
     @contextlib.contextmanager
     def in_process(self):
@@ -255,6 +267,57 @@ def _stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
 @pytest.fixture(scope="module")
 def dagster_ui(ui_project, ui_prepare):
     with run_dagster_dev(ui_project) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sample_demo(tmp_path_factory) -> UIProject:
+    """The shipped sample's whole graph built by `python -m replyassets.demo` (what `make demo`
+    runs) in a fresh project (the full config/queries.yaml: enough pairs for curated_set's
+    blocking checks), then one review decision for a reply of the curated set (the daemon's
+    sensor observes it once `sample_demo_ui` runs). ``project.demo`` holds what it printed and
+    the decision count."""
+    import duckdb
+
+    from replyassets.core.review import ReviewStore
+    from replyassets_tests.fast_settings import write_settings
+
+    root = tmp_path_factory.mktemp("sample_demo")
+    queries = root / "queries.yaml"
+    shutil.copyfile(ROOT / "config" / "queries.yaml", queries)
+    # One experiment (the default recipe) keeps the demo short; experiments have their own test.
+    experiments = root / "experiments.yaml"
+    experiments.write_text("experiments:\n  - name: default\n")
+    settings = write_settings(root / "settings.yaml")  # short trainings: the pages are the point
+    project = build_ui_project(root, queries, extra_env={"REPLYASSETS_EXPERIMENTS": str(experiments),
+                                                         "REPLYASSETS_SETTINGS": str(settings)})
+    assert len(project.partitions) == 6, project.partitions
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "replyassets.demo"], cwd=ROOT, env={**os.environ, **project.env},
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=SAMPLE_DEMO_TIMEOUT_S,
+                          check=False)
+    took = time.monotonic() - started
+    output = proc.stdout + proc.stderr
+    (project.root / "demo.log").write_text(output)
+    print(f"make demo: {took:.0f}s, rc {proc.returncode}\n{proc.stdout[-1500:]}")
+    assert proc.returncode == 0, f"python -m replyassets.demo failed ({proc.returncode}):\n{output[-6000:]}"
+    assert "Leaderboard" in proc.stdout and "Champion:" in proc.stdout, proc.stdout[-3000:]
+
+    with duckdb.connect(str(project.database), read_only=True) as con:
+        reply_id = con.execute("SELECT reply_id FROM main.curated_set ORDER BY reply_id LIMIT 1").fetchall()[0][0]
+    store = ReviewStore(project.database)
+    before = len(store.decisions())
+    store.record(str(reply_id), "reject", note="browser test: observed by the sensor", reviewer="ui-test")
+    decisions = len(store.decisions())
+    assert decisions == before + 1, (before, decisions)
+    project.demo = {"stdout": proc.stdout, "reply_id": str(reply_id), "decisions": decisions}
+    return project
+
+
+@pytest.fixture(scope="session")
+def sample_demo_ui(sample_demo):
+    """`dg dev` on ``sample_demo``, for the whole session."""
+    with run_dagster_dev(sample_demo) as server:
         yield server
 
 

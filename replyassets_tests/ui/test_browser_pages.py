@@ -2,7 +2,8 @@
 Debian's chromium; never a downloaded one).
 
 Before the server starts, `python -m replyassets.demo` (what `make demo` runs) materializes the
-whole graph of a small project (two sample queries, the default recipe, short trainings). Then,
+whole graph of the session's ``sample_demo`` project (ui/conftest.py: the sample's six queries, the
+default recipe, short trainings). Then,
 against a real `dg dev`, for each of eval_report, leaderboard, champion and lora_adapter:
 
 1. the first screen (no scroll, no click) shows the page's key entry (the verdict, the decision,
@@ -17,27 +18,19 @@ test-artifacts/ui/pages/ (git-ignored, written by the run).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from replyassets_tests.fast_settings import write_settings
 from replyassets_tests.ui import test_browser as browser
-from replyassets_tests.ui.conftest import ARTIFACTS, ROOT, build_ui_project
+from replyassets_tests.ui.conftest import ARTIFACTS, SAMPLE_DEMO_GROUP
 from replyassets_tests.ui.test_browser import goto
 
 chromium_path = browser.chromium_path  # the fixture: Debian's chromium, or a failure naming why
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, SAMPLE_DEMO_GROUP]
 
 PAGES_DIR = ARTIFACTS / "pages"
-QUERIES = ("ai-agents", "python-tips")
-DEMO_TIMEOUT_S = 1500
 # The entry each page must show on its first screen.
 KEY_ENTRY = {"eval_report": "verdict", "leaderboard": "win_rates", "champion": "decision", "lora_adapter": "loss"}
 
@@ -74,28 +67,14 @@ OVERFLOW_JS = """() => {
 
 
 @pytest.fixture(scope="module")
-def ui_project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ui_pages_project")
-    entries = [q for q in yaml.safe_load((ROOT / "config" / "queries.yaml").read_text())["queries"]
-               if q["name"] in QUERIES]
-    queries = root / "queries.yaml"
-    queries.write_text(yaml.safe_dump({"queries": entries}, sort_keys=False))
-    experiments = root / "experiments.yaml"
-    experiments.write_text("experiments:\n  - name: default\n")
-    settings = write_settings(root / "settings.yaml", {
-        "curation": {"min_pairs": 100, "min_unique_tweets": 40, "min_unique_authors": 80}})
-    return build_ui_project(root, queries, extra_env={"REPLYASSETS_EXPERIMENTS": str(experiments),
-                                                      "REPLYASSETS_SETTINGS": str(settings)})
+def ui_project(sample_demo):
+    """The session's `make demo` project (ui/conftest.py)."""
+    return sample_demo
 
 
 @pytest.fixture(scope="module")
-def ui_prepare(chromium_path, ui_project):
-    started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "replyassets.demo"], cwd=ROOT,
-                          env={**os.environ, **ui_project.env}, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False)
-    print(f"make demo: {time.monotonic() - started:.0f}s, rc {proc.returncode}")
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+def dagster_ui(sample_demo_ui):
+    return sample_demo_ui
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
 """What `make demo` leaves behind, seen in the Dagster UI in a real browser (Playwright driving
 Debian's chromium; never a downloaded one).
 
-The project reads the full config/queries.yaml (enough pairs for curated_set's blocking checks to
-pass); before the server starts, `python -m replyassets.demo` materializes the whole graph (the
-LoRA training on the tiny model and eval_report included) and one review decision is written.
+The project is the session's ``sample_demo`` (ui/conftest.py): the full config/queries.yaml
+(enough pairs for curated_set's blocking checks to pass); before the server starts,
+`python -m replyassets.demo` materializes the whole graph (the LoRA training on the tiny model and
+eval_report included) and one review decision is written.
 Then, against a real `dg dev` (webserver + daemon), the tests
 1. show lora_adapter's loss plot as a decoded PNG in the metadata table without a click
    (and the full-size loss curve's file beside it);
@@ -17,22 +18,16 @@ Screenshots of every step go to test-artifacts/ui/reports/ (git-ignored).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 
-from replyassets_tests.fast_settings import write_settings
 from replyassets_tests.ui import test_browser as browser
 from replyassets_tests.ui.conftest import (
     ARTIFACTS,
-    ROOT,
+    SAMPLE_DEMO_GROUP,
     DagsterDev,
-    build_ui_project,
     runs_with_tag,
 )
 from replyassets_tests.ui.test_browser import (
@@ -44,7 +39,7 @@ from replyassets_tests.ui.test_browser import (
 
 chromium_path = browser.chromium_path  # the fixture: Debian's chromium, or a failure naming why
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, SAMPLE_DEMO_GROUP]
 
 REPORTS = ARTIFACTS / "reports"
 DEMO_TIMEOUT_S = 1500
@@ -110,53 +105,20 @@ def step(page, server: DagsterDev, name: str):
 
 
 @pytest.fixture(scope="module")
-def ui_project(tmp_path_factory):
-    """The full config/queries.yaml (six queries), copied into the project."""
-    root = tmp_path_factory.mktemp("ui_reports_project")
-    queries = root / "queries.yaml"
-    shutil.copyfile(ROOT / "config" / "queries.yaml", queries)
-    # One experiment (the default recipe) keeps the demo short; experiments have their own test.
-    experiments = root / "experiments.yaml"
-    experiments.write_text("experiments:\n  - name: default\n")
-    settings = write_settings(root / "settings.yaml")  # short trainings: the pages are the point
-    project = build_ui_project(root, queries, extra_env={"REPLYASSETS_EXPERIMENTS": str(experiments),
-                                                         "REPLYASSETS_SETTINGS": str(settings)})
-    assert len(project.partitions) == 6, project.partitions
-    return project
+def ui_project(sample_demo):
+    """The session's `make demo` project (ui/conftest.py: the full config/queries.yaml)."""
+    return sample_demo
 
 
 @pytest.fixture(scope="module")
-def ui_prepare(chromium_path, ui_project):
-    """Before the server starts: `python -m replyassets.demo` (what `make demo` runs) over the
-    whole graph, then one review decision for a reply of the curated set."""
-    import duckdb
+def ui_prepare(sample_demo):
+    """What `sample_demo` put in place before the server started: the review decision."""
+    return sample_demo.demo
 
-    from replyassets.core.review import ReviewStore
 
-    started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "replyassets.demo"],
-        cwd=ROOT, env={**os.environ, **ui_project.env}, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False,
-    )
-    took = time.monotonic() - started
-    output = proc.stdout + proc.stderr
-    (ui_project.root / "demo.log").write_text(output)
-    print(f"make demo: {took:.0f}s, rc {proc.returncode}\n{proc.stdout[-1500:]}")
-    assert proc.returncode == 0, f"python -m replyassets.demo failed ({proc.returncode}):\n{output[-6000:]}"
-    assert "Leaderboard" in proc.stdout and "Champion:" in proc.stdout, proc.stdout[-3000:]
-
-    con = duckdb.connect(str(ui_project.database), read_only=True)
-    try:
-        reply_id = con.execute("SELECT reply_id FROM main.curated_set ORDER BY reply_id LIMIT 1").fetchall()[0][0]
-    finally:
-        con.close()
-    store = ReviewStore(ui_project.database)
-    before = len(store.decisions())
-    store.record(str(reply_id), "reject", note="browser test: observed by the sensor", reviewer="ui-test")
-    decisions = len(store.decisions())
-    assert decisions == before + 1, (before, decisions)
-    return {"reply_id": str(reply_id), "decisions": decisions}
+@pytest.fixture(scope="module")
+def dagster_ui(sample_demo_ui):
+    return sample_demo_ui
 
 
 @pytest.fixture(scope="module")

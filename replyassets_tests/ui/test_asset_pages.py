@@ -1,7 +1,8 @@
 """What the decision pages show after `make demo` on the sample, read from the instance (no browser).
 
-`python -m replyassets.demo` (what `make demo` runs) materializes the whole graph of a small
-project (two sample queries, the default recipe, short trainings); then the latest
+`python -m replyassets.demo` (what `make demo` runs) materializes the whole graph of the session's
+``sample_demo`` project (ui/conftest.py: the sample's six queries, the default recipe, short
+trainings; shared with the browser tests of the same pages); then the latest
 materialization of ``eval_report``, ``leaderboard``, ``champion`` and ``lora_adapter`` is read
 back from the instance, as the UI reads it. Dagster's UI shows a markdown metadata value inline
 only under 1,000 characters (a longer one is behind "[Show Markdown]") and a JSON value as a
@@ -17,51 +18,27 @@ collapsed blob, so on these pages:
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 
 import dagster as dg
 import pytest
-import yaml
 
 from replyassets.core.plots import INLINE_MD_LIMIT
-from replyassets_tests.fast_settings import write_settings
-from replyassets_tests.ui.conftest import ROOT, build_ui_project
+from replyassets_tests.ui.conftest import SAMPLE_DEMO_GROUP
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, SAMPLE_DEMO_GROUP]
 
-QUERIES = ("ai-agents", "python-tips")
 PAGES = ("eval_report", "leaderboard", "champion", "lora_adapter")
 PARTITIONED_CHECKS = {("eval_report", "forgetting"), ("eval_report", "perplexity"),
                       ("lora_adapter", "train_eval_gap"), ("raw_tweets", "non_empty"),
                       ("validated_pairs", "non_empty")}
-DEMO_TIMEOUT_S = 1500
 IMAGE = "data:image/"
 
 
 @pytest.fixture(scope="module")
-def demo_project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("asset_pages")
-    entries = [q for q in yaml.safe_load((ROOT / "config" / "queries.yaml").read_text())["queries"]
-               if q["name"] in QUERIES]
-    queries = root / "queries.yaml"
-    queries.write_text(yaml.safe_dump({"queries": entries}, sort_keys=False))
-    experiments = root / "experiments.yaml"
-    experiments.write_text("experiments:\n  - name: default\n")
-    # two queries: curated_set's size thresholds lowered as in test_pipeline.py
-    settings = write_settings(root / "settings.yaml", {
-        "curation": {"min_pairs": 100, "min_unique_tweets": 40, "min_unique_authors": 80}})
-    project = build_ui_project(root, queries, extra_env={"REPLYASSETS_EXPERIMENTS": str(experiments),
-                                                         "REPLYASSETS_SETTINGS": str(settings)})
-    started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "replyassets.demo"], cwd=ROOT,
-                          env={**os.environ, **project.env}, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False)
-    print(f"demo: {time.monotonic() - started:.0f}s, rc {proc.returncode}")
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
-    instance = project.instance()
-    yield project, instance
+def demo_project(sample_demo):
+    """The session's `make demo` project (ui/conftest.py) and its instance."""
+    instance = sample_demo.instance()
+    yield sample_demo, instance
     instance.dispose()
 
 
@@ -128,7 +105,7 @@ def test_generations_are_shown_without_template_tags_and_framed(demo_project):
 
 
 def test_check_results_of_partitioned_assets_name_their_partition(demo_project):
-    project, instance = demo_project
+    _, instance = demo_project
     seen = set()
     for asset, check in PARTITIONED_CHECKS:
         records = instance.event_log_storage.get_asset_check_execution_history(
