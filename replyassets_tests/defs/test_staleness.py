@@ -181,7 +181,12 @@ def test_dagster_staleness_drives_make_demo(tmp_path):
     first_md = adapter_md()
     first_dir = Path(first_md["adapter_path"]).parent
     first_files = {p: p.stat().st_mtime_ns for p in first_dir.rglob("*") if p.is_file()}
+    # ...under the settings the stored curated set was built with: lora_adapter's guard re-runs
+    # curated_set's blocking checks on its input with the current settings, and under step 5's
+    # threshold the stored set (deduplicated at 0.9) fails its near-duplicate check.
+    step5, project.overrides = project.overrides, {}
     project.run_assets(["lora_adapter"], "default")
+    project.overrides = step5
     second_md = adapter_md()
     assert Path(second_md["adapter_path"]).parent != first_dir
     assert {p: p.stat().st_mtime_ns for p in first_dir.rglob("*") if p.is_file()} == first_files
