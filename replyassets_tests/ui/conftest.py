@@ -14,8 +14,10 @@ may override the `ui_prepare` fixture to put state in place before the server st
 has built the whole graph of the shipped sample (six queries, the default recipe, short
 trainings) and one review decision was written after it; `sample_demo_ui` is `dg dev` on it.
 The modules that only read what the demo left (the decision pages, in the browser and from the
-instance, and the review sensor) share them: they are one xdist group (``SAMPLE_DEMO_GROUP``),
-so the graph is built once per session, not once per module.
+instance, and the review sensor) share them: once per session and xdist worker, not once per
+module. They name one xdist group (``SAMPLE_DEMO_GROUP``) for ``--dist loadgroup``, which does not
+group with pytest 9.2 and xdist 3.8 (pytest-xdist issue 1386), so ``make test`` runs
+``--dist loadfile``.
 """
 
 from __future__ import annotations
