@@ -11,12 +11,13 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 PYTEST_ARGS ?=
-# The suite runs on three xdist workers, a module per worker at a time (module fixtures such as a
-# `dg dev` server are built once; --dist loadgroup would group nothing with pytest 9.2 and xdist 3.8,
-# replyassets_tests/conftest.py): its system tests wait on subprocesses, servers and the daemon
-# for much of their time, so on 2 cores two workers kept the CPUs busy only 129 % of 200 %.
-# `make test PYTEST_WORKERS=0` runs it in one process.
-PYTEST_WORKERS ?= 3
+# The suite runs on four xdist workers, a work unit per worker at a time: a module (its module
+# fixtures such as a `dg dev` server built once), or the modules sharing one session fixture, or
+# a single long test (replyassets_tests/conftest.py: GroupScheduling, LONGEST_FIRST), the longest
+# units first, in collection order (--no-loadscope-reorder). Its system tests wait on
+# subprocesses, servers and the daemon for much of their time: on 2 cores two workers kept the
+# CPUs busy 129 % of 200 %, three 138 %. `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= 4
 
 .PHONY: demo test check ui install bytecode bench sample clean-data chromium postgres validate-defs fuzz
 
@@ -80,13 +81,13 @@ postgres:
 ## The whole test suite (what CI runs): prints the 25 slowest tests at the end; every test's
 ## time is in test-artifacts/junit.xml (git-ignored).
 test: install chromium postgres bytecode
-	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --durations=25 \
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 \
 	  --junitxml=test-artifacts/junit.xml $(PYTEST_ARGS)
 
 ## The fast tier for the inner loop: every test not marked slow or browser (unit tests, small
 ## Dagster runs), in a few minutes.
 check: install postgres bytecode
-	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile -m "not slow and not browser" --durations=10 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not slow and not browser" --durations=10 $(PYTEST_ARGS)
 
 ## Only the property tests (@given: the "hypothesis" marker), random seeds, 20x the examples
 ## (HYPOTHESIS_PROFILE=fuzz; `make test` runs the derandomized "ci" profile: one result per

@@ -483,7 +483,8 @@ def result_lines(instance, s) -> list[str]:
 
     lines = [f"  storage     : {db.storage_from_settings(s).describe()}"]
     for part in sorted(instance.get_dynamic_partitions("experiment")):
-        lines.append(f"  report [{part}]: {md(latest_materialization(instance, 'eval_report', part)).get('report_html', '?')}")
+        folder = md(latest_materialization(instance, "eval_report", part)).get("report_folder")
+        lines.append(f"  report [{part}]: {Path(str(folder)) / 'report.html' if folder else '?'}")
     lines.append("  open the UI : make ui   (then http://127.0.0.1:3000)")
     pref = latest_materialization(instance, "preference_pairs")
     if pref is not None:
@@ -495,12 +496,24 @@ def result_lines(instance, s) -> list[str]:
         lines.append(f"  judge vs real likes: agreement {rm.get('judge_likes_agreement')} "
                      f"[{rm.get('judge_likes_ci_low')}, {rm.get('judge_likes_ci_high')}] on {rm.get('judge_likes_tweets')} "
                      f"test tweets (0.5 = chance; flag: {rm.get('judge_flag')})")
-    board = md(latest_materialization(instance, "leaderboard"))
+    board = leaderboard_markdown_of(s)
     champ = md(latest_materialization(instance, "champion"))
     shipped = md(latest_materialization(instance, "champion_export"))
     candidates = [r.data for r in champ["candidates"].records] if "candidates" in champ else []
-    return [*lines, *closing_lines(board.get("markdown"), champ.get("headline") or champ.get("decision"),
+    return [*lines, *closing_lines(board, champ.get("headline") or champ.get("decision"),
                                    shipped.get("shipped"), candidates)]
+
+
+def leaderboard_markdown_of(s) -> str | None:
+    """The stored leaderboard table (gate order) as markdown, or None before its first build."""
+    from replyassets.core import db
+    from replyassets.core.leaderboard import leaderboard_markdown
+
+    with db.connect(db.storage_from_settings(s), purpose="make demo: the leaderboard") as con:
+        if not db.table_exists(con, "leaderboard"):
+            return None
+        df = con.execute("SELECT * FROM main.leaderboard").df()
+    return leaderboard_markdown(df) if len(df) else None
 
 
 def closing_lines(leaderboard_markdown: str | None, champion_decision: str | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,14 @@ MODELS_ENV = "REPLYASSETS_MODELS_DIR"
 
 
 def pytest_configure(config):
+    if not hasattr(config, "workerinput"):
+        import tempfile
+
+        config._replyassets_units_dir = tempfile.mkdtemp(prefix="replyassets-xdist-units-")
+    _models_folder(config)
+
+
+def _models_folder(config):
     """One models folder for the whole session (and every xdist worker and subprocess, through the
     environment): the tiny base model and the embedding exports are content-addressed, so a test
     that needs them builds them once per session instead of once per data folder."""
@@ -33,10 +42,11 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
+    import shutil
+
+    shutil.rmtree(getattr(config, "_replyassets_units_dir", "/nonexistent"), ignore_errors=True)
     folder = getattr(config, "_replyassets_models_dir", None)
     if folder:
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
         os.environ.pop(MODELS_ENV, None)
 
@@ -115,14 +125,102 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"this suite allows no skipped test: {reason}"
 
 
+# --- Scheduling under xdist (`make test`, `make check`: `-n N --dist loadfile --no-loadscope-reorder`).
+# A work unit is a test module (its module fixtures built once on one worker) unless its tests
+# name an ``xdist_group``: the modules sharing ``ui/conftest.sample_demo`` (one `make demo` of the
+# sample) name the same group and run on one worker after one build. A module whose long tests
+# share nothing says ``XDIST_EACH_TEST = True`` (the benchmarks): each test is its own unit.
+# xdist's own ``--dist loadgroup`` reads the groups from a nodeid suffix that pytest 9.2 no longer
+# keeps (pytest-xdist issue 1386: it grouped nothing), so the workers write each test's unit to a
+# file the controller's scheduler (``GroupScheduling`` below) reads.
+#
+# The units whose tests take longest, longest first (measured on a fresh clone's `make test`: its
+# slowest-25 list and test-artifacts/junit.xml); units go out in collection order, so these start
+# at once instead of closing the run. A scheduling hint only: a stale entry costs minutes, never
+# a result.
+LONGEST_FIRST = (
+    "replyassets_tests.defs.test_staleness",
+    "sample_demo",  # ui/conftest.sample_demo: one `make demo` of the sample, then the pages
+    "replyassets_tests.reliability.test_interrupted",
+    "replyassets_tests.ui.test_experiment_backfill",
+    "replyassets_tests.reliability.test_concurrent_backends",
+    "replyassets_tests.dedup.test_embedding_backends",
+    "replyassets_tests.scale.test_postgres_instance",
+    "replyassets_tests.ui.test_browser",
+    "replyassets_tests.dedup.test_cascade",
+    "replyassets_tests.defs.test_lake_pipeline",
+    "replyassets_tests.training.test_preference",
+    "replyassets_tests.defs.test_real_shapes_demo",
+)
+_UNITS_KEY = "replyassets_xdist_units"
+
+
+def _unit(item) -> str:
+    marks = [m.args[0] for m in item.iter_markers("xdist_group") if m.args]
+    if marks:
+        return marks[0]
+    if getattr(item.module, "XDIST_EACH_TEST", False):
+        return item.nodeid
+    return item.module.__name__
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Modules with slow tests first (a stable sort): under xdist's ``--dist loadfile`` each
-    module runs on one worker, so its module fixtures are built once, and the long ones start at
-    once instead of closing the run. (``--dist loadgroup``, which would keep the modules sharing
-    ``ui/conftest.sample_demo`` on one worker, groups nothing with pytest 9.2 and xdist 3.8:
-    pytest-xdist issue 1386; their ``xdist_group`` marks wait for that fix.)"""
+    """Order the tests as the work units go out: ``LONGEST_FIRST``, then the other modules with
+    slow tests, then the rest (a stable sort); on an xdist worker, write each test's unit for the
+    controller's scheduler."""
+    import json
+
+    strays = sorted({item.module.__name__ for item in items
+                     if "sample_demo" in item.fixturenames and _unit(item) != "sample_demo"})
+    if strays:
+        raise pytest.UsageError(f"{strays} use the sample_demo fixture without its xdist group "
+                                "(ui/conftest.SAMPLE_DEMO_GROUP): each would build the sample demo again")
     slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.module.__name__ not in slow_modules)
+
+    def rank(item) -> tuple[int, bool]:
+        names = {item.module.__name__, _unit(item)}
+        hinted = [LONGEST_FIRST.index(n) for n in names if n in LONGEST_FIRST]
+        return (min(hinted), False) if hinted else (len(LONGEST_FIRST), item.module.__name__ not in slow_modules)
+
+    items.sort(key=rank)
+    target = getattr(config, "workerinput", {}).get(_UNITS_KEY)
+    if target:
+        Path(target).write_text(json.dumps({item.nodeid: _unit(item) for item in items}))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """Controller: each xdist worker writes its tests' work units to its own file."""
+    folder = node.config._replyassets_units_dir
+    node.workerinput[_UNITS_KEY] = str(Path(folder) / f"{node.gateway.id}.json")
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with the work units above (xdist's own scheduler otherwise)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    import json
+
+    from xdist.scheduler import LoadScopeScheduling
+
+    folder = Path(config._replyassets_units_dir)
+
+    class GroupScheduling(LoadScopeScheduling):
+        units: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            # first called once every worker has collected (and so written its file)
+            if self.units is None:
+                self.units = {}
+                for path in sorted(folder.glob("*.json")):
+                    self.units.update(json.loads(path.read_text()))
+            unit = self.units.get(nodeid)
+            if unit is None:
+                raise RuntimeError(f"no work unit recorded for {nodeid} in {folder}")
+            return unit
+
+    return GroupScheduling(config, log)
 
 
 def _git_status() -> set[str] | None:

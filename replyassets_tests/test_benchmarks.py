@@ -25,6 +25,8 @@ BENCHMARKS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if not p.name.
 # the tiny Qwen3, the static model distilled for the dedup cascade: 2-3.5 minutes once per
 # models folder, then about 50 s) or two `dg dev` instances
 SLOW = {"backfill", "cascade", "e2e", "embed", "train", "validate"}
+# each benchmark is its own xdist work unit (replyassets_tests/conftest.py): they share nothing
+XDIST_EACH_TEST = True
 TIMEOUT_S = {"backfill": 1500, "cascade": 900, "e2e": 1500, "embed": 1200, "train": 900, "validate": 600}
 
 
@@ -56,6 +58,7 @@ def _worktree_files() -> set[str]:
             and "__pycache__" not in line and not line.endswith(".pyc")}
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 @pytest.mark.parametrize("script", [_param(p) for p in BENCHMARKS])
 def test_benchmark_small_mode(script: Path, tmp_path):
     data = tmp_path / "data"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "replyassets"
 MAX_LINES = 80
 REASON = "long because"
@@ -38,11 +40,13 @@ def _allowed(rel: str, name: str) -> bool:
     return "*" in names or name in names
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_no_function_over_80_lines_without_a_reason():
     offenders = [f"{rel}: {name} ({n} lines)" for rel, name, n in long_functions(PACKAGE) if not _allowed(rel, name)]
     assert not offenders, "functions over 80 lines without 'Long because' in the docstring:\n" + "\n".join(offenders)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_the_allow_list_names_only_functions_that_are_still_long():
     long = {(rel, name) for rel, name, _ in long_functions(PACKAGE)}
     stale = [f"{rel}: {name}" for rel, names in ALLOWED.items() for name in names

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from hypothesis import settings
 
 from replyassets.settings import PROJECT_ROOT
@@ -40,6 +41,7 @@ def test_this_run_uses_the_profile_the_environment_names():
         assert not s.derandomize and hp.examples(10) == 10 * hp.FUZZ_FACTOR
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_ci_is_the_default_and_fuzz_is_opt_in():
     assert _probe(None) == "ci True True None True 10"
     assert _probe("ci") == "ci True True None True 10"

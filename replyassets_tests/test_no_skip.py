@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_a_skip_is_reported_as_a_failure_with_its_reason(tmp_path):
     (tmp_path / "test_skips.py").write_text(
         "import pytest\n\ndef test_needs_a_browser():\n    pytest.skip('chromium is not installed')\n"
@@ -19,6 +22,7 @@ def test_a_skip_is_reported_as_a_failure_with_its_reason(tmp_path):
     assert "1 failed" in run.stdout and "chromium is not installed" in run.stdout, run.stdout
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_a_file_left_beside_tracked_files_fails_the_session(tmp_path):
     """The suite's other rule: a test that leaves something `git status` shows fails the run."""
     from replyassets.settings import PROJECT_ROOT

@@ -78,12 +78,13 @@ def standing_of(history: pd.DataFrame) -> dict | None:
 
 def decision_reports(eval_report: pd.DataFrame, lora_adapter: dict[str, Artifact], champion: str | None,
                      judge: JudgeResource, reward_model: pd.DataFrame, embedder: EmbedderResource,
-                     log=None) -> dict[str, dict]:
+                     log=None) -> tuple[dict[str, dict], str]:
     """Every experiment's report as the gate reads it, from the ``eval_report`` table (the rows
     of adapters trained again since they were judged are left out), with each challenger judged
     against the default recipe and the champion from the stored generations (core/decision.py),
     by the same deciding judge as ``eval_report`` (``defs/judge_panel.build_panel``: the reward
-    model when its held-out agreement with likes is above chance)."""
+    model when its held-out agreement with likes is above chance). Returns the reports and which
+    judge compared the experiments, with why (the page's ``compared_by``)."""
     from replyassets.core.decision import add_cross_comparisons, reports_from_table
     from replyassets.core.judging import DuckDBVerdictCache, JudgingFailed, judge_pairs
     from replyassets.judges.base import JudgeError
@@ -95,7 +96,10 @@ def decision_reports(eval_report: pd.DataFrame, lora_adapter: dict[str, Artifact
     for name, why in skipped.items():
         if log is not None:
             log.info(f"{name} left out: {why}")
-    tweet_ids = eval_report["tweet_id"].astype(str).unique() if "tweet_id" in eval_report.columns else []
+    if len(eval_report) and "tweet_id" not in eval_report.columns:
+        raise dg.Failure("the eval_report table has no tweet_id column: materialize eval_report again")
+    # the test tweets: a reward model trained on any of them must not judge them (build_panel)
+    tweet_ids = eval_report["tweet_id"].astype(str).unique() if len(eval_report) else []
     panel = build_panel(judge, reward_model, embedder, s.evaluation, s.reward_model.min_agreement_low, tweet_ids)
     j = panel["judges"][panel["primary"]]
     if log is not None:
@@ -111,7 +115,7 @@ def decision_reports(eval_report: pd.DataFrame, lora_adapter: dict[str, Artifact
             raise dg.Failure(description=f"judging experiments against each other failed: {exc}") from exc
 
     add_cross_comparisons(reports, eval_report, champion, judge_fn, settings_for)
-    return reports
+    return reports, f"{panel['primary']} ({panel['reason']})"
 
 
 def adapter_facts(lora_adapter: dict[str, Artifact]) -> dict[str, dict]:
@@ -175,7 +179,8 @@ def champion(context: dg.AssetExecutionContext, eval_report: pd.DataFrame, lora_
     history = _history(db.storage_from_settings(s))
     current = standing_of(history)  # its own history: the champion before this decision
     current_name = str(current["experiment"]) if current else None
-    reports = decision_reports(eval_report, lora_adapter, current_name, judge, reward_model, embedder, context.log)
+    reports, compared_by = decision_reports(eval_report, lora_adapter, current_name, judge, reward_model, embedder,
+                                            context.log)
     settings_for = evaluation_settings_for(s.evaluation)
     leaderboard = leaderboard_rows(reports, adapter_facts(lora_adapter), current_name, settings_for)
     board = leaderboard.set_index("experiment")
@@ -225,6 +230,8 @@ def champion(context: dg.AssetExecutionContext, eval_report: pd.DataFrame, lora_
             "promoted": outcome["promoted"] or "none",
             "candidate": decision["candidate"] if decision else "none",
             "candidates": records_table(outcome["candidates"], ["experiment", "outcome", "reason"]),
+            # the judge of the challengers against the default recipe and the champion
+            "compared_by": dg.MetadataValue.md(compared_by),
             "gate": records_table((decision or {}).get("checks") or [], ["check", "passed", "detail"]),
             # the page's columns; the asset's table holds every one (adapter path, hashes, run)
             "history": records_table(history.astype({"promoted_at": str}).to_dict("records"),

@@ -39,6 +39,7 @@ from replyassets.defs.judge_panel import (
     panel_summary,
 )
 from replyassets.defs.judge_panel import prepare as prepare_judges
+from replyassets.defs.metadata import shown_hashes
 from replyassets.defs.resources import EmbedderResource, JudgeResource
 
 EVAL_CODE_VERSION = derived_code_version(
@@ -73,7 +74,7 @@ EVAL_CODE_VERSION = derived_code_version(
         "Every judge of `evaluation.judges` is checked against real likes (test "
         "tweets of preference_pairs) and against the others; the first that qualifies decides (the "
         "reward_model input only when its held-out interval is above chance), and the report says "
-        "which and why, with the reward model's training-set hash. Writes report.md/.html under `data/reports/{run id}/`."
+        "which and why, with the reward model's training-set hash. Writes report.md/.html under `data/reports/{run id}/` (the 8-character id the UI shows)."
     ),
     partitions_def=EXPERIMENT_PARTITIONS,
     code_version=EVAL_CODE_VERSION,
@@ -233,7 +234,7 @@ def eval_report(
         JUDGE_LIKES_KEY: likes,
         JUDGES_KEY: judges_record,
     }
-    report_dir = s.data_dir / "reports" / context.run.run_id
+    report_dir = report_folder(s.data_dir / "reports", context.run.run_id)
     sheet = export_sheet(judged_by["base"], report_dir, seed=ev.generation_seed)
     key_ids = pd.read_csv(sheet["key"], dtype=str)["pair_id"].tolist()
     ratings = load_ratings(storage(), key_ids)
@@ -275,21 +276,23 @@ def eval_report(
         "judge_decides": panel["primary"],
         "judge_selection": panel["reason"],
         "judges_likes": records_table(
-            [{"judge": n, "agreement": v.get("agreement"), "interval low": v.get("ci_low"),
-              "interval high": v.get("ci_high"), "test tweets": v.get("pairs")} for n, v in likes_by["by_judge"].items()],
-            ["judge", "agreement", "interval low", "interval high", "test tweets"]),
-        "reward_model_training_set_hash": panel["reward_model"]["training_set_hash"],
+            [{"judge": n, "agreement [interval]": f"{fmt_num(v.get('agreement'))} [{fmt_num(v.get('ci_low'))}, "
+                                                  f"{fmt_num(v.get('ci_high'))}]",
+              "test tweets": v.get("pairs")} for n, v in likes_by["by_judge"].items()],
+            ["judge", "agreement [interval]", "test tweets"]),
+        # the hash of the set the reward model was trained on (its tweets are never judged by it)
+        "reward_model_trained_on": panel["reward_model"]["training_set_hash"],
         "reward_model_sha256": panel["reward_model"]["sha256"],
         **{k: v for k, v in list(metadata.items())[3:]},
         "experiment": name,
         "curated_set_hash": curated_hash,
-        "comparisons_json": dg.MetadataValue.path(str(summary_path)),
     }
     context.log.info(f"{name}: verdict {metadata['verdict']} ({decision.get('summary')})")
     yield dg.Output(
         judged_all,
         data_version=dg.DataVersion(frame_hash(judged_all.drop(columns=["run_id"]))),
-        metadata=tidy_metadata(metadata),
+        metadata=tidy_metadata(shown_hashes(metadata, ("reward_model_trained_on", "reward_model_sha256",
+                                                       "curated_set_hash"))),
     )
     yield dg.AssetCheckResult(
         check_name="perplexity",
@@ -409,8 +412,38 @@ EVAL_METADATA_ORDER = (
     # tables
     "perplexity_test", "forgetting", "sanity", "decoding", "judge", "judge_human_agreement", "examples_note", "examples",
     # the report and the rest
-    "report", "report_md", "report_html", "human_eval_sheet", "human_eval_key",
+    "report", "report_files",
 )
+# What each file of the report folder holds (the page names the folder once: `report_folder`).
+REPORT_FILES = (
+    ("report_html", "the report with its plots (open it in a browser)"),
+    ("report_md", "the same report as markdown"),
+    ("report_json", "every figure of the report, unrounded"),
+    ("comparisons", "each comparison's exact figures, the verdict and the judge"),
+    ("sheet", "the blinded sheet for human raters (fill in, then `replyassets human-eval import`)"),
+    ("key", "which reply is which on the sheet: keep it from the raters"),
+)
+
+
+def report_folder(reports: Path, run_id: str) -> Path:
+    """A run's report folder: the short run id the UI shows everywhere (8 characters, so the
+    page's path fits its column), the full id in the unlikely case another run has it."""
+    short, owner = reports / run_id[:8], reports / run_id[:8] / ".run_id"
+    if short.exists() and not (owner.is_file() and owner.read_text().strip() == run_id):
+        return reports / run_id
+    short.mkdir(parents=True, exist_ok=True)
+    owner.write_text(run_id + "\n")  # a retry of this run writes to the same folder
+    return short
+
+
+def report_files_md(paths: Mapping[str, Any], sheet: Mapping[str, Any] | None) -> dg.MarkdownMetadataValue:
+    """The report folder's files, each with what it holds (a path beside its content, not a
+    column of bare paths)."""
+    files = {**{k: paths.get(k) for k in ("report_html", "report_md", "report_json")}, **(sheet or {})}
+    if paths.get("report_md"):
+        files["comparisons"] = str(Path(paths["report_md"]).parent / "comparisons.json")
+    rows = [f"| `{Path(str(files[k])).name}` | {what} |" for k, what in REPORT_FILES if files.get(k)]
+    return dg.MetadataValue.md("| file in `report_folder` | holds |\n|---|---|\n" + "\n".join(rows))
 # The inline plot of each full-size PNG in the report folder (the report embeds the PNG files).
 PLOT_KEYS = {"outcomes.png": ("outcomes_plot", "pairwise outcomes"),
              "scores.png": ("score_distribution", "judge score distributions"),
@@ -538,11 +571,7 @@ def eval_metadata(
         ["tweet", "base", "adapter"],
     )
     md["report"] = dg.MetadataValue.md(_report_for_ui(paths.get("report_md")))
-    md["report_md"] = dg.MetadataValue.path(str(paths["report_md"]))
-    md["report_html"] = dg.MetadataValue.path(str(paths["report_html"]))
-    if sheet:
-        md["human_eval_sheet"] = dg.MetadataValue.path(str(sheet["sheet"]))
-        md["human_eval_key"] = dg.MetadataValue.path(str(sheet["key"]))
+    md["report_files"] = report_files_md(paths, sheet)
     return tidy_metadata(ordered(md, EVAL_METADATA_ORDER))
 
 

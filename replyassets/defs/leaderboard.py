@@ -19,7 +19,6 @@ from replyassets.core.leaderboard import (  # noqa: F401 - LEADERBOARD_COLUMNS, 
     GATE_NOT_EVALUATED,
     LEADERBOARD_COLUMNS,
     default_comparison,
-    leaderboard_markdown,
     leaderboard_rows,
 )
 from replyassets.core.markdown import breakable
@@ -55,19 +54,20 @@ def leaderboard(context: dg.AssetExecutionContext, champion: pd.DataFrame, eval_
                 embedder: EmbedderResource) -> dg.Output:
     current = standing_of(champion)
     name = str(current["experiment"]) if current else None
-    reports = decision_reports(eval_report, lora_adapter, name, judge, reward_model, embedder, context.log)
+    reports, compared_by = decision_reports(eval_report, lora_adapter, name, judge, reward_model, embedder,
+                                            context.log)
     df = leaderboard_rows(reports, adapter_facts(lora_adapter), name, evaluation_settings_for(settings().evaluation))
     return dg.Output(
         df,
         metadata=tidy_metadata({
             "experiments": len(df),
             "champion": name or "none",
+            "compared_by": dg.MetadataValue.md(compared_by),
             "win_rates": win_rates_md(df),
             "summary": records_table(summary_rows(df), SUMMARY_COLUMNS, descriptions=SUMMARY_DESCRIPTIONS),
             "reasons": records_table([{"experiment": r.experiment, "gate_reason": breakable(r.gate_reason)}
                                       for r in df.itertuples()], ["experiment", "gate_reason"]),
             "training": records_table(training_rows(df), TRAINING_COLUMNS),
-            "markdown": dg.MetadataValue.md(leaderboard_markdown(df)),
         }),
     )
 

@@ -23,6 +23,21 @@ from replyassets.core.numbers import (
 )
 
 
+# A content hash as a page shows it: its first 16 hex digits (the UI's metadata column is too
+# narrow for 64 beside Dagster's own keys); the artifact and the tables keep the whole hash.
+HASH_CHARS_SHOWN = 16
+
+
+def shown_hashes(metadata: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """``metadata`` with each of ``keys`` that holds a longer hash cut to ``HASH_CHARS_SHOWN``."""
+    for k in keys:
+        v = metadata.get(k)
+        v = v.value if isinstance(v, dg.TextMetadataValue) else v
+        if isinstance(v, str) and len(v) > HASH_CHARS_SHOWN:
+            metadata[k] = v[:HASH_CHARS_SHOWN]
+    return metadata
+
+
 def tidy_metadata(metadata: Mapping[str, Any], sig: int = SIG_DIGITS) -> dict[str, Any]:
     """Round every float of a metadata dict (plain floats, float / JSON / table metadata values)
     for display; keeps the keys' order and every other value as is."""

@@ -26,6 +26,7 @@ from replyassets.defs.metadata import (
     mapping_table,
     ordered,
     records_table,
+    shown_hashes,
     tidy_metadata,
     without_json,
 )
@@ -442,6 +443,7 @@ def adapter_metadata(reported: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(stages, Mapping):  # one row per training stage
         md["stages"] = records_table([{"stage": name, **dict(v)} for name, v in stages.items()
                                       if isinstance(v, Mapping)], sig=LOSS_SIG_DIGITS)
+    shown_hashes(md, ("adapter_sha256", "curated_set_hash"))  # the artifact keeps them whole
     return without_json(tidy_metadata(ordered(md, ADAPTER_METADATA_ORDER), sig=LOSS_SIG_DIGITS), sig=LOSS_SIG_DIGITS)
 
 

@@ -9,6 +9,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from replyassets.core.columns import PAIR_COLUMNS
 from replyassets.settings import PROJECT_ROOT
 
@@ -22,6 +24,7 @@ def run_cli(*args, cwd: Path):
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_pairs_jsonl_and_summary(tmp_path):
     write_json(tmp_path / "a.json", {"tweets": conversation("twitterapi", 2, 3, id_base=100)})
     write_jsonl(tmp_path / "sub" / "b.jsonl", conversation("twscrape", 1, 2, id_base=900) + [
@@ -35,6 +38,7 @@ def test_pairs_jsonl_and_summary(tmp_path):
     assert "pairs kept: 8" in p.stderr and "too_short" in p.stderr
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_rejected_items_with_reasons(tmp_path):
     items = [apidojo(1, "tweet"), apidojo(2, "short", parent=1, at=T0 + timedelta(seconds=10), likes=0),
              None, {"id": "3", "text": "bad \ud800", "createdAt": "nope"}]
@@ -49,6 +53,7 @@ def test_rejected_items_with_reasons(tmp_path):
     assert set(by_id["3"]["reasons"]) >= {"bad_text", "bad_created_at"}
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_hostile_input_exits_zero(tmp_path):
     (tmp_path / "h.jsonl").write_bytes(b'null\n[1,2]\n{"id": {}}\n\xff\xfe\n{"tweets": [{"id": "1"}]}\n{"cut": ')
     (tmp_path / "h2.json").write_text(json.dumps([{"text": "x" * 200_000}] * 3))
@@ -57,6 +62,7 @@ def test_hostile_input_exits_zero(tmp_path):
     assert p.stdout == "" and "pairs kept: 0" in p.stderr and "bad_json_line" in p.stderr
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_unreadable_file_exits_non_zero(tmp_path):
     (tmp_path / "broken.json").write_text("{ definitely not json")
     p = run_cli(tmp_path / "broken.json", cwd=tmp_path)
@@ -65,6 +71,7 @@ def test_unreadable_file_exits_non_zero(tmp_path):
     assert p.returncode == 2 and "missing.json" in p.stderr
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_round_trip_of_its_own_output(tmp_path):
     write_json(tmp_path / "a.json", conversation("apidojo", 3, 3, id_base=100))
     first = run_cli(tmp_path / "a.json", cwd=tmp_path)
@@ -75,6 +82,7 @@ def test_round_trip_of_its_own_output(tmp_path):
     assert strip(second.stdout) == strip(first.stdout) and len(strip(first.stdout)) == 9
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_an_export_of_replies_only_accounts_for_every_item(tmp_path):
     """Replies whose tweets are not in the export used to vanish ("items in: 0")."""
     text = "A considered reply with more than enough characters to pass every filter."

@@ -58,6 +58,7 @@ def test_finding_a_module_imports_nothing(fakepkg):
     assert not [m for m in sys.modules if m.startswith("cvpkg.")]
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_loading_the_definitions_imports_no_heavy_library():
     """Every Dagster run and step process loads the definitions: the ML libraries load on use."""
     heavy = ("torch", "transformers", "peft", "trl", "anthropic", "scipy", "sklearn", "openvino",
@@ -145,6 +146,7 @@ def test_the_parse_cache_is_content_addressed_and_never_stale(fakepkg, tmp_path,
     assert cv.code_version(["cvpkg.logic"]) == changed
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_a_cached_version_equals_a_parsed_one_for_every_asset_module(tmp_path, monkeypatch):
     """The cache changes no version: every module of the package, through an empty cache and then
     through the entries it wrote, gives the same versions as parsing without any cache."""

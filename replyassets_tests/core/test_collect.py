@@ -208,6 +208,7 @@ def test_resume_after_interruption(world, store_kind):
     assert again.resumed_tweets == 18 and third.searches == 0
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_duckdb_checkpoint_store(any_storage):
     from replyassets.core import db
 

@@ -143,6 +143,7 @@ def test_many_processes_write_one_file_in_turns(tmp_path):
     assert rows == [(p, 500, 24, 24) for p in parts]
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_threads_of_one_process_take_turns(tmp_path):
     path = tmp_path / "x.duckdb"
     db.transaction(lambda con: con.execute("CREATE TABLE t (thread INT, i INT)"), path)
@@ -212,6 +213,7 @@ def test_the_catalog_password_never_shows(tmp_path, monkeypatch):
     assert db.scrub("a password='x y' b password=z") == "a password=*** b password=***"
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_lake_connections_share_tables_and_see_other_processes(lake_storage):
     with db.connect(lake_storage) as con:
         assert db.is_lake(con)

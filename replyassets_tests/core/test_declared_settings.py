@@ -199,6 +199,7 @@ def test_every_asset_module_was_found():
             "eval_report", "leaderboard"} <= names, names
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 @pytest.mark.parametrize(("module", "function", "declared"), ASSETS, ids=[a[1] for a in ASSETS])
 def test_declared_settings_cover_what_the_code_reads(module, function, declared):
     reads = settings_read(module, function)
@@ -209,6 +210,7 @@ def test_declared_settings_cover_what_the_code_reads(module, function, declared)
         assert path in reads and not covered(path, declared), f"{function}: the exemption of {path!r} is stale"
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_the_guard_follows_helpers_and_the_parts_handed_to_them():
     """base_model reads the collection settings only through sample_texts() and the core
     collect_partition it imports; curated_set hands the collection settings to curate(), which

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from replyassets.experiments import ExperimentsFileError, format_value, load_experiments, sweep_name
+from replyassets.experiments import (
+    ExperimentsFileError,
+    format_value,
+    load_experiments,
+    sweep_name,
+)
 from replyassets.settings import PROJECT_ROOT, load_settings
 
 

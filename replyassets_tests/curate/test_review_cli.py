@@ -63,6 +63,7 @@ def test_candidates_are_valid_kept_and_ranked(db):
     assert not {r[0] for r in raw} & set(ids)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_pipe_session_quit_and_resume(db, tmp_path):
     ids = ranked_ids(db)
     # keep, reject, an unknown key then edit, skip, then quit
@@ -86,6 +87,7 @@ def test_pipe_session_quit_and_resume(db, tmp_path):
     assert ReviewStore(db).decisions().set_index("reply_id").loc[ids[3], "decision"] == "keep"
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_limit_and_edit_guards(db, tmp_path):
     ids = ranked_ids(db)
     stdin = "e\nsee https://example.com for more, it is all explained\ne\ntoo short\ne\n\nk\nk\nk\n"
@@ -98,6 +100,7 @@ def test_limit_and_edit_guards(db, tmp_path):
     assert sorted(dec["reply_id"]) == sorted(ids[:2]) and set(dec["decision"]) == {"keep"}
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_clear_errors(tmp_path, db):
     res = run_cli(["--db", str(tmp_path / "nope.duckdb")], tmp_path)
     assert res.returncode == 2 and "no database" in res.stderr
@@ -109,6 +112,7 @@ def test_clear_errors(tmp_path, db):
     assert res.returncode == 2
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_export_import_through_cli(db, tmp_path):
     ids = ranked_ids(db)
     out = tmp_path / "sheet.csv"
@@ -130,6 +134,7 @@ def test_export_import_through_cli(db, tmp_path):
     assert "0 applied, 1 unchanged" in res.stdout
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_real_terminal_session_quit_midway_and_resume(db, tmp_path):
     pexpect = importlib.import_module("pexpect")
     ids = ranked_ids(db)
@@ -185,6 +190,7 @@ def test_real_terminal_session_quit_midway_and_resume(db, tmp_path):
     assert ReviewStore(db).decisions().set_index("reply_id").loc[ids[3], "decision"] == "keep"
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_ctrl_c_in_a_real_terminal_keeps_saved_decisions(db, tmp_path):
     pexpect = importlib.import_module("pexpect")
     ids = ranked_ids(db)

@@ -67,6 +67,7 @@ def frame(n: int, rng: np.random.Generator, tie_heavy: bool) -> pd.DataFrame:
     })
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 @settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -123,6 +124,7 @@ def test_fast_dedup_keeps_exactly_the_seed_loops_rows(seed, n, d, frac, sig, exa
         assert out["similarity"].iloc[i] >= best - 1e-4
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 @settings(max_examples=examples(60), deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), d=st.integers(2, 40), k=st.integers(1, 39),
        skew=st.floats(0.0, 8.0), near=st.floats(0.0, 1.0))
@@ -300,6 +302,7 @@ def _cone(rng, n, d=384, mean_len=0.45):
     return normalize_rows(mu + noise)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_auto_runs_exact_on_embeddings_in_a_cone_where_lsh_buckets_are_uneven():
     """Above ann_threshold_rows the path is chosen by predicted cost, not by size alone: a
     cone of vectors fills SimHash buckets unevenly, so LSH would list far more candidate

@@ -156,6 +156,7 @@ def test_export_is_built_offline_from_the_packaged_model_and_reused(offline_expo
     assert again.encode(["a reply that is embedded from the existing export"]).shape == (1, 384)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_exported_tokenizer_gives_sentence_transformers_ids(torch_embedder, offline_export, texts):
     folder = offline_export[1]
     model = eb.ExportedModel(folder, json.loads((folder / eb.MANIFEST).read_text()), "fp32")
@@ -218,6 +219,7 @@ def _keep_diff(replies: pd.DataFrame, texts: list[str], a: np.ndarray, b: np.nda
     return len(kept_a ^ kept_b), len(kept_a), int((ka["dup_kind"] == "semantic").sum())
 
 
+@pytest.mark.slow  # embeds every reply of the sample (make check is the fast tier)
 def test_dedup_keep_set_of_the_default_backend_is_within_half_a_percent(default_vectors, replies, texts,
                                                                         torch_vectors):
     differ, kept, semantic = _keep_diff(replies, texts, torch_vectors, default_vectors)
@@ -225,6 +227,7 @@ def test_dedup_keep_set_of_the_default_backend_is_within_half_a_percent(default_
     assert differ / kept <= 0.005, f"{differ} of {kept} kept replies decided differently"
 
 
+@pytest.mark.slow  # embeds every reply of the sample (make check is the fast tier)
 def test_keep_set_comparison_detects_vectors_that_are_not_interchangeable(replies, texts, torch_vectors):
     """The keep-set measure itself: vectors nudged so near-threshold pairs move do change it."""
     rng = np.random.default_rng(0)
@@ -234,6 +237,7 @@ def test_keep_set_comparison_detects_vectors_that_are_not_interchangeable(replie
     assert differ / kept > 0.005
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_cache_keys_keep_backends_apart(tmp_path, torch_embedder, offline_export, texts):
     emb, *_ = offline_export
     db = tmp_path / "cache.duckdb"

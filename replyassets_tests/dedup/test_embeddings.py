@@ -68,6 +68,7 @@ def test_cache_round_trip_ignores_repeats_and_separates_models(tmp_path, any_sto
     assert len(text_hash("abc")) == 64
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_cache_waits_for_another_process_holding_the_file(tmp_path):
     db = tmp_path / "locked.duckdb"
     cache = DuckDBEmbeddingCache(db, lock_timeout_s=60)

@@ -82,6 +82,7 @@ def store_other_training_inputs(data, database) -> None:
         con.close()
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_failed_blocking_check_stops_training_now_and_later(dagster_project):
     import dagster as dg
 

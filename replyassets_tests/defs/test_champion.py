@@ -106,17 +106,19 @@ def store_evaluation(project, name: str, make_rows, curated: str = CURATED) -> N
         con.close()
 
 
-def store_reward_model(project, ci_low: float = 0.4) -> None:
+def store_reward_model(project, ci_low: float = 0.4, weights: tuple[float, ...] = (0.0,) * 9) -> None:
     """A stored ``reward_model`` (champion's and leaderboard's input: they decide with the same
-    judge as eval_report) whose held-out interval is not above ``reward_model.min_agreement_low``,
-    so the next judge of ``evaluation.judges``, the offline judge, decides; kept when present."""
+    judge as eval_report) on the surface features (``weights``: one per
+    ``core.reward_model.SURFACE_FEATURES``); with the default ``ci_low`` its held-out interval is
+    not above ``reward_model.min_agreement_low``, so the next judge of ``evaluation.judges``, the
+    offline judge, decides. Kept when one is stored already."""
     import json
 
     import duckdb
 
     from replyassets.core.reward_model import RewardModel
 
-    model = RewardModel(feature_set="surface", embedding_model="none", weights=(0.0,), scale=(1.0,),
+    model = RewardModel(feature_set="surface", embedding_model="none", weights=tuple(weights), scale=(1.0,) * len(weights),
                         regularization=1.0, tie_margin=0.1, training_set_hash="t" * 64, training_pairs=0,
                         training_tweet_ids=(), training_tweet_keys=())
     validation = {"agreement": 0.5, "ci_low": ci_low, "ci_high": 0.6, "tweets": 10, "pairs": 10}
@@ -153,6 +155,39 @@ def history(project) -> pd.DataFrame:
 
 
 @pytest.mark.slow
+def test_experiments_are_compared_by_the_reward_model_when_it_qualifies(dagster_project):
+    """A reward model whose held-out agreement with likes is above chance compares the
+    experiments in ``champion`` (as it judges in ``eval_report``): here one that prefers longer
+    replies, so a challenger writing longer replies than the champion beats it and is promoted;
+    the page says which judge compared them and why, and its verdicts are the reward model's."""
+    import duckdb
+
+    from replyassets.core.reward_model import SURFACE_FEATURES
+
+    p = dagster_project
+    prefers_length = tuple(1.0 if f == "log_chars" else 0.0 for f in SURFACE_FEATURES)
+    store_reward_model(p, ci_low=0.7, weights=prefers_length)  # before record_report's non-qualifying one
+    p.instance.add_dynamic_partitions("experiment", ["default", "r8"])
+    record_report(p, "default", figures("default", judged(60, 0.85, adapter=7.5, base=4.0, seed=1),
+                                        judged(60, 0.8, 7.0, 5.0, seed=2)))
+    gate, md = champion_round(p)
+    assert md["champion"] == "default", md["decision"]
+    assert md["compared_by"].startswith("reward_model (") and "lower end above" in md["compared_by"], md["compared_by"]
+
+    # r8's replies are longer than the champion's: the reward model prefers each of them
+    record_report(p, "r8", figures("r8", judged(60, 0.9, 7.8, 4.0, seed=4), judged(60, 0.85, 7.0, 5.0, seed=5),
+                                   texts="r8, a much longer and more detailed reply than the champion writes,"))
+    gate, md = champion_round(p)
+    assert gate.passed and md["decision"].startswith("promoted r8: "), md["decision"]
+    assert list(history(p)["experiment"]) == ["default", "r8"]
+    board = latest_md(p, "leaderboard")
+    assert board["compared_by"] == md["compared_by"]
+    with duckdb.connect(str(p.database), read_only=True) as con:
+        judges = {r[0] for r in con.execute("SELECT DISTINCT judge_name FROM main.judge_cache").fetchall()}
+    assert judges == {"reward-model"}, judges
+
+
+@pytest.mark.slow
 def test_champion_is_promoted_through_the_gate_and_survives_a_failed_challenger(dagster_project):
     p = dagster_project
     p.instance.add_dynamic_partitions("experiment", ["default", "r8"])
@@ -163,6 +198,7 @@ def test_champion_is_promoted_through_the_gate_and_survives_a_failed_challenger(
     gate, md = champion_round(p)
     assert gate.passed, gate.description
     assert md["champion"] == "default" and md["decision"].startswith("promoted default: ")
+    assert md["compared_by"].startswith("offline (") and "reward_model not used" in md["compared_by"], md
     assert list(history(p)["experiment"]) == ["default"]
     cards = list((p.data / "champions").glob("default-*/MODEL_CARD.md"))
     assert len(cards) == 1 and "Holm" in cards[0].read_text()
@@ -214,7 +250,13 @@ def test_the_default_twin_leading_the_board_is_refused_and_the_default_promoted(
     assert md["false_promotion_upper95"] <= 0.07 and 0 < md["gate_power_best_d"] <= 1
     # the leaderboard, downstream of the decision: the champion first, then the refused twin
     board = p.instance.get_latest_materialization_event(dg.AssetKey("leaderboard")).asset_materialization.metadata
-    lines = board["markdown"].value.splitlines()
+    assert [(r.data["experiment"], r.data["standing"].split(":")[0]) for r in board["summary"].records] == [
+        ("default *", "champion"), ("default-seed43", "refused")]
+    # ...and make demo's closing table, read back from the stored leaderboard in the same order
+    from replyassets.demo import leaderboard_markdown_of
+    from replyassets.settings import get_settings
+
+    lines = leaderboard_markdown_of(get_settings()).splitlines()
     assert lines[2].startswith("| default | champion |") and lines[3].startswith("| default-seed43 | refused |")
 
 

@@ -24,7 +24,12 @@ import random
 import pandas as pd
 import pytest
 
-from replyassets_tests.defs.test_champion import CURATED, champion_round, history, store_evaluation
+from replyassets_tests.defs.test_champion import (
+    CURATED,
+    champion_round,
+    history,
+    store_evaluation,
+)
 
 PLANTED, TWIN, WORSE = "r8", "default-seed43", "sft-dpo"
 

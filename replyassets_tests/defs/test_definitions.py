@@ -108,6 +108,7 @@ print(json.dumps([[w.category.__name__, str(w.message)[:120]] for w in caught]))
 """
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_only_the_beta_apis_used_on_purpose_are_silenced():
     proc = subprocess.run([sys.executable, "-c", _BETA_PROBE], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -18,8 +18,8 @@ import pytest
 from pandera.typing import Series
 
 from replyassets.core.markdown import ZWSP, breakable, histogram_bins
-from replyassets.core.plots import INLINE_MD_LIMIT
 from replyassets.core.numbers import round_sig, rounded
+from replyassets.core.plots import INLINE_MD_LIMIT
 from replyassets.defs.column_schema import column_schema
 from replyassets.defs.metadata import (
     histogram_md,
@@ -316,7 +316,7 @@ def test_lora_adapter_metadata_loss_curve_first_as_an_inline_png():
     table = md["loss_curve_table"]
     assert isinstance(table, dg.TableMetadataValue) and [r.data["step"] for r in table.records] == [1, 10, 20]
     assert md["final_eval_loss"].value == 7.527 and md["eval_perplexity"].value == 1858.0
-    assert md["adapter_sha256"] == "a" * 64 and md["adapter_path"].value == "/adapters/x/adapter"
+    assert md["adapter_sha256"] == "a" * 16 and md["adapter_path"].value == "/adapters/x/adapter"
     samples = md["sample_generations_table"]  # a table: generated "<think>" is not swallowed as HTML
     assert isinstance(samples, dg.TableMetadataValue)
     assert samples.records[0].data == {"step": 20, "eval_loss": 7.595, "tweet_id": "t1", "reply": "hi | there"}

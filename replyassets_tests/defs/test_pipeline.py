@@ -172,8 +172,13 @@ def test_whole_graph_on_the_sample(two_query_project):
     lora = _md(inst, "lora_adapter")
     adapter = Path(str(lora["adapter_path"]))
     assert (adapter / "adapter_config.json").exists()
-    assert len(str(lora["adapter_sha256"])) == 64
-    assert lora["curated_set_hash"] == curated["content_hash"] and lora["curated_set_snapshot"] is None
+    # the page shows the hashes' first 16 digits; its consumers get them whole (the artifact)
+    from replyassets.core.artifact import Artifact
+
+    art = Artifact.from_json((p.data / "artifacts" / "lora_adapter" / "default.json").read_text())
+    assert len(art.sha256) == 64 and lora["adapter_sha256"] == art.sha256[:16]
+    assert art.attrs["curated_set_hash"] == curated["content_hash"] and lora["curated_set_hash"] == curated["content_hash"][:16]
+    assert lora["curated_set_snapshot"] is None
     assert lora["final_eval_loss"] > 0 and lora["train_tokens_per_s"] > 0
     assert list(lora)[:2] == ["loss", "loss_curve_plot"] and Path(str(lora["loss_curve_plot"])).is_file()
     assert lora["loss"].startswith("![loss") and len(lora["loss"]) < 1000   # shown inline by the UI
@@ -183,7 +188,11 @@ def test_whole_graph_on_the_sample(two_query_project):
     # -- evaluation: report files, verdict consistent with the criteria
     run(["eval_report"], "default")
     report = _md(inst, "eval_report")
-    assert Path(str(report["report_html"])).exists() and Path(str(report["report_md"])).exists()
+    folder = Path(str(report["report_folder"]))
+    # the page names the folder once and what each of its files holds
+    assert all(f"`{name}`" in str(report["report_files"]) for name in
+               ("report.html", "report.md", "report.json", "comparisons.json", "human_eval_sheet.csv", "human_eval_key.csv"))
+    assert (folder / "report.html").exists() and (folder / "report.md").exists()
     assert list(report)[:3] == ["verdict", "outcomes_plot", "criteria"]
     criteria = report["criteria"]  # a table: criterion, pass, value, needs
     all_passed = all(r.data["pass"] for r in criteria.records)
@@ -198,7 +207,7 @@ def test_whole_graph_on_the_sample(two_query_project):
     curated_test = {r[0] for r in _count(p.database, "SELECT DISTINCT tweet_id FROM main.curated_set WHERE split = 'test'")}
     judged = {r[0] for r in _count(p.database, "SELECT DISTINCT tweet_id FROM main.eval_report")}
     assert curated_test and curated_test <= judged
-    report_text = Path(str(report["report_md"])).read_text()
+    report_text = (folder / "report.md").read_text()
     assert "OFFLINE" in report_text
     # The judge checked against real likes on the test tweets of preference_pairs.
     likes_tweets = _count(p.database, "SELECT count(DISTINCT tweet_id) FROM main.preference_pairs WHERE split = 'test'")[0][0]
@@ -215,11 +224,11 @@ def test_whole_graph_on_the_sample(two_query_project):
     gens = _count(p.database, "SELECT experiment, tweet_id, decoding_seed, adapter_reply, adapter_sha256 "
                               "FROM main.eval_report WHERE comparison = 'base'")
     assert len(gens) == report["n_tweets"] and {g[0] for g in gens} == {"default"}
-    assert {g[4] for g in gens} == {lora["adapter_sha256"]} and all(isinstance(g[3], str) for g in gens)
+    assert {g[4] for g in gens} == {art.sha256} and all(isinstance(g[3], str) for g in gens)
     # Every judge of evaluation.judges (local: reward_model, offline) against likes and each other;
     # the reward model decides only above chance, and the report says which judge decided and why.
     assert "## Judges against held-out likes" in report_text and "## Judges against each other" in report_text
-    assert report["reward_model_training_set_hash"] == model.training_set_hash
+    assert report["reward_model_trained_on"] == model.training_set_hash[:16]
     assert model.training_set_hash[:16] in report_text
     decides = "reward_model" if rm["heldout_ci_low"] > 0.5 else "offline"
     assert report["judge_decides"] == decides
@@ -234,7 +243,7 @@ def test_whole_graph_on_the_sample(two_query_project):
     import pandas as pd
 
     assert report["judge_human_agreement"] == "no human ratings imported yet"
-    sheet = pd.read_csv(str(report["human_eval_sheet"]), dtype=str, keep_default_na=False)
+    sheet = pd.read_csv(str(folder / "human_eval_sheet.csv"), dtype=str, keep_default_na=False)
     assert {"reply_1", "reply_2", "preferred"} <= set(sheet.columns) and "item_id" not in sheet.columns
     sheet["preferred"] = ["1", "2", "tie"] * (len(sheet) // 3) + ["tie"] * (len(sheet) % 3)
     sheet["rater_id"] = "rater-a"
@@ -242,7 +251,7 @@ def test_whole_graph_on_the_sample(two_query_project):
     sheet.to_csv(filled, index=False)
     cli = subprocess.run(
         [sys.executable, "-m", "replyassets.cli", "human-eval", "import", str(filled),
-         "--key", str(report["human_eval_key"]), "--db", str(p.database)],
+         "--key", str(folder / "human_eval_key.csv"), "--db", str(p.database)],
         capture_output=True, text=True, timeout=120,
     )
     assert cli.returncode == 0, cli.stderr
@@ -251,7 +260,8 @@ def test_whole_graph_on_the_sample(two_query_project):
     report = _md(inst, "eval_report")
     agreement = {r.data["judge-human agreement"]: r.data["value"] for r in report["judge_human_agreement"].records}
     assert agreement["n"] == str(len(sheet)) and agreement["n_raters"] == "1"
-    report_md = Path(str(report["report_md"])).read_text()
+    assert Path(str(report["report_folder"])) != folder  # a new run, a new report folder
+    report_md = (Path(str(report["report_folder"])) / "report.md").read_text()
     assert "percent_agreement" in report_md and "No human ratings imported yet" not in report_md
     assert 0.0 <= float(agreement["percent_agreement"]) <= 1.0
     shutil.rmtree(adapter.parent, ignore_errors=True)

@@ -23,7 +23,11 @@ import pytest
 import yaml
 
 from replyassets_tests.fast_settings import write_settings
-from replyassets_tests.fixtures.real_shapes import PERMISSIVE_COLLECTION, queries_yaml, write_real_exports
+from replyassets_tests.fixtures.real_shapes import (
+    PERMISSIVE_COLLECTION,
+    queries_yaml,
+    write_real_exports,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

@@ -8,7 +8,11 @@ import pytest
 import yaml
 
 from replyassets_tests.defs.conftest import all_assets_and_checks
-from replyassets_tests.fixtures.real_shapes import PERMISSIVE_COLLECTION, queries_yaml, write_real_exports
+from replyassets_tests.fixtures.real_shapes import (
+    PERMISSIVE_COLLECTION,
+    queries_yaml,
+    write_real_exports,
+)
 
 COLLECT = ["raw_tweets", "raw_tweet_rejections", "validated_pairs"]
 

@@ -45,6 +45,7 @@ def _materialize(storage, frames: dict[str, pd.DataFrame], partition: str):
     return {k: v.value for k, v in md.items()}, (parted, whole)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_io_manager_round_trip(any_storage):
     import dagster as dg
 

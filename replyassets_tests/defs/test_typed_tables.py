@@ -134,6 +134,7 @@ def create_as_the_bug_did(storage, table: str, model) -> None:
     assert stored(storage, table)["query"] == "INTEGER"
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_drifted_table_replaced_whole_is_repaired(any_storage):
     create_as_the_bug_did(any_storage, "deduped_pairs", schemas.DedupedPairs)
     frames = {"deduped_pairs": pd.DataFrame([deduped_row("alpha", i) for i in range(2)]),
@@ -149,6 +150,7 @@ def test_drifted_table_replaced_whole_is_repaired(any_storage):
             == [("alpha", "alpha-r0"), ("alpha", "alpha-r1")]
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_drifted_table_written_by_partition_is_refused_with_the_fix(any_storage, tmp_path, monkeypatch):
     from replyassets import cli
     from replyassets import settings as settings_mod

@@ -21,6 +21,7 @@ def measured():
     return cal.calibrate(MODEL, EV, {"d = 0.3": 0.3, "d = 0.5": 0.5}, n_sims=2_000)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_the_settings_hold_the_counts_and_the_seed(measured):
     assert EV.gate_simulations == 2_000 and measured["simulations"] == 2_000
     assert measured["resamples"] == EV.gate_simulation_resamples and measured["seed"] == EV.gate_simulation_seed
@@ -29,6 +30,7 @@ def test_the_settings_hold_the_counts_and_the_seed(measured):
     assert once["simulations"] == 200 and once == again  # seeded: the same figures every run
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_an_aa_twin_is_rarely_promoted(measured):
     fp = measured["false_promotion"]
     assert fp["simulations"] == 2_000

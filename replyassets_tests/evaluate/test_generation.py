@@ -68,6 +68,7 @@ def test_strip_think():
     assert strip_think("") == ""
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_same_seed_same_output_and_adapter_differs(tiny):
     base_dir, adapter_dir = tiny
     a = generate_replies(base_dir, None, PROMPTS, SETTINGS, batch_size=2)
@@ -93,6 +94,7 @@ def test_greedy_and_bad_prompts(tiny):
         generate_replies(tiny[0], tiny[0], PROMPTS[:1], SETTINGS)  # a model folder is not an adapter
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_perplexity(tiny):
     base_dir, adapter_dir = tiny
     replies = ["Agents never sleep, that is the point.", "Coffee, always.", "Only if you like weekends at work."]

@@ -293,7 +293,7 @@ def test_experiments_on_one_curated_set_share_test_tweets_and_decoding_seeds():
 
 
 def test_demo_output_ends_with_the_leaderboard_and_the_champion_decision():
-    from replyassets.defs.leaderboard import leaderboard_markdown
+    from replyassets.core.leaderboard import leaderboard_markdown
     from replyassets.demo import closing_lines
 
     board = leaderboard_rows({"default": _report(0.62, 0.55, 0.70, 0.01), "default-seed43": _report(0.64, 0.56, 0.72, 0.02)},

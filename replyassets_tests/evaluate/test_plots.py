@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from replyassets.core.plots import (
     INLINE_MD_LIMIT,
@@ -15,11 +16,11 @@ from replyassets.core.plots import (
     data_uri,
     fit_inline,
     image_md,
+    lengths_inline_md,
     lengths_png,
     loss_curve_png,
     loss_inline_md,
     loss_sparkline_png,
-    lengths_inline_md,
     outcome_inline_md,
     outcomes_png,
     report_plots,
@@ -41,6 +42,7 @@ def _is_png(b: bytes | None) -> bool:
     return bool(b) and b[:8] == PNG_SIGNATURE
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_every_plot_is_a_small_valid_png():
     pngs = {
         "loss": loss_curve_png(CURVE),
@@ -79,6 +81,7 @@ def test_image_md_is_a_data_uri_markdown_image():
     assert image_md(None, "loss curve") == "_loss curve: nothing to plot_"
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_report_plots_names_and_the_report_writes_the_same_bytes(tmp_path):
     from replyassets.core.report import write_report
 

@@ -58,6 +58,7 @@ def _step_down_rejections(p: dict[str, float], alpha: float) -> set[str]:
     return rejected
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 @hsettings(max_examples=examples(150))
 @given(hst.lists(hst.floats(0.0, 1.0), min_size=1, max_size=8), hst.sampled_from([0.01, 0.05, 0.1]))
 def test_holm_properties(ps, alpha):

@@ -50,6 +50,7 @@ def report_stats(df: pd.DataFrame, s: EvaluationSettings) -> dict:
     return {**stats, "verdict": verdict(stats, s)}
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_report_files(tmp_path):
     df = judged_items()
     s = EvaluationSettings(bootstrap_resamples=300)
@@ -125,6 +126,7 @@ def test_human_eval_round_trip(tmp_path):
 NO_RATINGS_LINE = "No human ratings imported yet"
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_report_with_agreement_shows_it_and_not_the_no_ratings_line(tmp_path):
     df = judged_items(6)
     stats = report_stats(df, EvaluationSettings(bootstrap_resamples=100))
@@ -176,6 +178,7 @@ def test_kappa_matches_sklearn():
     assert agree["cohens_kappa"] == pytest.approx(sklearn.cohen_kappa_score(a, b))
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_report_states_power_and_what_the_adjusted_p_counts(tmp_path):
     from replyassets.core.stats import paired_power, required_units
 
@@ -216,6 +219,7 @@ def test_report_figures_share_one_style_of_four_significant_digits():
     assert fmt(None) == "n/a" and fmt(float("nan")) == "n/a" and fmt([0.25, 0.75]) == "[0.25, 0.75]"
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_report_header_reads_as_text_not_json(tmp_path):
     """The judge line names no unknown prompt ("(prompt ?)"); the decoding row is settings, not JSON."""
     df = judged_items(4)

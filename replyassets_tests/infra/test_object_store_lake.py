@@ -44,6 +44,7 @@ def s3_server(monkeypatch):
         server.stop()
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_ducklake_on_an_object_store(postgres_server, s3_server, monkeypatch):
     client, secret = s3_server
     monkeypatch.setenv(db.CATALOG_ENV, postgres_server.create_database(f"lake_{uuid.uuid4().hex[:12]}"))
@@ -71,6 +72,7 @@ def test_ducklake_on_an_object_store(postgres_server, s3_server, monkeypatch):
     assert secret not in repr(md_a1) + repr(md_a2) + repr(storage.describe())
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_a_missing_bucket_is_a_clear_error_without_the_secret(postgres_server, s3_server, monkeypatch):
     _, secret = s3_server
     monkeypatch.setenv(db.CATALOG_ENV, postgres_server.create_database(f"lake_{uuid.uuid4().hex[:12]}"))

@@ -9,6 +9,7 @@ import pytest
 from replyassets_tests.postgres import PostgresServer
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_server_answers_sql_and_stops_by_pid(tmp_path):
     server = PostgresServer(tmp_path / "pg").start()
     try:

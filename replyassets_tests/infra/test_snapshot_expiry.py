@@ -47,6 +47,7 @@ def test_expiry_on_the_file_backend_and_bad_input(tmp_path):
         db.expire_snapshots(storage, older_than_days=-1)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_the_maintenance_job_keeps_what_adapters_were_trained_on(lake_storage, monkeypatch):
     """The ``expire_lake_snapshots`` job reads every ``lora_adapter`` materialization's
     ``curated_set_snapshot`` from the Dagster instance and keeps those snapshots."""

@@ -9,7 +9,12 @@ import sys
 import pandas as pd
 import pytest
 
-from replyassets.settings import PROJECT_ROOT, PreferenceSettings, get_settings, load_queries
+from replyassets.settings import (
+    PROJECT_ROOT,
+    PreferenceSettings,
+    get_settings,
+    load_queries,
+)
 
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 import make_sample  # noqa: E402
@@ -49,6 +54,7 @@ def sample_replies():
     return validated[validated["valid"]].assign(kept=True).reset_index(drop=True)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_the_shipped_sample_yields_pairs_whose_chosen_replies_differ(sample_replies):
     from scipy.stats import spearmanr
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from replyassets.core.human_eval import export_sheet, import_ratings
 from replyassets.core.judging import judge_pairs
@@ -93,6 +94,7 @@ def _report(tmp_path: Path, agreement: dict) -> str:
     return Path(paths["markdown"]).read_text()
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_report_flags_a_judge_no_better_than_chance(tmp_path):
     chance = likes_agreement(pd.DataFrame({"outcome": ["win", "loss", "tie", "win", "loss", "loss"],
                                            "position_flip": [False] * 6}))

@@ -53,6 +53,7 @@ def test_transient_fault_is_survived(fault, tmp_path):
         assert len(srv.message_requests) == 13
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 @pytest.mark.parametrize("fault", TRANSIENT)
 def test_persistent_fault_is_bounded_clear_and_nothing_half_written(fault, tmp_path):
     with FakeAnthropicServer(responder=responder, hang_seconds=5) as srv:

@@ -15,7 +15,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, example, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, example, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from replyassets.core.collect import collect_partition
 from replyassets.core.columns import PAIR_COLUMNS, REJECTION_COLUMNS
@@ -33,7 +35,12 @@ from replyassets_tests.reliability.hostile import (
     reply_item,
     tweet_item,
 )
-from replyassets_tests.reliability.storage_io import integrity_ok, read_table, store_partitioned, table_names
+from replyassets_tests.reliability.storage_io import (
+    integrity_ok,
+    read_table,
+    store_partitioned,
+    table_names,
+)
 
 REASON_RE = re.compile(r"^[a-z0-9_]+$")
 SURROGATE_RE = re.compile("[\ud800-\udfff]")
@@ -135,6 +142,7 @@ def assert_storable(frames: dict[str, pd.DataFrame]) -> None:
 # ----------------------------------------------------------------------------- normalizer
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 @hsettings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(any_item)
 # fixed examples (found by fuzzing or by review) run on every commit, whatever the profile
@@ -181,6 +189,7 @@ def _replay_query(tmp: Path, name: str, data: bytes, suffix: str = ".json") -> t
     return QuerySpec(name=name, text=name, replay=[f"{name}{suffix}"]), ReplaySource(sample)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 @hsettings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(any_item, max_size=12), st.lists(mutated_item, max_size=8))
 @example([{"_replay_error": "A"}], [{**reply_item("702", "700"), "_replay_error": "B"}])
@@ -371,6 +380,7 @@ def test_validate_pairs_with_real_scorers_on_hostile_rows(tmp_path, scorers):
     assert sorted(back["reasons"].fillna("")) == sorted(out["reasons"].fillna(""))
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 @hsettings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.dictionaries(st.sampled_from(list(PAIR_COLUMNS)), leaf, max_size=8), min_size=1, max_size=6))
 def test_validate_pairs_on_generated_frames(scorers, rows):
@@ -422,6 +432,7 @@ def sql_fstrings(root: Path) -> list[tuple[str, int, list[str]]]:
     return found
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_sql_never_interpolates_user_values():
     import replyassets
 

@@ -12,8 +12,18 @@ import pytest
 from replyassets_tests.fakes import FakeApifyServer, Fault
 from replyassets_tests.reliability import tally
 from replyassets_tests.reliability.hostile import make_dataset
-from replyassets_tests.reliability.project import COLLECT, apify_resources, failure_messages, materialize, use_queries
-from replyassets_tests.reliability.storage_io import content_equal, integrity_ok, read_table
+from replyassets_tests.reliability.project import (
+    COLLECT,
+    apify_resources,
+    failure_messages,
+    materialize,
+    use_queries,
+)
+from replyassets_tests.reliability.storage_io import (
+    content_equal,
+    integrity_ok,
+    read_table,
+)
 
 TOKEN = "apify_api_SENTINEL_faults_5d1e"
 QUERY = "ai-agents"

@@ -15,8 +15,16 @@ import pytest
 
 from replyassets_tests.reliability import tally
 from replyassets_tests.reliability.hostile import make_dataset
-from replyassets_tests.reliability.pipeline_proc import Pipeline, processes_mentioning, step_start_marker
-from replyassets_tests.reliability.storage_io import content_equal, integrity_ok, read_table
+from replyassets_tests.reliability.pipeline_proc import (
+    Pipeline,
+    processes_mentioning,
+    step_start_marker,
+)
+from replyassets_tests.reliability.storage_io import (
+    content_equal,
+    integrity_ok,
+    read_table,
+)
 
 SEED = 20261124
 COLLECT = ["raw_tweets", "raw_tweet_rejections"]

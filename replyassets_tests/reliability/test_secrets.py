@@ -21,7 +21,12 @@ from replyassets_tests.fakes import FakeApifyServer
 from replyassets_tests.reliability import tally
 from replyassets_tests.reliability.hostile import make_dataset
 from replyassets_tests.reliability.pipeline_proc import SMALL_SETTINGS
-from replyassets_tests.reliability.project import COLLECT, failure_messages, materialize, use_queries
+from replyassets_tests.reliability.project import (
+    COLLECT,
+    failure_messages,
+    materialize,
+    use_queries,
+)
 
 SENTINELS = {
     "APIFY_API_TOKEN": f"apify_api_SENTINEL{uuid.uuid4().hex[:16]}",

@@ -31,7 +31,13 @@ from typing import Any
 import yaml
 
 from replyassets_tests.fakes import FakeApifyServer
-from replyassets_tests.ui.conftest import _EXEC_WRAPPER, DagsterDev, _stop_group, _wait_until_loaded, free_port
+from replyassets_tests.ui.conftest import (
+    _EXEC_WRAPPER,
+    DagsterDev,
+    _stop_group,
+    _wait_until_loaded,
+    free_port,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECT_ASSETS = ("raw_tweets", "raw_tweet_rejections")

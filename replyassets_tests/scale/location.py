@@ -15,6 +15,7 @@ Everything is ``replyassets.definitions`` (assets, checks, pools, IO manager, se
 from __future__ import annotations
 
 import os
+
 import dagster as dg
 from dagster._record import copy
 

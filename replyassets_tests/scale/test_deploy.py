@@ -257,7 +257,11 @@ def test_code_location_image_serves_the_package_definitions(values):
 
 
 def test_training_launcher_lands_on_gpu_nodes_with_the_shared_volume(values, monkeypatch, tmp_path):
-    from replyassets.defs.launchers import LAUNCHER_ENV, build_pod_spec, training_launcher_for
+    from replyassets.defs.launchers import (
+        LAUNCHER_ENV,
+        build_pod_spec,
+        training_launcher_for,
+    )
     from replyassets.settings import load_settings
 
     dep = _deployment(values)
@@ -290,7 +294,10 @@ def test_training_launcher_lands_on_gpu_nodes_with_the_shared_volume(values, mon
 
 
 def test_launcher_settings_reject_unknown_fields_and_read_files(tmp_path):
-    from replyassets.defs.launchers import TrainingLaunchError, launcher_settings_from_env
+    from replyassets.defs.launchers import (
+        TrainingLaunchError,
+        launcher_settings_from_env,
+    )
 
     assert launcher_settings_from_env("") == {}
     assert launcher_settings_from_env('{"gpus": 2}') == {"gpus": 2}

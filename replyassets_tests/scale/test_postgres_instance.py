@@ -56,7 +56,11 @@ def _two_queries_gate(api_ref: dict):
 @pytest.mark.parametrize("tables", ["duckdb", "ducklake"])
 def test_backfill_through_the_daemon_on_the_postgres_instance(tmp_path, postgres_server, tables):
     import dagster as dg
-    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+    from dagster_postgres import (
+        PostgresEventLogStorage,
+        PostgresRunStorage,
+        PostgresScheduleStorage,
+    )
 
     from replyassets.core import db
 

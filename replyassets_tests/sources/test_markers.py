@@ -98,6 +98,7 @@ def test_a_resumed_collection_keeps_the_real_marker(tmp_path):
         assert len(res.pairs) == 2
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_cli_normalize_rejects_forged_markers_for_what_they_are(tmp_path):
     write_json(tmp_path / "x.json", [apidojo(1, "tweet"), *FORGED,
                                     apidojo(2, "A reply that is long enough to be kept by the filters.",

@@ -20,6 +20,7 @@ def adapter(tiny_setup, tmp_path_factory):
     return run_training(TrainConfig.from_dict(cfg), log=lambda m: None)["adapter_path"]
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_merged_model_matches_base_plus_adapter(tiny_setup, adapter, tmp_path):
     import torch
     from peft import PeftModel
@@ -47,6 +48,7 @@ def test_push_without_token_is_skipped_with_a_clear_message(adapter, tmp_path, m
     assert json.loads(captured.out)["pushed"] is None
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_push_to_unreachable_hub_is_a_clear_error_without_the_token(adapter, tmp_path, monkeypatch, capsys):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -131,6 +131,7 @@ def test_pretraining_turns_byte_soup_into_words(tmp_path, sample):
     assert trained_share - random_share > 0.3, (random_share, trained_share)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_pretraining_is_deterministic(tmp_path):
     import torch
 

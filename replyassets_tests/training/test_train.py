@@ -46,6 +46,7 @@ def _assert_common(result: dict, out: Path) -> None:
     assert cfg["r"] == 16 and cfg["lora_alpha"] == 16
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_lora_run_trains_a_real_adapter(tiny_setup, tmp_path):
     import torch
     from peft import PeftModel
@@ -68,6 +69,7 @@ def test_lora_run_trains_a_real_adapter(tiny_setup, tmp_path):
     assert max(e["learning_rate"] for e in lrs) > 1e-4
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_qlora_run_uses_4bit_nf4(tiny_setup, tmp_path):
     out = tmp_path / "out"
     result = run_training(
@@ -79,6 +81,7 @@ def test_qlora_run_uses_4bit_nf4(tiny_setup, tmp_path):
     assert result["global_step"] == 4
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_early_stopping_fires_on_an_overfitting_set(tiny_setup, tmp_path):
     # one reply memorised over and over; eval replies share nothing with it: eval loss turns up
     write_jsonl(tmp_path / "train.jsonl", [make_row(i, reply="alpha bravo charlie delta echo foxtrot golf hotel alpha bravo") for i in range(4)])
@@ -187,6 +190,7 @@ def test_settings_dump_is_a_valid_training_config(tmp_path):
     assert len(cfg.lora.target_modules) == 7 and cfg.adapter_dir == str(tmp_path / "adapter")
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_the_training_program_keeps_bitsandbytes_out_unless_it_quantizes():
     """peft and transformers import bitsandbytes whenever it is installed (seconds of CPU in every
     training process); the program keeps it out when nothing is 4-bit, and nf4 still gets it."""

@@ -15,9 +15,8 @@ has built the whole graph of the shipped sample (six queries, the default recipe
 trainings) and one review decision was written after it; `sample_demo_ui` is `dg dev` on it.
 The modules that only read what the demo left (the decision pages, in the browser and from the
 instance, and the review sensor) share them: once per session and xdist worker, not once per
-module. They name one xdist group (``SAMPLE_DEMO_GROUP``) for ``--dist loadgroup``, which does not
-group with pytest 9.2 and xdist 3.8 (pytest-xdist issue 1386), so ``make test`` runs
-``--dist loadfile``.
+module. They name one xdist group (``SAMPLE_DEMO_GROUP``): ``make test``'s scheduler
+(replyassets_tests/conftest.py) runs them on one worker.
 """
 
 from __future__ import annotations
@@ -273,7 +272,19 @@ def dagster_ui(ui_project, ui_prepare):
 
 
 @pytest.fixture(scope="session")
-def sample_demo(tmp_path_factory) -> UIProject:
+def sample_demo():
+    """``build_sample_demo`` in a folder as deep as a clone's data folder (the pages show
+    paths: pytest's own temporary root adds some 30 characters no user has), removed after."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="replyassets-demo-"))
+    try:
+        yield build_sample_demo(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def build_sample_demo(root: Path) -> UIProject:
     """The shipped sample's whole graph built by `python -m replyassets.demo` (what `make demo`
     runs) in a fresh project (the full config/queries.yaml: enough pairs for curated_set's
     blocking checks), then one review decision for a reply of the curated set (the daemon's
@@ -284,7 +295,6 @@ def sample_demo(tmp_path_factory) -> UIProject:
     from replyassets.core.review import ReviewStore
     from replyassets_tests.fast_settings import write_settings
 
-    root = tmp_path_factory.mktemp("sample_demo")
     queries = root / "queries.yaml"
     shutil.copyfile(ROOT / "config" / "queries.yaml", queries)
     # One experiment (the default recipe) keeps the demo short; experiments have their own test.

@@ -77,7 +77,11 @@ def ui_prepare(chromium_path, ui_project):
 
     from replyassets.defs.resources import resources_for_profile
     from replyassets_tests.defs.conftest import all_assets_and_checks
-    from replyassets_tests.defs.test_blocking import deduped_frame, store_deduped, store_other_training_inputs
+    from replyassets_tests.defs.test_blocking import (
+        deduped_frame,
+        store_deduped,
+        store_other_training_inputs,
+    )
 
     with ui_project.in_process():
         # 12 pairs on 4 tweets by 6 authors: far below the size and diversity floors.

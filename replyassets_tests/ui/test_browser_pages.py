@@ -66,6 +66,24 @@ OVERFLOW_JS = """() => {
 }"""
 
 
+# The page's metadata table (its header row starts with "Key") against the column it sits in:
+# wider means a value (or a key) too long to break pushes it past the column's right edge.
+METADATA_WIDTH_JS = """() => {
+  const t = [...document.querySelectorAll('table')].find(t => (t.innerText || '').trim().startsWith('Key'));
+  if (!t) return ['no metadata table on the page'];
+  const w = t.getBoundingClientRect().width, col = t.parentElement.getBoundingClientRect().width;
+  if (w <= col + 2) return [];
+  // which rows widen it: the table's width without each one
+  const rows = [...t.querySelectorAll(':scope > tbody > tr, :scope > thead > tr')], culprits = [];
+  for (const r of rows) {
+    const d = r.style.display; r.style.display = 'none';
+    const without = t.getBoundingClientRect().width; r.style.display = d;
+    if (without < w - 1) culprits.push(`${(r.querySelector('td') || r).innerText.trim().slice(0, 40)} +${Math.round(w - without)} px`);
+  }
+  return [`metadata table ${Math.round(w)} px wide in a ${Math.round(col)} px column; widened by: ${culprits.join(', ')}`];
+}"""
+
+
 @pytest.fixture(scope="module")
 def ui_project(sample_demo):
     """The session's `make demo` project (ui/conftest.py)."""
@@ -121,10 +139,10 @@ def test_first_screen_shows_the_key_entry_and_a_plot(page, dagster_ui, asset):
         images = _first_screen_images(page)
         print(f"{asset}: key entry at {box}; images on the first screen: {images}")
         assert images, f"{asset}: no plot on the first screen"
-        # Measured, not asserted yet: a long unbreakable value (a path link, a one-line text)
-        # still widens the page's metadata table past its column (measured 32-101 px on these
-        # pages), and every table value, at 100 % of its cell, with it.
-        print(f"{asset}: horizontal overflow: {page.evaluate(OVERFLOW_JS)}")
+        # Nothing runs past the page's metadata column: a long unbreakable value (a path, a hash,
+        # a one-line text) widens the whole metadata table, and every table value with it.
+        overflow = page.evaluate(OVERFLOW_JS) + page.evaluate(METADATA_WIDTH_JS)
+        assert not overflow, f"{asset}: horizontal overflow: {overflow}"
 
 
 def test_html_report_opens_with_its_plots(page, dagster_ui, ui_project):

@@ -159,7 +159,7 @@ def test_experiment_backfill_through_the_daemon_trains_in_parallel(dagster_ui, u
     # retrieval baseline.
     n = {e: md["n_tweets"] for e, md in reports.items()}
     assert len(set(n.values())) == 1 and next(iter(n.values())) > 0, n
-    figures = {e: json.loads(Path(str(md["comparisons_json"])).read_text()) for e, md in reports.items()}
+    figures = {e: json.loads((Path(str(md["report_folder"])) / "comparisons.json").read_text()) for e, md in reports.items()}
     assert all({"base", "retrieval"} <= set(f["stats"]) for f in figures.values())
 
     # The leaderboard: one row per experiment with the numbers the reports hold.

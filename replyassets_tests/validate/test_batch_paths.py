@@ -164,12 +164,14 @@ def test_rule_prefilters_miss_nothing_on_crafted_replies():
                                                 extra_generic_phrases=("ok cool", "très bien")))
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 @hsettings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches)
 def test_rule_prefilters_miss_nothing(replies):
     _check_rules(replies)
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_coerce_keeps_strings_and_repairs_surrogates():
     pairs = make_pairs(["plain", "lone \ud800 surrogate", "emoji 🔥"])
     pairs.loc[1, "tweet"] = 12345

@@ -51,6 +51,7 @@ def test_detoxify_missing_checkpoint_is_a_clear_error(tmp_path):
         DetoxifyScorer(checkpoint=str(bad))
 
 
+@pytest.mark.slow  # over 3 s (make check is the fast tier)
 def test_factory_names():
     assert isinstance(make_toxicity_scorer("local"), ProfanityCheckScorer)
     assert make_toxicity_scorer("profanity-check").name == "profanity-check"
