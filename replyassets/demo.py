@@ -507,12 +507,14 @@ def result_lines(instance, s) -> list[str]:
 def leaderboard_markdown_of(s) -> str | None:
     """The stored leaderboard table (gate order) as markdown, or None before its first build."""
     from replyassets.core import db
-    from replyassets.core.leaderboard import leaderboard_markdown
+    from replyassets.core.leaderboard import GATE_RANK, leaderboard_markdown
 
     with db.connect(db.storage_from_settings(s), purpose="make demo: the leaderboard") as con:
         if not db.table_exists(con, "leaderboard"):
             return None
         df = con.execute("SELECT * FROM main.leaderboard").df()
+    # gate order, as stored (a stable sort: the order within a gate class is the asset's)
+    df = df.sort_values("gate", key=lambda g: g.map(GATE_RANK).fillna(len(GATE_RANK)), kind="stable")
     return leaderboard_markdown(df) if len(df) else None
 
 

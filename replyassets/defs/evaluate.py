@@ -444,6 +444,8 @@ def report_files_md(paths: Mapping[str, Any], sheet: Mapping[str, Any] | None) -
         files["comparisons"] = str(Path(paths["report_md"]).parent / "comparisons.json")
     rows = [f"| `{Path(str(files[k])).name}` | {what} |" for k, what in REPORT_FILES if files.get(k)]
     return dg.MetadataValue.md("| file in `report_folder` | holds |\n|---|---|\n" + "\n".join(rows))
+
+
 # The inline plot of each full-size PNG in the report folder (the report embeds the PNG files).
 PLOT_KEYS = {"outcomes.png": ("outcomes_plot", "pairwise outcomes"),
              "scores.png": ("score_distribution", "judge score distributions"),

@@ -414,3 +414,41 @@ def test_breakable_lets_a_cell_wrap_long_tokens_and_reads_the_same():
         assert out.replace(ZWSP, "") == text
         assert all(len(part) <= 16 for word in out.split() for part in word.split(ZWSP)), out
     assert breakable("short words only") == "short words only" and breakable(None) == ""
+
+
+def test_a_report_folder_takes_the_short_run_id_and_never_another_runs(tmp_path):
+    from replyassets.defs.evaluate import report_folder
+
+    run, retry_of_run = "12c4ff66-cdc8-464e-b03a-6a57d775a1b2", "12c4ff66-cdc8-464e-b03a-6a57d775a1b2"
+    first = report_folder(tmp_path, run)
+    assert first == tmp_path / "12c4ff66" and first.is_dir()
+    (first / "report.md").write_text("first run's report")
+    assert report_folder(tmp_path, retry_of_run) == first  # a retry of the run writes where it wrote
+    other = "12c4ff66-0000-4000-8000-000000000000"  # another run with the same first 8 characters
+    assert report_folder(tmp_path, other) == tmp_path / other
+    assert (first / "report.md").read_text() == "first run's report"
+
+
+def test_report_files_name_each_file_with_what_it_holds(tmp_path):
+    from replyassets.defs.evaluate import REPORT_FILES, report_files_md
+
+    folder = tmp_path / "12c4ff66"
+    paths = {k: str(folder / f) for k, f in (("report_md", "report.md"), ("report_html", "report.html"),
+                                                ("report_json", "report.json"))}
+    sheet = {"sheet": str(folder / "human_eval_sheet.csv"), "key": str(folder / "human_eval_key.csv"), "n": 3}
+    md = report_files_md(paths, sheet).value
+    rows = md.splitlines()[2:]
+    assert [r.split("`")[1] for r in rows] == ["report.html", "report.md", "report.json", "comparisons.json",
+                                               "human_eval_sheet.csv", "human_eval_key.csv"]
+    assert all(what in md for _, what in REPORT_FILES) and str(tmp_path) not in md  # names, not paths
+    assert "human_eval" not in report_files_md(paths, None).value  # no sheet, no row for it
+
+
+def test_pages_show_hashes_short_and_leave_other_values(tmp_path):
+    from replyassets.defs.metadata import HASH_CHARS_SHOWN, shown_hashes
+
+    full = "ba0f0504fc9f61afcf83a2b4474677af9dd82f92e9311acbab7dcd5963150d30"
+    md = shown_hashes({"curated_set_hash": full, "adapter_sha256": dg.MetadataValue.text(full), "experiment": full,
+                       "reward_model_sha256": ""}, ("curated_set_hash", "adapter_sha256", "reward_model_sha256"))
+    assert md["curated_set_hash"] == md["adapter_sha256"] == full[:HASH_CHARS_SHOWN]
+    assert md["experiment"] == full and md["reward_model_sha256"] == ""
